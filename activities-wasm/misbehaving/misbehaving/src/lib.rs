@@ -1,0 +1,141 @@
+//! A test component that echoes every WIT type and misbehaves when asked to.
+
+wit_bindgen::generate!({ path: "../../../wit", world: "activity-host:testing/misbehaving", generate_all });
+
+use std::hint::black_box;
+
+use activity_host::activity::context;
+use wasi::http::outgoing_handler;
+use wasi::http::types::{Fields, Method, OutgoingRequest, Scheme};
+use wasi::logging::logging::{log, Level};
+
+struct Misbehaving;
+
+impl Guest for Misbehaving {
+    fn add(a: u32, b: u32) -> u32 {
+        a.wrapping_add(b)
+    }
+
+    fn echo(value: KitchenSink) -> KitchenSink {
+        value
+    }
+
+    fn echo_many(
+        a: Shape,
+        b: Color,
+        c: Permissions,
+        d: Vec<Option<i32>>,
+    ) -> (Shape, Color, Permissions, Vec<Option<i32>>) {
+        (a, b, c, d)
+    }
+
+    fn trap(message: String) {
+        panic!("{message}");
+    }
+
+    fn spin() {
+        let mut n: u64 = 0;
+        loop {
+            n = black_box(n.wrapping_add(1));
+        }
+    }
+
+    fn spin_until_cancelled() -> u64 {
+        let mut rounds = 0;
+        while !context::is_cancelled() {
+            rounds += 1;
+        }
+        rounds
+    }
+
+    fn allocate(mib: u32) -> u64 {
+        let chunk = (mib.max(1) as usize) << 20;
+        let mut kept: Vec<Vec<u8>> = Vec::new();
+        let mut total = 0u64;
+        loop {
+            let mut block = vec![1u8; chunk];
+            black_box(&mut block);
+            total += chunk as u64;
+            kept.push(block);
+            if total > (1 << 40) {
+                return total;
+            }
+        }
+    }
+
+    fn recurse(depth: u64) -> u64 {
+        deep(depth)
+    }
+
+    fn huge_output(bytes: u64) -> String {
+        "x".repeat(bytes as usize)
+    }
+
+    fn read_file(path: String) -> Result<String, String> {
+        std::fs::read_to_string(&path).map_err(|e| e.to_string())
+    }
+
+    fn read_env() -> Vec<(String, String)> {
+        std::env::vars().collect()
+    }
+
+    fn fetch(url: String) -> Result<u16, String> {
+        get(&url)
+    }
+
+    fn fail(failure: Failure) -> Result<String, Failure> {
+        Err(failure)
+    }
+
+    fn info() -> ActivityInfo {
+        context::info()
+    }
+
+    fn heartbeat(count: u32) -> Option<String> {
+        let previous = context::last_heartbeat_details();
+        for i in 0..count {
+            context::heartbeat(Some(&format!("{{\"n\":{i}}}")));
+        }
+        previous
+    }
+
+    fn log(message: String) {
+        log(Level::Info, "misbehaving", &message);
+    }
+
+    fn config_get(key: String) -> Option<String> {
+        wasi::config::store::get(&key).ok().flatten()
+    }
+}
+
+fn deep(depth: u64) -> u64 {
+    if depth == 0 {
+        return 0;
+    }
+    let frame = black_box([depth; 32]);
+    1 + deep(black_box(depth - 1)) + (frame[7] - depth)
+}
+
+fn get(url: &str) -> Result<u16, String> {
+    let (scheme, rest) = url.split_once("://").ok_or("no scheme")?;
+    let scheme = if scheme == "https" { Scheme::Https } else { Scheme::Http };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    request.set_method(&Method::Get).map_err(|_| "method")?;
+    request.set_scheme(Some(&scheme)).map_err(|_| "scheme")?;
+    request.set_authority(Some(authority)).map_err(|_| "authority")?;
+    request.set_path_with_query(Some(path)).map_err(|_| "path")?;
+    let response = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    response.subscribe().block();
+    let incoming = response
+        .get()
+        .ok_or("no response")?
+        .map_err(|_| "taken twice")?
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(incoming.status())
+}
+
+export!(Misbehaving);

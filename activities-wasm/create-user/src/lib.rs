@@ -15,7 +15,11 @@ impl Guest for CreateUser {
         let bucket = open_users()?;
         if let Some(existing) = load(&bucket, &user.user_id)? {
             return if existing.has_same_data(&user.email, &user.name) {
-                log(Level::Info, "create-user", &format!("user {:?} already exists with the same data", user.user_id));
+                log(
+                    Level::Info,
+                    "create-user",
+                    &format!("user {:?} already exists with the same data", user.user_id),
+                );
                 Ok(to_wit(existing))
             } else {
                 Err(UserError::Conflict(to_wit(existing)))
@@ -31,7 +35,11 @@ impl Guest for CreateUser {
             updated_at_ms: now,
         };
         save(&bucket, &stored)?;
-        log(Level::Info, "create-user", &format!("created user {:?}", stored.user_id));
+        log(
+            Level::Info,
+            "create-user",
+            &format!("created user {:?}", stored.user_id),
+        );
         Ok(to_wit(stored))
     }
 }

@@ -12,7 +12,9 @@ struct DeleteUser;
 impl Guest for DeleteUser {
     fn delete_user(user_id: String) -> Result<bool, UserError> {
         if user_id.is_empty() {
-            return Err(UserError::Invalid(vec!["user_id: must not be empty".into()]));
+            return Err(UserError::Invalid(
+                vec!["user_id: must not be empty".into()],
+            ));
         }
         let bucket = open_users()?;
         if load(&bucket, &user_id)?.is_none() {
@@ -21,7 +23,11 @@ impl Guest for DeleteUser {
         bucket
             .delete(&user_store::key(&user_id))
             .map_err(|e| unavailable("delete the user", e))?;
-        log(Level::Info, "delete-user", &format!("deleted user {user_id:?}"));
+        log(
+            Level::Info,
+            "delete-user",
+            &format!("deleted user {user_id:?}"),
+        );
         Ok(true)
     }
 }

@@ -34,24 +34,43 @@ impl Guest for SendNotification {
             "activity_id": info.activity_id,
         })
         .to_string();
-        let url = wasi::config::store::get(WEBHOOK_URL_KEY)
-            .map_err(|e| failure("ConfigUnavailable", format!("could not read config: {e:?}"), false))?;
+        let url = wasi::config::store::get(WEBHOOK_URL_KEY).map_err(|e| {
+            failure(
+                "ConfigUnavailable",
+                format!("could not read config: {e:?}"),
+                false,
+            )
+        })?;
         match url.filter(|u| !u.is_empty()) {
             None => {
                 log(Level::Info, "notification", &body);
-                Ok(Delivery { target: "host-log".into(), status: None })
+                Ok(Delivery {
+                    target: "host-log".into(),
+                    status: None,
+                })
             }
             Some(url) => {
-                let key = format!("{}/{}", info.workflow_id.unwrap_or_default(), info.activity_id);
+                let key = format!(
+                    "{}/{}",
+                    info.workflow_id.unwrap_or_default(),
+                    info.activity_id
+                );
                 let status = post_json(&url, &body, &key)?;
                 match status {
-                    200..=299 => Ok(Delivery { target: url, status: Some(status) }),
+                    200..=299 => Ok(Delivery {
+                        target: url,
+                        status: Some(status),
+                    }),
                     408 | 429 | 500..=599 => Err(failure(
                         "WebhookUnavailable",
                         format!("webhook {url} answered {status}"),
                         false,
                     )),
-                    _ => Err(failure("WebhookRejected", format!("webhook {url} answered {status}"), true)),
+                    _ => Err(failure(
+                        "WebhookRejected",
+                        format!("webhook {url} answered {status}"),
+                        true,
+                    )),
                 }
             }
         }
@@ -59,13 +78,26 @@ impl Guest for SendNotification {
 }
 
 fn failure(kind: &str, message: String, non_retryable: bool) -> UserError {
-    UserError::Failed(Failure { message, type_: Some(kind.into()), non_retryable, details: None })
+    UserError::Failed(Failure {
+        message,
+        type_: Some(kind.into()),
+        non_retryable,
+        details: None,
+    })
 }
 
 /// Posts `body` to `url` and answers the response status.
 fn post_json(url: &str, body: &str, idempotency_key: &str) -> Result<u16, UserError> {
-    let bad_url = |why: &str| failure("InvalidWebhookUrl", format!("webhook URL {url:?} {why}"), true);
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad_url("has no scheme"))?;
+    let bad_url = |why: &str| {
+        failure(
+            "InvalidWebhookUrl",
+            format!("webhook URL {url:?} {why}"),
+            true,
+        )
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad_url("has no scheme"))?;
     let scheme = match scheme {
         "http" => Scheme::Http,
         "https" => Scheme::Https,
@@ -80,7 +112,14 @@ fn post_json(url: &str, body: &str, idempotency_key: &str) -> Result<u16, UserEr
     }
     let headers = Fields::from_list(&[
         ("content-type".to_string(), b"application/json".to_vec()),
-        ("idempotency-key".to_string(), idempotency_key.as_bytes().to_vec()),
+        (
+            "content-length".to_string(),
+            body.len().to_string().into_bytes(),
+        ),
+        (
+            "idempotency-key".to_string(),
+            idempotency_key.as_bytes().to_vec(),
+        ),
     ])
     .map_err(|e| failure("InvalidWebhookRequest", format!("{e:?}"), true))?;
     let request = OutgoingRequest::new(headers);
@@ -92,13 +131,26 @@ fn post_json(url: &str, body: &str, idempotency_key: &str) -> Result<u16, UserEr
     if set.is_err() {
         return Err(bad_url("is not a valid request target"));
     }
-    let outgoing = request.body().map_err(|_| failure("InvalidWebhookRequest", "body taken twice".into(), true))?;
-    let send_error = |e: String| failure("WebhookUnavailable", format!("could not call webhook {url}: {e}"), false);
-    let response = outgoing_handler::handle(request, None).map_err(|e| send_error(format!("{e:?}")))?;
+    let outgoing = request
+        .body()
+        .map_err(|_| failure("InvalidWebhookRequest", "body taken twice".into(), true))?;
+    let send_error = |e: String| {
+        failure(
+            "WebhookUnavailable",
+            format!("could not call webhook {url}: {e}"),
+            false,
+        )
+    };
+    let response =
+        outgoing_handler::handle(request, None).map_err(|e| send_error(format!("{e:?}")))?;
     {
-        let stream = outgoing.write().map_err(|_| send_error("body stream unavailable".into()))?;
+        let stream = outgoing
+            .write()
+            .map_err(|_| send_error("body stream unavailable".into()))?;
         for chunk in body.as_bytes().chunks(WRITE_CHUNK) {
-            stream.blocking_write_and_flush(chunk).map_err(|e| send_error(format!("{e:?}")))?;
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| send_error(format!("{e:?}")))?;
         }
     }
     OutgoingBody::finish(outgoing, None).map_err(|e| send_error(format!("{e:?}")))?;

@@ -14,7 +14,10 @@ impl Guest for UpdateUser {
         check(&user.user_id, &user.email, &user.name)?;
         let bucket = open_users()?;
         let Some(mut stored) = load(&bucket, &user.user_id)? else {
-            return Err(UserError::NotFound(format!("user {:?} does not exist", user.user_id)));
+            return Err(UserError::NotFound(format!(
+                "user {:?} does not exist",
+                user.user_id
+            )));
         };
         if stored.has_same_data(&user.email, &user.name) {
             return Ok(to_wit(stored));
@@ -24,7 +27,14 @@ impl Guest for UpdateUser {
         stored.version += 1;
         stored.updated_at_ms = user_store::now_ms();
         save(&bucket, &stored)?;
-        log(Level::Info, "update-user", &format!("updated user {:?} to version {}", stored.user_id, stored.version));
+        log(
+            Level::Info,
+            "update-user",
+            &format!(
+                "updated user {:?} to version {}",
+                stored.user_id, stored.version
+            ),
+        );
         Ok(to_wit(stored))
     }
 }

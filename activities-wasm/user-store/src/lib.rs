@@ -155,7 +155,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed_emails() {
-        for bad in ["a@b", "@example.com", "a@@example.com", "a b@example.com", "a@-x.com", "a..b@x.com"] {
+        for bad in [
+            "a@b",
+            "@example.com",
+            "a@@example.com",
+            "a b@example.com",
+            "a@-x.com",
+            "a..b@x.com",
+        ] {
             assert!(!validate("u", bad, "N").is_empty(), "{bad} was accepted");
         }
     }

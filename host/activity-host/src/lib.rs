@@ -1,1 +1,4 @@
-//! placeholder
+//! The `activity-host` binary's library: configuration and the wiring of the runtime.
+
+pub mod config;
+pub mod reference;

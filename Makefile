@@ -1,0 +1,41 @@
+# The one entry point for people and CI.
+#   make dev    run the host on this machine with embedded defaults
+#   make test   install what the tests need, build the guest components, run every test
+#   make bench  run the benchmarks
+#   make lint   rustfmt and clippy, host and guests
+
+TOOLCHAIN  := 1.95.0
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+GUEST_DIR  := $(TARGET_DIR)/guests
+export GUEST_TARGET_DIR := $(GUEST_DIR)
+
+.PHONY: setup guests dev test bench lint fmt
+
+# rustup does not install what rust-toolchain.toml names on its own here.
+setup:
+	rustup toolchain install $(TOOLCHAIN) --profile minimal --component rustfmt,clippy
+	rustup target add wasm32-wasip2 --toolchain $(TOOLCHAIN)
+
+guests: setup
+	cd activities-wasm && cargo build --release --target wasm32-wasip2 --target-dir $(GUEST_DIR)
+
+dev: guests
+	ACTIVITY_HOST_ACTIVITIES__COMPONENTS_DIR=$(GUEST_DIR)/wasm32-wasip2/release \
+		cargo run -p activity-host -- dev
+
+test: guests
+	cargo test --workspace
+	cd activities-wasm && cargo test -p user-store --target-dir $(GUEST_DIR)
+
+bench: guests
+	cargo bench -p activity-runtime --bench invoke
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cd activities-wasm && cargo fmt --all -- --check
+	cd activities-wasm && cargo clippy --target wasm32-wasip2 --target-dir $(GUEST_DIR) -- -D warnings
+
+fmt:
+	cargo fmt --all
+	cd activities-wasm && cargo fmt --all

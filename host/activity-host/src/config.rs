@@ -1,0 +1,228 @@
+//! The host's configuration: one typed struct loaded from YAML (`configs/config.yaml`)
+//! with environment overrides (`ACTIVITY_HOST_SECTION__KEY=value`), validated at start.
+
+use std::path::{Path, PathBuf};
+
+use activity_runtime::{ActivityLimits, EngineConfig};
+use figment::providers::{Env, Format, Serialized, Yaml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Prefix of environment variables that override configuration keys. Nested keys are
+/// joined with a double underscore: `ACTIVITY_HOST_WORKFLOW__TEMPORAL__ADDRESS`.
+pub const ENV_PREFIX: &str = "ACTIVITY_HOST_";
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file or environment value has the wrong shape; the message names the key.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// A value is well-formed but not acceptable.
+    #[error("invalid configuration: {key}: {reason}")]
+    Value {
+        /// Dotted key path.
+        key: &'static str,
+        /// What was expected.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Temporal connection (the seed's `workflow.temporal` keys).
+    pub workflow: WorkflowConfig,
+    /// Where state lives.
+    pub data_dir: DataDir,
+    /// The component runtime.
+    pub runtime: RuntimeSection,
+    /// Activity components.
+    pub activities: ActivitiesConfig,
+}
+
+/// `workflow:` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkflowConfig {
+    /// `workflow.temporal`.
+    pub temporal: TemporalConfig,
+}
+
+/// `workflow.temporal`: how to reach Temporal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemporalConfig {
+    /// Frontend address, `host:port`.
+    pub address: String,
+    /// Task queue of the workflows and activities.
+    pub task_queue: String,
+    /// Namespace.
+    pub namespace: String,
+}
+
+impl Default for TemporalConfig {
+    fn default() -> Self {
+        Self {
+            address: "localhost:7233".into(),
+            task_queue: "user-task-queue".into(),
+            namespace: "default".into(),
+        }
+    }
+}
+
+/// The data directory (compiled cache, SQLite files, module store).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DataDir(pub PathBuf);
+
+impl Default for DataDir {
+    fn default() -> Self {
+        Self(PathBuf::from(".data"))
+    }
+}
+
+/// `runtime:` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeSection {
+    /// Engine-wide settings.
+    pub engine: EngineConfig,
+    /// Default limits of every activity.
+    pub limits: ActivityLimits,
+}
+
+/// `activities:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActivitiesConfig {
+    /// Directory with the reference components (`validate_user.wasm`, ...) that `dev` loads.
+    pub components_dir: PathBuf,
+}
+
+impl Default for ActivitiesConfig {
+    fn default() -> Self {
+        Self {
+            components_dir: PathBuf::from("target/guests/wasm32-wasip2/release"),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `path` (when given), then environment overrides, and validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Yaml::file(path));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let t = &self.workflow.temporal;
+        if t.address
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
+            return Err(ConfigError::Value {
+                key: "workflow.temporal.address",
+                reason: format!("expected host:port, found {:?}", t.address),
+            });
+        }
+        if t.task_queue.trim().is_empty() {
+            return Err(ConfigError::Value {
+                key: "workflow.temporal.task_queue",
+                reason: "must not be empty".into(),
+            });
+        }
+        if t.namespace.trim().is_empty() {
+            return Err(ConfigError::Value {
+                key: "workflow.temporal.namespace",
+                reason: "must not be empty".into(),
+            });
+        }
+        let e = &self.runtime.engine;
+        if e.max_instances == 0 {
+            return Err(ConfigError::Value {
+                key: "runtime.engine.max_instances",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if e.epoch_tick_ms == 0 {
+            return Err(ConfigError::Value {
+                key: "runtime.engine.epoch_tick_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let l = &self.runtime.limits;
+        if l.max_memory_bytes > e.max_memory_bytes_ceiling {
+            return Err(ConfigError::Value {
+                key: "runtime.limits.max_memory_bytes",
+                reason: format!(
+                    "must not exceed runtime.engine.max_memory_bytes_ceiling ({})",
+                    e.max_memory_bytes_ceiling
+                ),
+            });
+        }
+        if l.max_execution_ms == 0 {
+            return Err(ConfigError::Value {
+                key: "runtime.limits.max_execution_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Directory of the compiled-component cache.
+    pub fn compiled_cache_dir(&self) -> PathBuf {
+        self.data_dir.0.join("compiled")
+    }
+
+    /// The SQLite file of the key-value stores (users among them).
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.0.join("store.sqlite")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_config_file_equals_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/config.yaml");
+        let loaded = Config::load(Some(&path)).unwrap();
+        assert_eq!(loaded, Config::default());
+    }
+
+    #[test]
+    fn wrong_values_name_their_key() {
+        let mut c = Config::default();
+        c.workflow.temporal.address = "nowhere".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("workflow.temporal.address"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "workflow:\n  temporal:\n    adress: x:1\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("adress"), "{err}");
+    }
+}

@@ -1,0 +1,58 @@
+//! The reference activities the host deploys in `dev`, with their grants.
+
+use activity_runtime::ActivitySpec;
+
+/// Key-value store the user activities keep users in.
+pub const USERS_STORE: &str = "users";
+
+/// The reference activities: activity type and component file name.
+pub const REFERENCE_ACTIVITIES: &[(&str, &str)] = &[
+    ("ValidateUser", "validate_user.wasm"),
+    ("CreateUser", "create_user.wasm"),
+    ("UpdateUser", "update_user.wasm"),
+    ("DeleteUser", "delete_user.wasm"),
+    ("SendNotification", "send_notification.wasm"),
+];
+
+/// The spec of a reference activity: the user activities may open the users store;
+/// SendNotification may call the webhook's host, when there is one.
+pub fn spec(activity_type: &str, webhook_url: Option<&str>) -> ActivitySpec {
+    let mut spec = ActivitySpec::new(activity_type);
+    match activity_type {
+        "CreateUser" | "UpdateUser" | "DeleteUser" => {
+            spec.grants.key_value_stores = vec![USERS_STORE.into()];
+        }
+        "SendNotification" => {
+            let authority = webhook_url
+                .and_then(|u| u.split_once("://"))
+                .map(|(_, rest)| rest.split('/').next().unwrap_or_default().to_string())
+                .filter(|a| !a.is_empty());
+            // Outgoing HTTP is granted only towards the webhook; without one, every request
+            // is refused and notifications go to the host's log.
+            spec.grants.allowed_hosts = vec![authority.unwrap_or_else(|| "webhook.invalid".into())];
+            if let Some(url) = webhook_url {
+                spec.grants.config.insert("webhook_url".into(), url.into());
+            }
+        }
+        _ => {}
+    }
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_grant_follows_the_webhook() {
+        let s = spec("SendNotification", Some("http://127.0.0.1:9000/hook"));
+        assert_eq!(s.grants.allowed_hosts, vec!["127.0.0.1:9000"]);
+        assert_eq!(s.grants.config["webhook_url"], "http://127.0.0.1:9000/hook");
+        let none = spec("SendNotification", None);
+        assert_eq!(none.grants.allowed_hosts, vec!["webhook.invalid"]);
+        assert_eq!(
+            spec("CreateUser", None).grants.key_value_stores,
+            vec!["users"]
+        );
+    }
+}

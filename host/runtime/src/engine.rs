@@ -1,0 +1,106 @@
+//! The process-wide wasmtime [`Engine`] and the epoch ticker that lets long-running guests
+//! yield to tokio and be stopped at their deadline.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::RuntimeError;
+
+/// Engine-wide settings: how many instances may live at once and how guests are preempted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Component instances that may be alive at once (the pooling allocator's slots).
+    /// Calls beyond this wait for a slot or fail with `InstancePoolExhausted`.
+    pub max_instances: u32,
+    /// Largest linear memory any single guest memory may grow to, in bytes. Per-activity
+    /// limits (`max_memory_bytes`) are enforced below this ceiling.
+    pub max_memory_bytes_ceiling: u64,
+    /// How often the epoch ticks, in milliseconds. A running guest yields to the async
+    /// runtime once per tick, so deadlines are enforced with this precision.
+    pub epoch_tick_ms: u64,
+    /// Count fuel (executed instructions) so activities can be given a fuel budget.
+    /// Costs some speed on every call, so it is off unless asked for.
+    pub fuel: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_instances: 256,
+            max_memory_bytes_ceiling: 4 << 30,
+            epoch_tick_ms: 5,
+            fuel: false,
+        }
+    }
+}
+
+/// Core instances a component may create (its modules plus the adapters' shims).
+const CORE_INSTANCES_PER_COMPONENT: u32 = 20;
+/// Linear memories per component: components from wasm32-wasip2 have one; some tools add a
+/// second. Each pool slot reserves address space, so this stays small.
+const MEMORIES_PER_COMPONENT: u32 = 2;
+/// Tables per component.
+const TABLES_PER_COMPONENT: u32 = 4;
+/// Native stack for guest code; a guest recursing deeper traps with a stack overflow.
+const MAX_WASM_STACK_BYTES: usize = 1 << 20;
+
+/// Builds the engine: component model, async support, epoch interruption, pooling allocator.
+pub fn build_engine(config: &EngineConfig) -> Result<Engine, RuntimeError> {
+    let mut pooling = PoolingAllocationConfig::default();
+    let instances = config.max_instances.max(1);
+    pooling
+        .total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
+        .total_memories(instances.saturating_mul(MEMORIES_PER_COMPONENT))
+        .total_tables(instances.saturating_mul(TABLES_PER_COMPONENT))
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_memory_size(config.max_memory_bytes_ceiling as usize);
+    let mut wasm = Config::new();
+    wasm.wasm_component_model(true)
+        .epoch_interruption(true)
+        .consume_fuel(config.fuel)
+        .max_wasm_stack(MAX_WASM_STACK_BYTES)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))
+}
+
+/// A thread that advances the engine's epoch every tick until dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    /// Starts ticking `engine`'s epoch every `tick`.
+    pub fn start(engine: Engine, tick: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        Self { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Capability grants per activity, and the import policy that checks a component's imports
+//! against what the host offers and what the activity was granted.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What an activity is allowed beyond computing: deny by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Grants {
+    /// Hosts the activity may call over outgoing HTTP: `example.com`, `example.com:8443`,
+    /// `*.example.com`, or `*` for any host. Empty means no outgoing HTTP.
+    pub allowed_hosts: Vec<String>,
+    /// Key-value stores (`wasi:keyvalue/store.open` identifiers) the activity may open.
+    pub key_value_stores: Vec<String>,
+    /// Values the activity reads through `wasi:config/store`.
+    pub config: BTreeMap<String, String>,
+}
+
+impl Grants {
+    /// True when `authority` (`host` or `host:port`) matches an allowed host pattern.
+    pub fn allows_host(&self, host: &str, port: Option<u16>) -> bool {
+        self.allowed_hosts
+            .iter()
+            .any(|pattern| HostPattern::parse(pattern).matches(host, port))
+    }
+}
+
+/// One entry of an outgoing-HTTP allowlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HostPattern<'a> {
+    host: &'a str,
+    port: Option<u16>,
+}
+
+impl<'a> HostPattern<'a> {
+    fn parse(pattern: &'a str) -> Self {
+        let pattern = pattern.trim();
+        // `[::1]:8080` and `host:port`; a bare IPv6 address has several colons and no port.
+        match pattern.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
+                match port.parse() {
+                    Ok(p) => Self {
+                        host: host.trim_matches(['[', ']']),
+                        port: Some(p),
+                    },
+                    Err(_) => Self {
+                        host: pattern,
+                        port: None,
+                    },
+                }
+            }
+            _ => Self {
+                host: pattern.trim_matches(['[', ']']),
+                port: None,
+            },
+        }
+    }
+
+    fn matches(&self, host: &str, port: Option<u16>) -> bool {
+        let host = host.trim_matches(['[', ']']);
+        let host_ok = if self.host == "*" {
+            true
+        } else if let Some(suffix) = self.host.strip_prefix("*.") {
+            host.len() > suffix.len() + 1
+                && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+                && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+        } else {
+            self.host.eq_ignore_ascii_case(host)
+        };
+        host_ok && (self.port.is_none() || self.port == port)
+    }
+}
+
+/// A capability the host offers to guests, named the way grants and errors name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// Clocks, random numbers, streams, an empty environment and no preopened files.
+    Base,
+    /// `wasi:logging`, into the host's structured log.
+    Logging,
+    /// `activity-host:activity`: activity info, heartbeats, cancellation, failures.
+    ActivityContext,
+    /// `wasi:config/store`: the activity's configured values.
+    Config,
+    /// `wasi:keyvalue/store`: the stores named in `key_value_stores`.
+    KeyValue,
+    /// `wasi:http/outgoing-handler`: calls to the hosts in `allowed_hosts`.
+    OutgoingHttp,
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Capability::Base => "base WASI",
+            Capability::Logging => "logging",
+            Capability::ActivityContext => "activity context",
+            Capability::Config => "config",
+            Capability::KeyValue => "key-value (grant key_value_stores)",
+            Capability::OutgoingHttp => "outgoing HTTP (grant allowed_hosts)",
+        })
+    }
+}
+
+/// Why an import cannot be satisfied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportRefusal {
+    /// The host has no such interface at all.
+    NotOffered {
+        /// What to do instead, when there is a known alternative.
+        hint: Option<&'static str>,
+    },
+    /// The host offers it but this activity was not granted it.
+    NotGranted(Capability),
+}
+
+/// Interfaces (by `namespace:package/interface` without version) and what they need.
+const OFFERED: &[(&str, Capability)] = &[
+    ("wasi:io/error", Capability::Base),
+    ("wasi:io/poll", Capability::Base),
+    ("wasi:io/streams", Capability::Base),
+    ("wasi:clocks/monotonic-clock", Capability::Base),
+    ("wasi:clocks/wall-clock", Capability::Base),
+    ("wasi:random/random", Capability::Base),
+    ("wasi:random/insecure", Capability::Base),
+    ("wasi:random/insecure-seed", Capability::Base),
+    ("wasi:cli/environment", Capability::Base),
+    ("wasi:cli/exit", Capability::Base),
+    ("wasi:cli/stdin", Capability::Base),
+    ("wasi:cli/stdout", Capability::Base),
+    ("wasi:cli/stderr", Capability::Base),
+    ("wasi:cli/terminal-input", Capability::Base),
+    ("wasi:cli/terminal-output", Capability::Base),
+    ("wasi:cli/terminal-stdin", Capability::Base),
+    ("wasi:cli/terminal-stdout", Capability::Base),
+    ("wasi:cli/terminal-stderr", Capability::Base),
+    ("wasi:filesystem/types", Capability::Base),
+    ("wasi:filesystem/preopens", Capability::Base),
+    ("wasi:http/types", Capability::Base),
+    ("wasi:logging/logging", Capability::Logging),
+    ("activity-host:activity/types", Capability::ActivityContext),
+    (
+        "activity-host:activity/context",
+        Capability::ActivityContext,
+    ),
+    ("wasi:config/store", Capability::Config),
+    ("wasi:keyvalue/store", Capability::KeyValue),
+    ("wasi:http/outgoing-handler", Capability::OutgoingHttp),
+];
+
+/// Decides whether a component import (`wasi:http/outgoing-handler@0.2.3`) is allowed.
+pub fn check_import(import: &str, grants: &Grants) -> Result<Capability, ImportRefusal> {
+    let unversioned = import.split_once('@').map_or(import, |(name, _)| name);
+    let Some(&(_, capability)) = OFFERED.iter().find(|(name, _)| *name == unversioned) else {
+        let hint = if unversioned.starts_with("wasi:sockets/") {
+            Some("the host offers no sockets; use wasi:http/outgoing-handler with allowed_hosts")
+        } else if unversioned.starts_with("wasi:keyvalue/") {
+            Some("only wasi:keyvalue/store is offered")
+        } else {
+            None
+        };
+        return Err(ImportRefusal::NotOffered { hint });
+    };
+    let granted = match capability {
+        Capability::KeyValue => !grants.key_value_stores.is_empty(),
+        Capability::OutgoingHttp => !grants.allowed_hosts.is_empty(),
+        _ => true,
+    };
+    if granted {
+        Ok(capability)
+    } else {
+        Err(ImportRefusal::NotGranted(capability))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(list: &[&str]) -> Grants {
+        Grants {
+            allowed_hosts: list.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn host_patterns_match_exactly_by_port_and_by_suffix() {
+        let g = hosts(&[
+            "api.example.com",
+            "127.0.0.1:8080",
+            "*.hooks.io",
+            "[::1]:9000",
+        ]);
+        assert!(g.allows_host("api.example.com", Some(443)));
+        assert!(g.allows_host("API.example.com", None));
+        assert!(!g.allows_host("example.com", Some(443)));
+        assert!(g.allows_host("127.0.0.1", Some(8080)));
+        assert!(!g.allows_host("127.0.0.1", Some(8081)));
+        assert!(g.allows_host("a.hooks.io", Some(80)));
+        assert!(!g.allows_host("hooks.io", Some(80)));
+        assert!(!g.allows_host("evilhooks.io", Some(80)));
+        assert!(g.allows_host("::1", Some(9000)));
+        assert!(hosts(&["*"]).allows_host("anything", Some(1)));
+        assert!(!Grants::default().allows_host("anything", None));
+    }
+
+    #[test]
+    fn imports_need_their_grants() {
+        let none = Grants::default();
+        assert_eq!(
+            check_import("wasi:io/streams@0.2.3", &none),
+            Ok(Capability::Base)
+        );
+        assert_eq!(
+            check_import("wasi:http/outgoing-handler@0.2.0", &none),
+            Err(ImportRefusal::NotGranted(Capability::OutgoingHttp))
+        );
+        assert_eq!(
+            check_import("wasi:keyvalue/store@0.2.0-draft", &none),
+            Err(ImportRefusal::NotGranted(Capability::KeyValue))
+        );
+        assert!(matches!(
+            check_import("wasi:sockets/tcp@0.2.0", &none),
+            Err(ImportRefusal::NotOffered { hint: Some(_) })
+        ));
+        assert!(matches!(
+            check_import("acme:secret/door", &none),
+            Err(ImportRefusal::NotOffered { hint: None })
+        ));
+        assert!(check_import("wasi:http/outgoing-handler@0.2.0", &hosts(&["x"])).is_ok());
+    }
+}

@@ -1,0 +1,324 @@
+//! Guests that misbehave: each gets the expected failure, and the runtime serves a normal
+//! call right after.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use activity_runtime::{kinds, ActivityLimits, CallContext, Grants, Runtime};
+use serde_json::json;
+use support::{call, load, misbehaving, misbehaving_spec, runtime, HttpSink};
+
+/// Asserts the runtime still serves a normal call.
+async fn still_serves(rt: &Runtime) {
+    let add = misbehaving(rt, "add", Grants::default()).await;
+    assert_eq!(call(rt, &add, json!([2, 3])).await.unwrap(), json!(5));
+}
+
+async fn with_limits(
+    rt: &Runtime,
+    export: &str,
+    limits: ActivityLimits,
+) -> activity_runtime::ActivityComponent {
+    load(
+        rt,
+        misbehaving_spec(export, Grants::default(), limits),
+        test_components::MISBEHAVING,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_trap_is_a_retryable_failure_quoting_the_panic() {
+    let rt = runtime();
+    let a = misbehaving(&rt, "trap", Grants::default()).await;
+    let err = call(&rt, &a, json!(["boom at step 3"])).await.unwrap_err();
+    assert_eq!(err.kind, kinds::GUEST_TRAP);
+    assert!(!err.non_retryable);
+    assert!(err.message.contains("boom at step 3"), "{}", err.message);
+    still_serves(&rt).await;
+}
+
+#[tokio::test]
+async fn an_endless_loop_is_stopped_at_its_time_limit() {
+    let rt = runtime();
+    let a = with_limits(
+        &rt,
+        "spin",
+        ActivityLimits {
+            max_execution_ms: 300,
+            ..Default::default()
+        },
+    )
+    .await;
+    let started = Instant::now();
+    let err = call(&rt, &a, json!([])).await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.kind, kinds::TIME_LIMIT_EXCEEDED);
+    assert!(!err.non_retryable);
+    assert!(
+        took >= Duration::from_millis(300),
+        "stopped early: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "not stopped in time: {took:?}"
+    );
+    still_serves(&rt).await;
+}
+
+#[tokio::test]
+async fn the_callers_deadline_shortens_the_time_limit() {
+    let rt = runtime();
+    let a = misbehaving(&rt, "spin", Grants::default()).await;
+    let mut ctx = CallContext::for_type("Misbehaving");
+    ctx.info.deadline = Some(std::time::SystemTime::now() + Duration::from_millis(200));
+    let started = Instant::now();
+    let err = rt.invoke(&a, &[], ctx).await.unwrap_err();
+    assert_eq!(err.kind, kinds::TIME_LIMIT_EXCEEDED);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_looping_guest_does_not_block_other_tasks_on_its_thread() {
+    // On a single-threaded runtime, a timer task must still tick while the guest spins.
+    let rt = runtime();
+    let a = with_limits(
+        &rt,
+        "spin",
+        ActivityLimits {
+            max_execution_ms: 500,
+            ..Default::default()
+        },
+    )
+    .await;
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = ticks.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let err = call(&rt, &a, json!([])).await.unwrap_err();
+    ticker.abort();
+    assert_eq!(err.kind, kinds::TIME_LIMIT_EXCEEDED);
+    assert!(
+        ticks.load(std::sync::atomic::Ordering::Relaxed) >= 5,
+        "the guest starved the thread"
+    );
+}
+
+#[tokio::test]
+async fn unbounded_allocation_hits_the_memory_limit() {
+    let rt = runtime();
+    let limits = ActivityLimits {
+        max_memory_bytes: 32 << 20,
+        ..Default::default()
+    };
+    let a = with_limits(&rt, "allocate", limits).await;
+    let started = Instant::now();
+    let err = call(&rt, &a, json!([1])).await.unwrap_err();
+    assert_eq!(err.kind, kinds::MEMORY_LIMIT_EXCEEDED, "{err}");
+    assert!(err.non_retryable);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    still_serves(&rt).await;
+}
+
+#[tokio::test]
+async fn memory_use_is_reported_and_capped() {
+    let rt = runtime();
+    let a = misbehaving(&rt, "add", Grants::default()).await;
+    let inv = rt
+        .invoke(
+            &a,
+            &[json!(1), json!(2)],
+            CallContext::for_type("Misbehaving"),
+        )
+        .await
+        .unwrap();
+    assert!(inv.peak_memory_bytes > 0);
+    assert!(inv.peak_memory_bytes <= ActivityLimits::default().max_memory_bytes);
+}
+
+#[tokio::test]
+async fn unbounded_recursion_is_a_stack_overflow() {
+    let rt = runtime();
+    let a = misbehaving(&rt, "recurse", Grants::default()).await;
+    assert_eq!(call(&rt, &a, json!([10])).await.unwrap(), json!(10));
+    let err = call(&rt, &a, json!([u64::MAX])).await.unwrap_err();
+    assert_eq!(err.kind, kinds::STACK_OVERFLOW, "{err}");
+    assert!(err.non_retryable);
+    still_serves(&rt).await;
+}
+
+#[tokio::test]
+async fn a_huge_output_is_refused() {
+    let rt = runtime();
+    let limits = ActivityLimits {
+        max_output_bytes: 1 << 20,
+        ..Default::default()
+    };
+    let a = with_limits(&rt, "huge-output", limits).await;
+    assert_eq!(
+        call(&rt, &a, json!([10])).await.unwrap(),
+        json!("xxxxxxxxxx")
+    );
+    let err = call(&rt, &a, json!([2 << 20])).await.unwrap_err();
+    assert_eq!(err.kind, kinds::OUTPUT_TOO_LARGE);
+    assert!(err.message.contains("over its limit"), "{}", err.message);
+    still_serves(&rt).await;
+}
+
+#[tokio::test]
+async fn host_files_are_out_of_reach() {
+    let rt = runtime();
+    let a = misbehaving(&rt, "read-file", Grants::default()).await;
+    for path in ["/etc/passwd", "Cargo.toml", "../../../../etc/hostname", "."] {
+        // The guest's `result<string, string>` error becomes a failure carrying its message.
+        let err = call(&rt, &a, json!([path])).await.unwrap_err();
+        assert_eq!(err.kind, kinds::ACTIVITY_ERROR, "read {path}: {err}");
+        assert!(
+            err.message.contains("No such file or directory"),
+            "read {path}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_environment_is_empty() {
+    std::env::set_var("ACTIVITY_HOST_SECRET_FOR_TEST", "hunter2");
+    let rt = runtime();
+    let a = misbehaving(&rt, "read-env", Grants::default()).await;
+    assert_eq!(call(&rt, &a, json!([])).await.unwrap(), json!([]));
+}
+
+#[tokio::test]
+async fn outgoing_http_reaches_only_allowed_hosts() {
+    let allowed = HttpSink::start(204).await;
+    let other = HttpSink::start(204).await;
+    let rt = runtime();
+    let grants = Grants {
+        allowed_hosts: vec![allowed.addr.to_string()],
+        ..Default::default()
+    };
+    let a = misbehaving(&rt, "fetch", grants).await;
+    assert_eq!(
+        call(&rt, &a, json!([allowed.url("/ok")])).await.unwrap(),
+        json!(204)
+    );
+    let refused = call(&rt, &a, json!([other.url("/secret")]))
+        .await
+        .unwrap_err();
+    assert!(refused.message.contains("HttpRequestDenied"), "{refused}");
+    assert!(
+        other.requests().is_empty(),
+        "a refused request reached its host"
+    );
+    assert_eq!(allowed.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn guest_failures_map_exactly() {
+    let rt = runtime();
+    let a = misbehaving(&rt, "fail", Grants::default()).await;
+    let f = json!({"message": "card declined", "type": "PaymentDeclined", "non_retryable": true, "details": "{\"code\":51}"});
+    let err = call(&rt, &a, json!([f])).await.unwrap_err();
+    assert_eq!(err.kind, "PaymentDeclined");
+    assert_eq!(err.message, "card declined");
+    assert!(err.non_retryable);
+    assert_eq!(err.details, Some(json!({"code": 51})));
+
+    let plain =
+        json!({"message": "try later", "type": null, "non_retryable": false, "details": null});
+    let err = call(&rt, &a, json!([plain])).await.unwrap_err();
+    assert_eq!(err.kind, kinds::ACTIVITY_FAILURE);
+    assert!(!err.non_retryable);
+}
+
+#[tokio::test]
+async fn config_values_are_per_activity() {
+    let rt = runtime();
+    let mut grants = Grants::default();
+    grants.config.insert("greeting".into(), "hello".into());
+    let a = misbehaving(&rt, "config-get", grants).await;
+    assert_eq!(
+        call(&rt, &a, json!(["greeting"])).await.unwrap(),
+        json!("hello")
+    );
+    assert_eq!(
+        call(&rt, &a, json!(["missing"])).await.unwrap(),
+        json!(null)
+    );
+    let b = misbehaving(&rt, "config-get", Grants::default()).await;
+    assert_eq!(
+        call(&rt, &b, json!(["greeting"])).await.unwrap(),
+        json!(null)
+    );
+}
+
+#[tokio::test]
+async fn activity_info_and_heartbeats_reach_the_guest_and_back() {
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<Option<String>>>);
+    impl activity_runtime::HeartbeatSink for Recorder {
+        fn heartbeat(&self, details: Option<String>) {
+            self.0.lock().unwrap().push(details);
+        }
+    }
+    let rt = runtime();
+    let info = misbehaving(&rt, "info", Grants::default()).await;
+    let mut ctx = CallContext::for_type("Misbehaving");
+    ctx.info.workflow_id = Some("wf-1".into());
+    ctx.info.attempt = 3;
+    let out = rt.invoke(&info, &[], ctx).await.unwrap().output;
+    assert_eq!(out["workflow_id"], "wf-1");
+    assert_eq!(out["attempt"], 3);
+    assert_eq!(out["version"], info.digest().as_str());
+
+    let hb = misbehaving(&rt, "heartbeat", Grants::default()).await;
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let mut ctx = CallContext::for_type("Misbehaving");
+    ctx.heartbeats = Some(recorder.clone());
+    ctx.last_heartbeat_details = Some("{\"n\":7}".into());
+    let out = rt.invoke(&hb, &[json!(2)], ctx).await.unwrap().output;
+    assert_eq!(out, json!("{\"n\":7}"));
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        vec![Some("{\"n\":0}".into()), Some("{\"n\":1}".into())]
+    );
+}
+
+#[tokio::test]
+async fn cancellation_reaches_a_cooperative_guest() {
+    let rt = std::sync::Arc::new(runtime());
+    let a = std::sync::Arc::new(misbehaving(&rt, "spin-until-cancelled", Grants::default()).await);
+    let ctx = CallContext::for_type("Misbehaving");
+    let cancel = ctx.cancellation.clone();
+    let (rt2, a2) = (rt.clone(), a.clone());
+    let running = tokio::spawn(async move { rt2.invoke(&a2, &[], ctx).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cancel.cancel();
+    let out = tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(out.output.as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn fuel_budgets_stop_long_computations() {
+    let mut config = support::small_pool();
+    config.engine.fuel = true;
+    let rt = Runtime::new(&config).unwrap();
+    let limits = ActivityLimits {
+        fuel: Some(5_000_000),
+        ..Default::default()
+    };
+    let a = with_limits(&rt, "spin", limits).await;
+    let err = call(&rt, &a, json!([])).await.unwrap_err();
+    assert_eq!(err.kind, kinds::FUEL_EXHAUSTED, "{err}");
+    let add = with_limits(&rt, "add", limits).await;
+    assert_eq!(call(&rt, &add, json!([1, 1])).await.unwrap(), json!(2));
+}

@@ -40,6 +40,120 @@ pub struct Config {
     pub runtime: RuntimeSection,
     /// Activity components.
     pub activities: ActivitiesConfig,
+    /// The REST API.
+    pub api: ApiConfig,
+    /// The Temporal worker.
+    pub worker: WorkerConfig,
+    /// Notifications sent by SendNotification.
+    pub notifications: NotificationsConfig,
+    /// `activity-host dev`: the local Temporal dev server.
+    pub dev: DevConfig,
+}
+
+/// `api:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address the REST API listens on.
+    pub listen: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// `worker:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Activity tasks run at once on this host.
+    pub max_concurrent_activities: usize,
+    /// Workflow tasks processed at once.
+    pub max_concurrent_workflow_tasks: usize,
+    /// Workflow runs cached between tasks.
+    pub max_cached_workflows: usize,
+    /// Activity tasks the server may hand back eagerly per workflow task completion.
+    pub max_eager_activities_per_workflow_task: usize,
+    /// Milliseconds a cancelled activity may run on to stop by itself before it is interrupted.
+    pub cancel_grace_ms: u64,
+    /// Milliseconds shutdown waits for running activities.
+    pub graceful_shutdown_ms: u64,
+    /// Timeouts and retries UserWorkflow gives each activity.
+    pub user_workflow: UserWorkflowConfig,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_activities: 100,
+            max_concurrent_workflow_tasks: 100,
+            max_cached_workflows: 1000,
+            max_eager_activities_per_workflow_task: 3,
+            cancel_grace_ms: 5000,
+            graceful_shutdown_ms: 30_000,
+            user_workflow: UserWorkflowConfig::default(),
+        }
+    }
+}
+
+/// `worker.user_workflow:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserWorkflowConfig {
+    /// Start-to-close timeout of each activity attempt, in milliseconds.
+    pub start_to_close_ms: u64,
+    /// First retry interval, in milliseconds.
+    pub initial_interval_ms: u64,
+    /// Growth factor of the retry interval.
+    pub backoff_coefficient: f64,
+    /// Longest retry interval, in milliseconds.
+    pub maximum_interval_ms: u64,
+    /// Attempts per activity, 0 for unlimited.
+    pub maximum_attempts: i32,
+}
+
+impl Default for UserWorkflowConfig {
+    fn default() -> Self {
+        Self {
+            start_to_close_ms: 30_000,
+            initial_interval_ms: 1000,
+            backoff_coefficient: 2.0,
+            maximum_interval_ms: 30_000,
+            maximum_attempts: 10,
+        }
+    }
+}
+
+/// `notifications:` section.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// Where SendNotification posts; when unset, the host records notifications and serves
+    /// them at `GET /api/v1/notifications`.
+    pub webhook_url: Option<String>,
+}
+
+/// `dev:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DevConfig {
+    /// The `temporal` CLI; unset: `.venv/bin/temporal`, then `temporal` on PATH.
+    pub temporal_cli: Option<PathBuf>,
+    /// Port of the dev server's Web UI.
+    pub ui_port: u16,
+}
+
+impl Default for DevConfig {
+    fn default() -> Self {
+        Self {
+            temporal_cli: None,
+            ui_port: 8088,
+        }
+    }
 }
 
 /// `workflow:` section.
@@ -155,6 +269,41 @@ impl Config {
                 reason: "must not be empty".into(),
             });
         }
+        if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Value {
+                key: "api.listen",
+                reason: format!("expected ip:port, found {:?}", self.api.listen),
+            });
+        }
+        if let Some(url) = &self.notifications.webhook_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Value {
+                    key: "notifications.webhook_url",
+                    reason: format!("expected an http(s) URL, found {url:?}"),
+                });
+            }
+        }
+        if self.worker.max_concurrent_activities == 0 {
+            return Err(ConfigError::Value {
+                key: "worker.max_concurrent_activities",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.worker.max_concurrent_activities > self.runtime.engine.max_instances as usize {
+            return Err(ConfigError::Value {
+                key: "worker.max_concurrent_activities",
+                reason: format!(
+                    "must not exceed runtime.engine.max_instances ({})",
+                    self.runtime.engine.max_instances
+                ),
+            });
+        }
+        if self.worker.user_workflow.start_to_close_ms == 0 {
+            return Err(ConfigError::Value {
+                key: "worker.user_workflow.start_to_close_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
         let e = &self.runtime.engine;
         if e.max_instances == 0 {
             return Err(ConfigError::Value {
@@ -190,6 +339,11 @@ impl Config {
     /// Directory of the compiled-component cache.
     pub fn compiled_cache_dir(&self) -> PathBuf {
         self.data_dir.0.join("compiled")
+    }
+
+    /// The dev server's database file.
+    pub fn temporal_db_path(&self) -> PathBuf {
+        self.data_dir.0.join("temporal.db")
     }
 
     /// The SQLite file of the key-value stores (users among them).

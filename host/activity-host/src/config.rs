@@ -113,7 +113,7 @@ pub struct UserWorkflowConfig {
     /// Longest retry interval, in milliseconds.
     pub maximum_interval_ms: u64,
     /// Attempts per activity, 0 for unlimited.
-    pub maximum_attempts: i32,
+    pub maximum_attempts: u32,
 }
 
 impl Default for UserWorkflowConfig {

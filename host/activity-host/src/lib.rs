@@ -1,4 +1,8 @@
-//! The `activity-host` binary's library: configuration and the wiring of the runtime.
+//! The `activity-host` binary's library: configuration, the dev server supervisor, and the
+//! assembly of runtime, worker and API into the roles `dev`, `worker` and `server`.
 
 pub mod config;
+pub mod dev_server;
+pub mod host;
+pub mod notifications;
 pub mod reference;

@@ -1,19 +1,21 @@
 //! `activity-host`: the serverless WebAssembly activity host for Temporal.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use activity_host::config::Config;
-use activity_host::reference;
-use activity_runtime::{ActivitySpec, Runtime, RuntimeConfig, SqliteKeyValue};
+use activity_host::dev_server;
+use activity_host::host::{shutdown_signal, Host};
+use activity_runtime::ActivitySpec;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tokio::sync::watch;
 
 /// Serverless WebAssembly activity host for Temporal.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
-    /// Configuration file (YAML); environment variables ACTIVITY_HOST_* override it.
+    /// Configuration file (YAML); ACTIVITY_HOST_* environment variables override its keys.
+    /// Default: configs/config.yaml when it exists, else built-in defaults.
     #[arg(long, global = true, env = "ACTIVITY_HOST_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -22,9 +24,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Everything on one machine with embedded defaults. For now: load the reference
-    /// activities and print what the host would serve.
+    /// Everything on one machine: starts the Temporal dev server (UI on dev.ui_port) when
+    /// none answers, loads the reference activities, runs the worker and the REST API.
     Dev,
+    /// The Temporal worker only: native workflows and WASM activities. Run many.
+    Worker,
+    /// The REST API only.
+    Server,
     /// Tell whether a component fits the host as an activity type, and why not.
     Check {
         /// The component file.
@@ -55,7 +61,9 @@ async fn main() -> anyhow::Result<()> {
     });
     let config = Config::load(config_path.as_deref())?;
     match cli.command {
-        Command::Dev => dev(&config).await,
+        Command::Dev => dev(config).await,
+        Command::Worker => worker(config).await,
+        Command::Server => server(config).await,
         Command::Check {
             file,
             name,
@@ -65,71 +73,79 @@ async fn main() -> anyhow::Result<()> {
             let mut spec = ActivitySpec::new(name);
             spec.grants.allowed_hosts = allow_hosts;
             spec.grants.key_value_stores = kv_stores;
-            check(&config, &file, spec).await
+            check(config, &file, spec).await
         }
     }
 }
 
-fn runtime(config: &Config) -> anyhow::Result<Runtime> {
-    std::fs::create_dir_all(&config.data_dir.0)
-        .with_context(|| format!("create data directory {}", config.data_dir.0.display()))?;
-    let kv = SqliteKeyValue::open(&config.store_path())
-        .with_context(|| format!("open store {}", config.store_path().display()))?;
-    let runtime = Runtime::new(&RuntimeConfig {
-        engine: config.runtime.engine.clone(),
-        cache_dir: Some(config.compiled_cache_dir()),
-    })?;
-    Ok(runtime.with_key_value(Arc::new(kv)))
+/// A shutdown flag set on Ctrl-C or SIGTERM.
+fn shutdown_flag() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests and running activities");
+        let _ = tx.send(true);
+    });
+    rx
 }
 
-async fn dev(config: &Config) -> anyhow::Result<()> {
-    let rt = runtime(config)?;
+async fn dev(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir.0)?;
+    let temporal = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || dev_server::ensure(&config)
+    })
+    .await??;
+    let host = Host::open(config)?;
+    host.load_reference_activities().await?;
+    let shutdown = shutdown_flag();
+    let api = {
+        let host = host.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { host.serve_api(shutdown).await })
+    };
+    let c = &host.config;
+    println!();
+    println!("  activity-host is running");
+    println!("  REST API      http://{}", c.api.listen);
     println!(
-        "activity-host would serve on task queue {:?} (namespace {:?}, Temporal at {}):",
-        config.workflow.temporal.task_queue,
-        config.workflow.temporal.namespace,
-        config.workflow.temporal.address
+        "  Temporal      {} (namespace {}, task queue {})",
+        c.workflow.temporal.address, c.workflow.temporal.namespace, c.workflow.temporal.task_queue
     );
-    for (name, file) in reference::REFERENCE_ACTIVITIES {
-        let path = config.activities.components_dir.join(file);
-        let bytes = std::fs::read(&path).with_context(|| {
-            format!(
-                "read {} (build the guests with `make guests`)",
-                path.display()
-            )
-        })?;
-        let mut spec = reference::spec(name, None);
-        spec.limits = config.runtime.limits;
-        let activity = rt
-            .load(spec, &bytes)
-            .await
-            .with_context(|| format!("load {name}"))?;
-        let params: Vec<String> = activity
-            .signature()
-            .into_iter()
-            .map(|(n, t)| format!("{n}: {t}"))
-            .collect();
-        println!(
-            "  {name:<17} {} {}({}){}",
-            activity.digest(),
-            activity.export_name(),
-            params.join(", "),
-            if activity.loaded_from_cache() {
-                " [cached]"
-            } else {
-                ""
-            }
-        );
+    if temporal.is_some() {
+        println!("  Temporal UI   {}", dev_server::ui_url(c));
     }
-    println!("The Temporal worker and REST API are not wired in yet.");
+    println!("  try:  curl -X POST http://{}/api/v1/workflows/user -H 'Content-Type: application/json' \\", c.api.listen);
+    println!("          -d '{{\"user_id\":\"user-123\",\"email\":\"test@example.com\",\"name\":\"Test User\",\"action\":\"create\"}}'");
+    println!("  Ctrl-C stops everything.");
+    println!();
+    let worker = host.run_worker(shutdown).await;
+    let api = api.await.context("REST API task")?;
+    drop(temporal);
+    worker?;
+    api?;
     Ok(())
 }
 
-async fn check(config: &Config, file: &PathBuf, spec: ActivitySpec) -> anyhow::Result<()> {
-    let rt = runtime(config)?;
+async fn worker(config: Config) -> anyhow::Result<()> {
+    let host = Host::open(config)?;
+    host.load_reference_activities().await?;
+    host.run_worker(shutdown_flag()).await?;
+    Ok(())
+}
+
+async fn server(config: Config) -> anyhow::Result<()> {
+    let host = Host::open(config)?;
+    host.serve_api(shutdown_flag()).await?;
+    Ok(())
+}
+
+async fn check(config: Config, file: &PathBuf, spec: ActivitySpec) -> anyhow::Result<()> {
+    let host = Host::open(config)?;
     let bytes = std::fs::read(file).with_context(|| format!("read {}", file.display()))?;
     let name = spec.activity_type.clone();
-    let activity = rt
+    let activity = host
+        .runtime
         .load(spec, &bytes)
         .await
         .with_context(|| format!("{} does not fit as {name}", file.display()))?;

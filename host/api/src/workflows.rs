@@ -10,14 +10,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use temporalio_client::errors::{
+    WorkflowGetResultError, WorkflowInteractionError, WorkflowStartError,
+};
 use temporalio_client::{
     Client, WorkflowDescribeOptions, WorkflowExecutionInfo, WorkflowExecutionStatus,
-    WorkflowGetResultError, WorkflowGetResultOptions, WorkflowHandle, WorkflowInteractionError,
-    WorkflowQueryOptions, WorkflowStartError, WorkflowStartOptions,
+    WorkflowGetResultOptions, WorkflowHandle, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+    WorkflowQueryOptions, WorkflowStartOptions,
 };
-use temporalio_common::protos::temporal::api::enums::v1::{
-    WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
-};
+
+use temporalio_common::protos::temporal::api::failure::v1::{failure::FailureInfo, Failure};
 
 use crate::json::ApiJson;
 use crate::users::check_id;
@@ -175,12 +177,11 @@ pub async fn show(
     }
     let handle: WorkflowHandle<Client, UserWorkflow> = WorkflowHandle::new(
         state.client.clone(),
-        WorkflowExecutionInfo {
-            namespace: state.namespace.clone(),
-            workflow_id: workflow_id.clone(),
-            run_id: query.run_id.clone(),
-            first_execution_run_id: None,
-        },
+        WorkflowExecutionInfo::builder()
+            .namespace(state.namespace.clone())
+            .workflow_id(workflow_id.clone())
+            .maybe_run_id(query.run_id.clone())
+            .build(),
     );
     let description = handle
         .describe(WorkflowDescribeOptions::default())
@@ -207,12 +208,11 @@ pub async fn show(
     // Read the outcome of exactly this run.
     let run: WorkflowHandle<Client, UserWorkflow> = WorkflowHandle::new(
         state.client.clone(),
-        WorkflowExecutionInfo {
-            namespace: state.namespace.clone(),
-            workflow_id: workflow_id.clone(),
-            run_id: Some(run_id),
-            first_execution_run_id: None,
-        },
+        WorkflowExecutionInfo::builder()
+            .namespace(state.namespace.clone())
+            .workflow_id(workflow_id.clone())
+            .run_id(run_id)
+            .build(),
     );
     match status {
         WorkflowExecutionStatus::Running => {
@@ -235,7 +235,7 @@ pub async fn show(
                 Ok(outcome) => {
                     body["result"] = serde_json::to_value(outcome).unwrap_or(Value::Null)
                 }
-                Err(WorkflowGetResultError::Failed(f)) => body["error"] = failure_json(&f),
+                Err(WorkflowGetResultError::Failed(f)) => body["error"] = failure_json(f.failure()),
                 Err(other) => body["error"] = json!({"message": other.to_string()}),
             }
         }
@@ -244,14 +244,32 @@ pub async fn show(
     Ok(Json(body))
 }
 
-/// A workflow failure as `{"message","type","cause"}`, the cause chain nested.
-fn failure_json(error: &dyn std::error::Error) -> Value {
-    let text = error.to_string();
-    let mut cause = error.source();
-    let mut chain = Vec::new();
-    while let Some(c) = cause {
-        chain.push(c.to_string());
-        cause = c.source();
+/// A Temporal failure as `{"message","type","non_retryable","details","cause"}`, the cause
+/// chain nested.
+fn failure_json(failure: &Failure) -> Value {
+    let mut out = json!({"message": failure.message});
+    match &failure.failure_info {
+        Some(FailureInfo::ApplicationFailureInfo(a)) => {
+            out["type"] = json!(a.r#type);
+            out["non_retryable"] = json!(a.non_retryable);
+            if let Some(p) = a.details.as_ref().and_then(|d| d.payloads.first()) {
+                out["details"] = activity_worker::payload::to_json(0, p).unwrap_or(Value::Null);
+            }
+        }
+        Some(FailureInfo::TimeoutFailureInfo(t)) => {
+            out["type"] = json!("Timeout");
+            out["timeout_type"] = json!(t.timeout_type);
+        }
+        Some(FailureInfo::ActivityFailureInfo(a)) => {
+            out["type"] = json!("ActivityFailure");
+            out["activity_type"] = json!(a.activity_type.as_ref().map(|t| t.name.clone()));
+        }
+        Some(FailureInfo::CanceledFailureInfo(_)) => out["type"] = json!("Canceled"),
+        Some(FailureInfo::TerminatedFailureInfo(_)) => out["type"] = json!("Terminated"),
+        _ => {}
     }
-    json!({"message": text, "causes": chain})
+    if let Some(cause) = &failure.cause {
+        out["cause"] = failure_json(cause);
+    }
+    out
 }

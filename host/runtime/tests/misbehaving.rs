@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use activity_runtime::{kinds, ActivityLimits, CallContext, Grants, Runtime};
 use serde_json::json;
-use support::{call, load, misbehaving, misbehaving_spec, runtime, HttpSink};
+use support::{call, load, misbehaving, misbehaving_spec, runtime};
+use test_support::HttpSink;
 
 /// Asserts the runtime still serves a normal call.
 async fn still_serves(rt: &Runtime) {

@@ -4,7 +4,8 @@ mod support;
 
 use activity_runtime::{kinds, ActivitySpec};
 use serde_json::json;
-use support::{call, load, reference_spec, runtime, HttpSink};
+use support::{call, load, reference_spec, runtime};
+use test_support::HttpSink;
 
 fn seed_user() -> serde_json::Value {
     json!({"user_id": "user-123", "email": "test@example.com", "name": "Test User"})

@@ -266,7 +266,6 @@ impl Dispatcher {
             .and_then(|d| {
                 start
                     .scheduled_time
-                    .clone()
                     .and_then(|t| SystemTime::try_from(t).ok())
                     .map(|s| s + d)
             })

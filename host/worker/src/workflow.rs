@@ -38,6 +38,15 @@ pub enum Action {
 }
 
 impl Action {
+    /// The action's past tense, for messages.
+    pub fn past_tense(self) -> &'static str {
+        match self {
+            Action::Create => "created",
+            Action::Update => "updated",
+            Action::Delete => "deleted",
+        }
+    }
+
     /// The action's name in requests.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -297,9 +306,9 @@ impl UserWorkflow {
             email: request.email.clone(),
             action: request.action,
             message: format!(
-                "user {} was {}d",
+                "user {} was {}",
                 request.user_id,
-                request.action.as_str().trim_end_matches('e')
+                request.action.past_tense()
             ),
         };
         let opts = begin(ctx, SEND_NOTIFICATION.name)?;

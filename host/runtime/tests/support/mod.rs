@@ -80,5 +80,3 @@ pub async fn call(
     .await
     .map(|i| i.output)
 }
-
-pub use test_support::HttpSink;

@@ -1,0 +1,227 @@
+//! Assembles the host's parts from the configuration and runs them until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use activity_runtime::{Runtime, RuntimeConfig, RuntimeError, SqliteKeyValue};
+use activity_worker::{
+    ActivityCallSettings, ActivityTable, DispatchSettings, HostWorker, WorkerSettings,
+};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::notifications::NotificationRecorder;
+use crate::reference;
+
+/// Why the host could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The data directory or store could not be opened.
+    #[error("{what} {path}: {message}")]
+    Storage {
+        /// What was opened.
+        what: &'static str,
+        /// Where.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The component runtime could not start.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// A reference component could not be read or loaded.
+    #[error("reference activity {name}: {message}")]
+    Reference {
+        /// Activity type.
+        name: String,
+        /// Why.
+        message: String,
+    },
+    /// The worker failed.
+    #[error(transparent)]
+    Worker(#[from] activity_worker::WorkerError),
+    /// The API could not listen or serve.
+    #[error("REST API on {address}: {message}")]
+    Api {
+        /// The listen address.
+        address: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The parts every role shares.
+#[derive(Clone)]
+pub struct Host {
+    /// The configuration.
+    pub config: Config,
+    /// The key-value stores (users, notifications).
+    pub store: Arc<SqliteKeyValue>,
+    /// The component runtime.
+    pub runtime: Arc<Runtime>,
+    /// The activity types this host serves.
+    pub table: Arc<ActivityTable>,
+}
+
+impl Host {
+    /// Opens the data directory and the store, and builds the runtime.
+    pub fn open(config: Config) -> Result<Self, HostError> {
+        let storage =
+            |what, path: &std::path::Path, e: &dyn std::fmt::Display| HostError::Storage {
+                what,
+                path: path.display().to_string(),
+                message: e.to_string(),
+            };
+        std::fs::create_dir_all(&config.data_dir.0)
+            .map_err(|e| storage("data directory", &config.data_dir.0, &e))?;
+        let store = Arc::new(
+            SqliteKeyValue::open(&config.store_path())
+                .map_err(|e| storage("store", &config.store_path(), &e))?,
+        );
+        let runtime = Runtime::new(&RuntimeConfig {
+            engine: config.runtime.engine.clone(),
+            cache_dir: Some(config.compiled_cache_dir()),
+        })?
+        .with_key_value(store.clone())
+        .with_observer(Arc::new(NotificationRecorder::new(store.clone())));
+        Ok(Self {
+            config,
+            store,
+            runtime: Arc::new(runtime),
+            table: Arc::new(ActivityTable::default()),
+        })
+    }
+
+    /// Loads the reference activities from `activities.components_dir`.
+    pub async fn load_reference_activities(&self) -> Result<(), HostError> {
+        let webhook = self.config.notifications.webhook_url.as_deref();
+        if webhook.is_none() {
+            tracing::info!("no notifications.webhook_url: notifications are recorded by the host (GET /api/v1/notifications)");
+        }
+        for (name, file) in reference::REFERENCE_ACTIVITIES {
+            let path = self.config.activities.components_dir.join(file);
+            let bytes = std::fs::read(&path).map_err(|e| HostError::Reference {
+                name: name.to_string(),
+                message: format!(
+                    "read {}: {e} (build the guests with `make guests`)",
+                    path.display()
+                ),
+            })?;
+            let mut spec = reference::spec(name, webhook);
+            spec.limits = self.config.runtime.limits;
+            let component =
+                self.runtime
+                    .load(spec, &bytes)
+                    .await
+                    .map_err(|e| HostError::Reference {
+                        name: name.to_string(),
+                        message: e.to_string(),
+                    })?;
+            tracing::info!(activity = name, version = %component.digest(), cached = component.loaded_from_cache(), "activity loaded");
+            self.table.insert(component);
+        }
+        Ok(())
+    }
+
+    /// The worker's settings from the configuration.
+    pub fn worker_settings(&self) -> WorkerSettings {
+        let t = &self.config.workflow.temporal;
+        let w = &self.config.worker;
+        let mut s =
+            WorkerSettings::new(t.address.clone(), t.namespace.clone(), t.task_queue.clone());
+        s.max_concurrent_activities = w.max_concurrent_activities;
+        s.max_concurrent_workflow_tasks = w.max_concurrent_workflow_tasks;
+        s.max_cached_workflows = w.max_cached_workflows;
+        s.max_eager_activities_per_workflow_task = w.max_eager_activities_per_workflow_task;
+        s.dispatch = DispatchSettings {
+            cancel_grace: Duration::from_millis(w.cancel_grace_ms),
+        };
+        s.graceful_shutdown = Duration::from_millis(w.graceful_shutdown_ms);
+        let u = &w.user_workflow;
+        s.user_workflow = ActivityCallSettings {
+            start_to_close: Duration::from_millis(u.start_to_close_ms),
+            initial_interval: Duration::from_millis(u.initial_interval_ms),
+            backoff_coefficient: u.backoff_coefficient,
+            maximum_interval: Duration::from_millis(u.maximum_interval_ms),
+            maximum_attempts: u.maximum_attempts,
+        };
+        s
+    }
+
+    /// Runs the Temporal worker until `shutdown` changes. Runs on the calling thread: the
+    /// SDK's workflow half is not `Send`.
+    pub async fn run_worker(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), HostError> {
+        let settings = self.worker_settings();
+        let client = activity_worker::connect(&settings.address, &settings.namespace).await?;
+        let core = activity_worker::core_runtime()?;
+        let worker = HostWorker::new(
+            &core,
+            client,
+            &settings,
+            self.runtime.clone(),
+            self.table.clone(),
+        )?;
+        tracing::info!(
+            task_queue = settings.task_queue.as_str(),
+            namespace = settings.namespace.as_str(),
+            "worker polling"
+        );
+        worker
+            .run(async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Serves the REST API until `shutdown` changes, finishing requests in flight.
+    pub async fn serve_api(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), HostError> {
+        let address = self.config.api.listen.clone();
+        let api_error = |message: String| HostError::Api {
+            address: address.clone(),
+            message,
+        };
+        let t = &self.config.workflow.temporal;
+        let client = activity_worker::connect(&t.address, &t.namespace).await?;
+        let state = activity_api::ApiState {
+            client,
+            namespace: t.namespace.clone(),
+            task_queue: t.task_queue.clone(),
+            store: self.store.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind(&address)
+            .await
+            .map_err(|e| api_error(e.to_string()))?;
+        tracing::info!(address = address.as_str(), "REST API listening");
+        axum::serve(listener, activity_api::router(state))
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            })
+            .await
+            .map_err(|e| api_error(e.to_string()))
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,237 @@
+//! The seed's curl example and its neighbours, through the assembled host (runtime, worker,
+//! REST API) against the real Temporal dev server.
+
+use std::time::Duration;
+
+use activity_host::config::Config;
+use activity_host::host::Host;
+use serde_json::{json, Value};
+use test_support::{eventually, DevServer};
+use tokio::sync::watch;
+
+struct RunningHost {
+    base: String,
+    stop: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for RunningHost {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn start_host(server: &DevServer) -> RunningHost {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.workflow.temporal.address = server.address.clone();
+    config.workflow.temporal.task_queue = format!("seed-{}", test_support::free_port());
+    config.data_dir.0 = data.path().to_path_buf();
+    config.activities.components_dir = std::path::Path::new(test_components::VALIDATE_USER)
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    config.api.listen = format!("127.0.0.1:{}", test_support::free_port());
+    config.worker.user_workflow.initial_interval_ms = 100;
+    let base = format!("http://{}", config.api.listen);
+    let (stop, stopped) = watch::channel(false);
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let host = Host::open(config).unwrap();
+            host.load_reference_activities().await.unwrap();
+            let api = tokio::spawn({
+                let (host, stopped) = (host.clone(), stopped.clone());
+                async move { host.serve_api(stopped).await.unwrap() }
+            });
+            host.run_worker(stopped).await.unwrap();
+            api.await.unwrap();
+        });
+    });
+    RunningHost {
+        base,
+        stop,
+        thread: Some(thread),
+        _data: data,
+    }
+}
+
+async fn wait_closed(http: &reqwest::Client, base: &str, id: &str, run_id: &str) -> Value {
+    eventually(Duration::from_secs(30), || async {
+        let body: Value = http
+            .get(format!("{base}/api/v1/workflows/user/{id}?run_id={run_id}"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (body["status"] != "RUNNING").then_some(body)
+    })
+    .await
+    .expect("workflow closes")
+}
+
+async fn start(http: &reqwest::Client, base: &str, body: Value) -> (String, String) {
+    let res = http
+        .post(format!("{base}/api/v1/workflows/user"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let started: Value = res.json().await.unwrap();
+    (
+        started["workflow_id"].as_str().unwrap().into(),
+        started["run_id"].as_str().unwrap().into(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seed_curl_example_creates_updates_and_deletes_a_user() {
+    let server = tokio::task::spawn_blocking(DevServer::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let host = start_host(&server);
+    let http = reqwest::Client::new();
+    let base = host.base.clone();
+    eventually(Duration::from_secs(30), || async {
+        http.get(format!("{base}/healthz")).send().await.ok()
+    })
+    .await
+    .unwrap();
+
+    let (id, run_id) = start(&http, &base, json!({"user_id": "user-123", "email": "test@example.com", "name": "Test User", "action": "create"})).await;
+    assert_eq!(id, "user-user-123-create");
+    let done = wait_closed(&http, &base, &id, &run_id).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    assert_eq!(done["result"]["user"]["email"], "test@example.com");
+    let user: Value = http
+        .get(format!("{base}/api/v1/users/user-123"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user["name"], "Test User");
+
+    let (id, run_id) = start(&http, &base, json!({"user_id": "user-123", "email": "new@example.com", "name": "New", "action": "update"})).await;
+    assert_eq!(
+        wait_closed(&http, &base, &id, &run_id).await["status"],
+        "COMPLETED"
+    );
+    let user: Value = http
+        .get(format!("{base}/api/v1/users/user-123"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user["email"], "new@example.com");
+
+    let (id, run_id) = start(
+        &http,
+        &base,
+        json!({"user_id": "user-123", "action": "delete"}),
+    )
+    .await;
+    assert_eq!(
+        wait_closed(&http, &base, &id, &run_id).await["result"]["deleted"],
+        true
+    );
+    let gone = http
+        .get(format!("{base}/api/v1/users/user-123"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    let err: Value = gone.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "user_not_found");
+
+    // No webhook configured: the host recorded the three notifications.
+    let notes: Value = http
+        .get(format!("{base}/api/v1/notifications"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = notes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["create", "update", "delete"]);
+
+    // An invalid user fails the workflow with the reasons.
+    let (id, run_id) = start(
+        &http,
+        &base,
+        json!({"user_id": "bad", "email": "nope", "name": "X", "action": "create"}),
+    )
+    .await;
+    let failed = wait_closed(&http, &base, &id, &run_id).await;
+    assert_eq!(failed["status"], "FAILED");
+    assert_eq!(failed["error"]["type"], "InvalidUser", "{failed}");
+    assert_eq!(failed["error"]["non_retryable"], true);
+    assert!(
+        failed["error"]["details"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("email:"),
+        "{failed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_clear_errors_and_start_nothing() {
+    let server = tokio::task::spawn_blocking(DevServer::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let host = start_host(&server);
+    let http = reqwest::Client::new();
+    let base = host.base.clone();
+    eventually(Duration::from_secs(30), || async {
+        http.get(format!("{base}/healthz")).send().await.ok()
+    })
+    .await
+    .unwrap();
+    let url = format!("{base}/api/v1/workflows/user");
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (http.post(&url).json(&json!({"user_id": "u", "action": "explode"})), 400, "invalid_field"),
+        (http.post(&url).json(&json!({"user_id": "u", "name": "N", "action": "create"})), 400, "missing_field"),
+        (http.post(&url).json(&json!({"user_id": "", "email": "a@b.io", "name": "N", "action": "create"})), 400, "invalid_id"),
+        (http.post(&url).json(&json!({"user_id": "u", "email": "a@b.io", "name": "N", "action": "create", "admin": true})), 400, "invalid_field"),
+        (http.post(&url).json(&json!({"user_id": 5, "action": "delete"})), 400, "invalid_field"),
+        (http.post(&url).header("content-type", "application/json").body("{not json"), 400, "malformed_json"),
+        (http.post(&url).header("content-type", "text/plain").body("{}"), 415, "unsupported_media_type"),
+        (http.get(format!("{base}/api/v1/workflows/user/does-not-exist")), 404, "workflow_not_found"),
+        (http.get(format!("{base}/api/v1/users/{}", "x".repeat(300))), 400, "invalid_id"),
+        (http.get(format!("{base}/api/v1/nothing-here")), 404, "no_route"),
+    ];
+    for (request, status, code) in cases {
+        let res = request.send().await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{code}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // Nothing reached Temporal.
+    let listed = server.cli(&["workflow", "list", "-o", "json"]).unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(!text.contains("UserWorkflow"), "{text}");
+}

@@ -33,6 +33,9 @@ fn grants_for(name: &str) -> ActivitySpec {
 }
 
 fn invoke(c: &mut Criterion) {
+    // As in `activity-host`: library errors (wasmtime creates one while dropping a store)
+    // capture no backtrace, whatever RUST_BACKTRACE says; panics still do.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::RuntimeError;
 
@@ -27,6 +27,11 @@ pub struct EngineConfig {
     /// Count fuel (executed instructions) so activities can be given a fuel budget.
     /// Costs some speed on every call, so it is off unless asked for.
     pub fuel: bool,
+    /// Bytes of each linear memory (and of each async stack) kept resident and zeroed with
+    /// `memset` when an instance slot is reused, instead of being returned to the kernel.
+    /// Saves a `madvise` and the page faults after it on every call, at the price of this much
+    /// resident memory per warm slot.
+    pub keep_resident_bytes: u64,
 }
 
 impl Default for EngineConfig {
@@ -36,6 +41,7 @@ impl Default for EngineConfig {
             max_memory_bytes_ceiling: 4 << 30,
             epoch_tick_ms: 5,
             fuel: false,
+            keep_resident_bytes: 2 << 20,
         }
     }
 }
@@ -47,6 +53,8 @@ const CORE_INSTANCES_PER_COMPONENT: u32 = 20;
 const MEMORIES_PER_COMPONENT: u32 = 2;
 /// Tables per component.
 const TABLES_PER_COMPONENT: u32 = 4;
+/// Table bytes kept resident per slot (tables are small).
+const TABLE_KEEP_RESIDENT_BYTES: usize = 64 << 10;
 /// Native stack for guest code; a guest recursing deeper traps with a stack overflow.
 const MAX_WASM_STACK_BYTES: usize = 1 << 20;
 
@@ -62,7 +70,13 @@ pub fn build_engine(config: &EngineConfig) -> Result<Engine, RuntimeError> {
         .max_memories_per_component(MEMORIES_PER_COMPONENT)
         .max_tables_per_component(TABLES_PER_COMPONENT)
         .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
-        .max_memory_size(config.max_memory_bytes_ceiling as usize);
+        .max_memory_size(config.max_memory_bytes_ceiling as usize)
+        .linear_memory_keep_resident(config.keep_resident_bytes as usize)
+        .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES)
+        .async_stack_keep_resident(config.keep_resident_bytes as usize)
+        // On Linux 6.7+ reset only the pages a call dirtied instead of the whole resident
+        // region; elsewhere wasmtime falls back to memset.
+        .pagemap_scan(Enabled::Auto);
     let mut wasm = Config::new();
     wasm.wasm_component_model(true)
         .epoch_interruption(true)

@@ -1,0 +1,466 @@
+//! The module registry: every deployed activity type, its version history and the version
+//! that serves it now.
+//!
+//! A deploy is validated and compiled by the runtime before anything is stored, then the
+//! component is stored by digest, the version recorded, and the served component swapped in
+//! one step. Calls already running keep the component they started with (they hold an
+//! `Arc`). A failed deploy changes nothing.
+
+pub mod sqlite;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use activity_runtime::{
+    ActivityComponent, ActivityLimits, ActivitySpec, ComponentDigest, Grants, LoadError, Runtime,
+};
+use activity_worker::ActivityCatalog;
+use serde::Serialize;
+
+pub use sqlite::SqliteRegistryStore;
+pub use store::{RegistryStore, StoreError, VersionRecord};
+
+/// Longest activity type name, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Why a registry operation failed. Each maps to one HTTP status in the API.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The name is not a valid activity type name.
+    #[error("invalid activity type name {0:?}: use 1 to 255 letters, digits, '_', '-' or '.'")]
+    InvalidName(String),
+    /// No bytes.
+    #[error("the component is empty")]
+    Empty,
+    /// Over the size limit.
+    #[error("the component is {size} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The runtime refused it.
+    #[error(transparent)]
+    Refused(#[from] LoadError),
+    /// No such activity type.
+    #[error("activity type {0:?} is not deployed")]
+    NotFound(String),
+    /// No such version.
+    #[error("activity type {name:?} has no version {digest}")]
+    VersionNotFound {
+        /// Activity type.
+        name: String,
+        /// The digest asked for.
+        digest: String,
+    },
+    /// Nothing to roll back to.
+    #[error("activity type {0:?} has no earlier version to roll back to")]
+    NoEarlierVersion(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored component went missing or no longer loads.
+    #[error("stored version {digest} of {name:?} cannot be loaded: {message}")]
+    Stored {
+        /// Activity type.
+        name: String,
+        /// Digest.
+        digest: ComponentDigest,
+        /// Why.
+        message: String,
+    },
+}
+
+/// What a deployment asks for besides the bytes.
+#[derive(Debug, Clone, Default)]
+pub struct DeployRequest {
+    /// The export to call, when not the default.
+    pub export: Option<String>,
+    /// Capabilities granted.
+    pub grants: Grants,
+    /// Limits per call.
+    pub limits: ActivityLimits,
+    /// Who deploys (for the history).
+    pub deployed_by: String,
+}
+
+/// A version as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionView {
+    /// Position in the history.
+    pub seq: u64,
+    /// Content digest.
+    pub digest: ComponentDigest,
+    /// Bytes.
+    pub size: u64,
+    /// When deployed, ms since the Unix epoch.
+    pub deployed_at_ms: u64,
+    /// Who deployed it.
+    pub deployed_by: String,
+    /// The export called.
+    pub export: Option<String>,
+    /// Grants.
+    pub grants: Grants,
+    /// Limits.
+    pub limits: ActivityLimits,
+    /// True for the version serving now.
+    pub active: bool,
+}
+
+impl VersionView {
+    fn of(r: &VersionRecord, active: Option<u64>) -> Self {
+        Self {
+            seq: r.seq,
+            digest: r.digest.clone(),
+            size: r.size,
+            deployed_at_ms: r.deployed_at_ms,
+            deployed_by: r.deployed_by.clone(),
+            export: r.spec.export.clone(),
+            grants: r.spec.grants.clone(),
+            limits: r.spec.limits,
+            active: Some(r.seq) == active,
+        }
+    }
+}
+
+/// An activity type in the listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActivitySummary {
+    /// Activity type name.
+    pub name: String,
+    /// The active version's digest.
+    pub active_digest: ComponentDigest,
+    /// The active version's position in the history.
+    pub active_seq: u64,
+    /// When the active version was deployed.
+    pub deployed_at_ms: u64,
+}
+
+/// An activity type with its history.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActivityDetails {
+    /// Activity type name.
+    pub name: String,
+    /// The active version's digest.
+    pub active_digest: Option<ComponentDigest>,
+    /// Every version, oldest first.
+    pub versions: Vec<VersionView>,
+}
+
+/// The result of a deploy.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployOutcome {
+    /// False when the same component with the same grants and limits was already active.
+    pub changed: bool,
+    /// The active version after the deploy.
+    pub version: VersionView,
+}
+
+/// Checks an activity type name the way Temporal names are written here.
+pub fn check_name(name: &str) -> Result<(), RegistryError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_BYTES
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::InvalidName(name.to_string()))
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The registry of one host.
+pub struct Registry {
+    store: Arc<dyn RegistryStore>,
+    runtime: Arc<Runtime>,
+    serving: RwLock<BTreeMap<String, Arc<ActivityComponent>>>,
+    /// One change at a time, so history and serving map agree.
+    changes: tokio::sync::Mutex<()>,
+    max_component_bytes: usize,
+}
+
+impl Registry {
+    /// A registry over `store`, loading components with `runtime`.
+    pub fn new(
+        store: Arc<dyn RegistryStore>,
+        runtime: Arc<Runtime>,
+        max_component_bytes: usize,
+    ) -> Self {
+        Self {
+            store,
+            runtime,
+            serving: RwLock::default(),
+            changes: tokio::sync::Mutex::new(()),
+            max_component_bytes,
+        }
+    }
+
+    /// The largest component accepted, in bytes.
+    pub fn max_component_bytes(&self) -> usize {
+        self.max_component_bytes
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&dyn RegistryStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, RegistryError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || op(store.as_ref()))
+            .await
+            .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
+            .map_err(RegistryError::from)
+    }
+
+    fn serve(&self, name: &str, component: ActivityComponent) {
+        if let Ok(mut s) = self.serving.write() {
+            s.insert(name.to_string(), Arc::new(component));
+        }
+    }
+
+    /// Loads every active version (from the compiled cache when possible). Versions that no
+    /// longer load are skipped with an error in the log and listed in the answer.
+    pub async fn load_all(&self) -> Result<Vec<RegistryError>, RegistryError> {
+        let active = self.blocking(|s| s.active()).await?;
+        let mut failures = Vec::new();
+        for record in active {
+            let name = record.spec.activity_type.clone();
+            match self.load_version(&record).await {
+                Ok(component) => {
+                    tracing::info!(activity = name.as_str(), version = %record.digest, cached = component.loaded_from_cache(), "activity loaded");
+                    self.serve(&name, component);
+                }
+                Err(e) => {
+                    tracing::error!(activity = name.as_str(), error = %e, "active version does not load; the activity is not served");
+                    failures.push(e);
+                }
+            }
+        }
+        Ok(failures)
+    }
+
+    async fn load_version(
+        &self,
+        record: &VersionRecord,
+    ) -> Result<ActivityComponent, RegistryError> {
+        let digest = record.digest.clone();
+        let stored = |message: String| RegistryError::Stored {
+            name: record.spec.activity_type.clone(),
+            digest: record.digest.clone(),
+            message,
+        };
+        let bytes = self
+            .blocking(move |s| s.blob(&digest))
+            .await?
+            .ok_or_else(|| stored("its component file is missing".into()))?;
+        self.runtime
+            .load(record.spec.clone(), &bytes)
+            .await
+            .map_err(|e| stored(e.to_string()))
+    }
+
+    /// Validates, compiles, stores and activates a component as activity type `name`.
+    pub async fn deploy(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        request: DeployRequest,
+    ) -> Result<DeployOutcome, RegistryError> {
+        check_name(name)?;
+        if bytes.is_empty() {
+            return Err(RegistryError::Empty);
+        }
+        if bytes.len() > self.max_component_bytes {
+            return Err(RegistryError::TooLarge {
+                size: bytes.len(),
+                limit: self.max_component_bytes,
+            });
+        }
+        let spec = ActivitySpec {
+            activity_type: name.to_string(),
+            export: request.export,
+            grants: request.grants,
+            limits: request.limits,
+        };
+        // Validate and compile before anything changes.
+        let component = self.runtime.load(spec.clone(), &bytes).await?;
+        let digest = component.digest().clone();
+        let _change = self.changes.lock().await;
+        let (versions, active) = {
+            let name = name.to_string();
+            self.blocking(move |s| s.versions(&name)).await?
+        };
+        if let Some(current) = versions.iter().find(|v| Some(v.seq) == active) {
+            if current.digest == digest && current.spec == spec {
+                return Ok(DeployOutcome {
+                    changed: false,
+                    version: VersionView::of(current, active),
+                });
+            }
+        }
+        let record = VersionRecord {
+            seq: 0,
+            digest: digest.clone(),
+            size: bytes.len() as u64,
+            deployed_at_ms: now_ms(),
+            deployed_by: request.deployed_by,
+            spec,
+        };
+        let record = {
+            let (name, digest) = (name.to_string(), digest.clone());
+            self.blocking(move |s| {
+                s.put_blob(&digest, &bytes)?;
+                s.add_version(&name, record)
+            })
+            .await?
+        };
+        self.serve(name, component);
+        tracing::info!(activity = name, version = %digest, seq = record.seq, "deployed");
+        Ok(DeployOutcome {
+            changed: true,
+            version: VersionView::of(&record, Some(record.seq)),
+        })
+    }
+
+    /// Makes an earlier version active: the one before the active version, or the latest
+    /// version with `digest`.
+    pub async fn rollback(
+        &self,
+        name: &str,
+        digest: Option<&str>,
+    ) -> Result<VersionView, RegistryError> {
+        check_name(name)?;
+        let _change = self.changes.lock().await;
+        let (versions, active) = {
+            let name = name.to_string();
+            self.blocking(move |s| s.versions(&name)).await?
+        };
+        let Some(active_seq) = active else {
+            return Err(RegistryError::NotFound(name.to_string()));
+        };
+        let active_digest = versions
+            .iter()
+            .find(|v| v.seq == active_seq)
+            .map(|v| v.digest.clone());
+        let target = match digest {
+            Some(d) => versions
+                .iter()
+                .rev()
+                .find(|v| v.digest.as_str() == d || v.digest.hex() == d)
+                .ok_or_else(|| RegistryError::VersionNotFound {
+                    name: name.into(),
+                    digest: d.into(),
+                })?,
+            None => versions
+                .iter()
+                .rev()
+                .find(|v| v.seq < active_seq && Some(&v.digest) != active_digest.as_ref())
+                .ok_or_else(|| RegistryError::NoEarlierVersion(name.into()))?,
+        };
+        let component = self.load_version(target).await?;
+        let (n, seq) = (name.to_string(), target.seq);
+        self.blocking(move |s| s.set_active(&n, seq)).await?;
+        self.serve(name, component);
+        tracing::info!(activity = name, version = %target.digest, seq, "rolled back");
+        Ok(VersionView::of(target, Some(target.seq)))
+    }
+
+    /// Stops serving `name` and forgets its history.
+    pub async fn remove(&self, name: &str) -> Result<(), RegistryError> {
+        check_name(name)?;
+        let _change = self.changes.lock().await;
+        let n = name.to_string();
+        if !self.blocking(move |s| s.remove(&n)).await? {
+            return Err(RegistryError::NotFound(name.to_string()));
+        }
+        if let Ok(mut s) = self.serving.write() {
+            s.remove(name);
+        }
+        tracing::info!(activity = name, "removed");
+        Ok(())
+    }
+
+    /// Every activity type with its active version.
+    pub async fn list(&self) -> Result<Vec<ActivitySummary>, RegistryError> {
+        let active = self.blocking(|s| s.active()).await?;
+        Ok(active
+            .into_iter()
+            .map(|r| ActivitySummary {
+                name: r.spec.activity_type,
+                active_digest: r.digest,
+                active_seq: r.seq,
+                deployed_at_ms: r.deployed_at_ms,
+            })
+            .collect())
+    }
+
+    /// One activity type with its history.
+    pub async fn details(&self, name: &str) -> Result<ActivityDetails, RegistryError> {
+        check_name(name)?;
+        let n = name.to_string();
+        let (versions, active) = self.blocking(move |s| s.versions(&n)).await?;
+        if versions.is_empty() {
+            return Err(RegistryError::NotFound(name.to_string()));
+        }
+        Ok(ActivityDetails {
+            name: name.to_string(),
+            active_digest: versions
+                .iter()
+                .find(|v| Some(v.seq) == active)
+                .map(|v| v.digest.clone()),
+            versions: versions
+                .iter()
+                .map(|v| VersionView::of(v, active))
+                .collect(),
+        })
+    }
+}
+
+impl ActivityCatalog for Registry {
+    fn get(&self, activity_type: &str) -> Option<Arc<ActivityComponent>> {
+        self.serving.read().ok()?.get(activity_type).cloned()
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.serving
+            .read()
+            .map(|s| s.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_temporal_activity_type_rules() {
+        for ok in [
+            "ValidateUser",
+            "send_notification",
+            "v1.2-beta",
+            &"a".repeat(255),
+        ] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "has space",
+            "slash/name",
+            "ünïcode",
+            &"a".repeat(256),
+            "semi;colon",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The default registry store: an SQLite index and a directory of component files named by
+//! digest.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use activity_runtime::ComponentDigest;
+use rusqlite::{params, OptionalExtension};
+
+use crate::store::{RegistryStore, StoreError, VersionRecord};
+
+/// How long SQLite waits for a lock held by another process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite index plus blob directory.
+pub struct SqliteRegistryStore {
+    conn: Mutex<rusqlite::Connection>,
+    blobs: PathBuf,
+}
+
+impl SqliteRegistryStore {
+    /// Opens (or creates) the index at `index` and the blob directory `blobs`.
+    pub fn open(index: &Path, blobs: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(blobs)?;
+        let conn = rusqlite::Connection::open(index)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS versions (
+                activity       TEXT    NOT NULL,
+                seq            INTEGER NOT NULL,
+                digest         TEXT    NOT NULL,
+                size           INTEGER NOT NULL,
+                deployed_at_ms INTEGER NOT NULL,
+                deployed_by    TEXT    NOT NULL,
+                spec           TEXT    NOT NULL,
+                PRIMARY KEY (activity, seq)
+            );
+            CREATE TABLE IF NOT EXISTS active (
+                activity TEXT PRIMARY KEY,
+                seq      INTEGER NOT NULL
+            );",
+        )?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            blobs: blobs.to_path_buf(),
+        })
+    }
+
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, rusqlite::Connection>, StoreError> {
+        self.conn
+            .lock()
+            .map_err(|_| StoreError::Database("connection lock poisoned".into()))
+    }
+
+    fn blob_path(&self, digest: &ComponentDigest) -> PathBuf {
+        self.blobs.join(format!("{}.wasm", digest.hex()))
+    }
+}
+
+fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(u64, String, u64, u64, String, String)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn decode(raw: (u64, String, u64, u64, String, String)) -> Result<VersionRecord, StoreError> {
+    let (seq, digest, size, deployed_at_ms, deployed_by, spec) = raw;
+    let digest: ComponentDigest = serde_json::from_value(serde_json::Value::String(digest))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let spec = serde_json::from_str(&spec)
+        .map_err(|e| StoreError::Corrupt(format!("spec of version {seq}: {e}")))?;
+    Ok(VersionRecord {
+        seq,
+        digest,
+        size,
+        deployed_at_ms,
+        deployed_by,
+        spec,
+    })
+}
+
+const SELECT: &str = "SELECT seq, digest, size, deployed_at_ms, deployed_by, spec FROM versions";
+
+impl RegistryStore for SqliteRegistryStore {
+    fn put_blob(&self, digest: &ComponentDigest, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.blob_path(digest);
+        if path.exists() {
+            return Ok(());
+        }
+        // Written whole under another name, then renamed: a crash leaves no partial blob.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    }
+
+    fn blob(&self, digest: &ComponentDigest) -> Result<Option<Vec<u8>>, StoreError> {
+        match std::fs::read(self.blob_path(digest)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn add_version(
+        &self,
+        activity: &str,
+        mut record: VersionRecord,
+    ) -> Result<VersionRecord, StoreError> {
+        let spec =
+            serde_json::to_string(&record.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let seq: u64 = tx.query_row(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM versions WHERE activity = ?1",
+            params![activity],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO versions (activity, seq, digest, size, deployed_at_ms, deployed_by, spec)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                activity,
+                seq,
+                record.digest.as_str(),
+                record.size,
+                record.deployed_at_ms,
+                record.deployed_by,
+                spec
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO active (activity, seq) VALUES (?1, ?2)
+             ON CONFLICT (activity) DO UPDATE SET seq = excluded.seq",
+            params![activity, seq],
+        )?;
+        tx.commit()?;
+        record.seq = seq;
+        Ok(record)
+    }
+
+    fn set_active(&self, activity: &str, seq: u64) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "INSERT INTO active (activity, seq) VALUES (?1, ?2)
+             ON CONFLICT (activity) DO UPDATE SET seq = excluded.seq",
+            params![activity, seq],
+        )?;
+        Ok(())
+    }
+
+    fn versions(&self, activity: &str) -> Result<(Vec<VersionRecord>, Option<u64>), StoreError> {
+        let conn = self.conn()?;
+        let raw: Vec<_> = conn
+            .prepare_cached(&format!("{SELECT} WHERE activity = ?1 ORDER BY seq"))?
+            .query_map(params![activity], record)?
+            .collect::<Result<_, _>>()?;
+        let active = conn
+            .query_row(
+                "SELECT seq FROM active WHERE activity = ?1",
+                params![activity],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok((
+            raw.into_iter().map(decode).collect::<Result<_, _>>()?,
+            active,
+        ))
+    }
+
+    fn active(&self) -> Result<Vec<VersionRecord>, StoreError> {
+        let conn = self.conn()?;
+        let raw: Vec<_> = conn
+            .prepare_cached(
+                "SELECT v.seq, v.digest, v.size, v.deployed_at_ms, v.deployed_by, v.spec
+                 FROM active a JOIN versions v ON v.activity = a.activity AND v.seq = a.seq
+                 ORDER BY a.activity",
+            )?
+            .query_map([], record)?
+            .collect::<Result<_, _>>()?;
+        raw.into_iter().map(decode).collect()
+    }
+
+    fn remove(&self, activity: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let removed = tx.execute("DELETE FROM active WHERE activity = ?1", params![activity])?;
+        tx.execute(
+            "DELETE FROM versions WHERE activity = ?1",
+            params![activity],
+        )?;
+        tx.commit()?;
+        Ok(removed > 0)
+    }
+}

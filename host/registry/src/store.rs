@@ -1,0 +1,66 @@
+//! Where deployments are kept: component bytes by digest, and per activity type its version
+//! history and which version is active. A trait, so a shared PostgreSQL store can stand
+//! beside the SQLite one.
+
+use activity_runtime::{ActivitySpec, ComponentDigest};
+use serde::{Deserialize, Serialize};
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("registry database: {0}")]
+    Database(String),
+    /// The blob directory failed.
+    #[error("registry blob store: {0}")]
+    Blob(#[from] std::io::Error),
+    /// A stored record could not be read back.
+    #[error("registry record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+/// One deployment of an activity type: a component version with its grants and limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// Position in the activity's history, from 1.
+    pub seq: u64,
+    /// Digest of the component's bytes.
+    pub digest: ComponentDigest,
+    /// Size of the component in bytes.
+    pub size: u64,
+    /// Milliseconds since the Unix epoch of the deployment.
+    pub deployed_at_ms: u64,
+    /// Who deployed it (the API's caller, the watched directory, ...).
+    pub deployed_by: String,
+    /// Activity type, export, grants and limits.
+    pub spec: ActivitySpec,
+}
+
+/// Storage of the registry. Implementations block; the registry calls them off the async threads.
+pub trait RegistryStore: Send + Sync + 'static {
+    /// Stores `bytes` under `digest`; storing the same digest again is a no-op.
+    fn put_blob(&self, digest: &ComponentDigest, bytes: &[u8]) -> Result<(), StoreError>;
+    /// The bytes stored under `digest`.
+    fn blob(&self, digest: &ComponentDigest) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Appends a version to `activity`'s history and makes it active, in one transaction.
+    /// Returns the record with its sequence number.
+    fn add_version(
+        &self,
+        activity: &str,
+        record: VersionRecord,
+    ) -> Result<VersionRecord, StoreError>;
+    /// Makes version `seq` of `activity` active.
+    fn set_active(&self, activity: &str, seq: u64) -> Result<(), StoreError>;
+    /// `activity`'s history, oldest first, and the active sequence number.
+    fn versions(&self, activity: &str) -> Result<(Vec<VersionRecord>, Option<u64>), StoreError>;
+    /// Every activity type with its active version.
+    fn active(&self) -> Result<Vec<VersionRecord>, StoreError>;
+    /// Forgets `activity` (its history and active version); blobs stay for other users.
+    fn remove(&self, activity: &str) -> Result<bool, StoreError>;
+}

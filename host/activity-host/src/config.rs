@@ -48,6 +48,28 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     /// `activity-host dev`: the local Temporal dev server.
     pub dev: DevConfig,
+    /// The module registry.
+    pub registry: RegistryConfig,
+}
+
+/// `registry:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Largest component accepted by a deploy, in bytes.
+    pub max_component_bytes: usize,
+    /// How often a host re-reads the active versions from the store, in milliseconds, to
+    /// pick up deploys made through another host.
+    pub reconcile_ms: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            max_component_bytes: 50 << 20,
+            reconcile_ms: 2000,
+        }
+    }
 }
 
 /// `api:` section.
@@ -298,6 +320,18 @@ impl Config {
                 ),
             });
         }
+        if self.registry.max_component_bytes == 0 {
+            return Err(ConfigError::Value {
+                key: "registry.max_component_bytes",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.registry.reconcile_ms == 0 {
+            return Err(ConfigError::Value {
+                key: "registry.reconcile_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
         if self.worker.user_workflow.start_to_close_ms == 0 {
             return Err(ConfigError::Value {
                 key: "worker.user_workflow.start_to_close_ms",
@@ -344,6 +378,16 @@ impl Config {
     /// The dev server's database file.
     pub fn temporal_db_path(&self) -> PathBuf {
         self.data_dir.0.join("temporal.db")
+    }
+
+    /// The registry's SQLite index.
+    pub fn registry_index_path(&self) -> PathBuf {
+        self.data_dir.0.join("registry.sqlite")
+    }
+
+    /// The directory of deployed component files, named by digest.
+    pub fn modules_dir(&self) -> PathBuf {
+        self.data_dir.0.join("modules")
     }
 
     /// The SQLite file of the key-value stores (users among them).

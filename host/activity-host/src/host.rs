@@ -3,10 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use activity_registry::{DeployRequest, Registry, SqliteRegistryStore};
 use activity_runtime::{Runtime, RuntimeConfig, RuntimeError, SqliteKeyValue};
-use activity_worker::{
-    ActivityCallSettings, ActivityTable, DispatchSettings, HostWorker, WorkerSettings,
-};
+use activity_worker::{ActivityCallSettings, DispatchSettings, HostWorker, WorkerSettings};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -40,6 +39,9 @@ pub enum HostError {
     /// The worker failed.
     #[error(transparent)]
     Worker(#[from] activity_worker::WorkerError),
+    /// The registry could not be read.
+    #[error("registry: {0}")]
+    Registry(String),
     /// The API could not listen or serve.
     #[error("REST API on {address}: {message}")]
     Api {
@@ -59,8 +61,8 @@ pub struct Host {
     pub store: Arc<SqliteKeyValue>,
     /// The component runtime.
     pub runtime: Arc<Runtime>,
-    /// The activity types this host serves.
-    pub table: Arc<ActivityTable>,
+    /// The module registry: the activity types this host serves.
+    pub registry: Arc<Registry>,
 }
 
 impl Host {
@@ -84,16 +86,52 @@ impl Host {
         })?
         .with_key_value(store.clone())
         .with_observer(Arc::new(NotificationRecorder::new(store.clone())));
+        let runtime = Arc::new(runtime);
+        let registry_store =
+            SqliteRegistryStore::open(&config.registry_index_path(), &config.modules_dir())
+                .map_err(|e| storage("registry", &config.registry_index_path(), &e))?;
+        let registry = Arc::new(Registry::new(
+            Arc::new(registry_store),
+            runtime.clone(),
+            config.registry.max_component_bytes,
+        ));
         Ok(Self {
             config,
             store,
-            runtime: Arc::new(runtime),
-            table: Arc::new(ActivityTable::default()),
+            runtime,
+            registry,
         })
     }
 
-    /// Loads the reference activities from `activities.components_dir`.
-    pub async fn load_reference_activities(&self) -> Result<(), HostError> {
+    /// Loads every deployed activity's active version (from the compiled cache when it can)
+    /// and keeps re-reading the store every `registry.reconcile_ms`.
+    pub async fn start_registry(&self) -> Result<(), HostError> {
+        let failures = self
+            .registry
+            .load_all()
+            .await
+            .map_err(|e| HostError::Registry(e.to_string()))?;
+        for f in failures {
+            tracing::error!(error = %f, "a deployed activity is not served");
+        }
+        let registry = self.registry.clone();
+        let every = Duration::from_millis(self.config.registry.reconcile_ms);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = registry.reconcile().await {
+                    tracing::warn!(error = %e, "registry reconcile failed");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Deploys the reference activities from `activities.components_dir` (a no-op for those
+    /// already active with the same bytes and grants).
+    pub async fn deploy_reference_activities(&self) -> Result<(), HostError> {
         let webhook = self.config.notifications.webhook_url.as_deref();
         if webhook.is_none() {
             tracing::info!("no notifications.webhook_url: notifications are recorded by the host (GET /api/v1/notifications)");
@@ -107,18 +145,22 @@ impl Host {
                     path.display()
                 ),
             })?;
-            let mut spec = reference::spec(name, webhook);
-            spec.limits = self.config.runtime.limits;
-            let component =
-                self.runtime
-                    .load(spec, &bytes)
-                    .await
-                    .map_err(|e| HostError::Reference {
-                        name: name.to_string(),
-                        message: e.to_string(),
-                    })?;
-            tracing::info!(activity = name, version = %component.digest(), cached = component.loaded_from_cache(), "activity loaded");
-            self.table.insert(component);
+            let spec = reference::spec(name, webhook);
+            let request = DeployRequest {
+                export: spec.export,
+                grants: spec.grants,
+                limits: self.config.runtime.limits,
+                deployed_by: "dev".into(),
+            };
+            let outcome = self
+                .registry
+                .deploy(name, bytes, request)
+                .await
+                .map_err(|e| HostError::Reference {
+                    name: name.to_string(),
+                    message: e.to_string(),
+                })?;
+            tracing::info!(activity = name, version = %outcome.version.digest, changed = outcome.changed, "reference activity deployed");
         }
         Ok(())
     }
@@ -159,7 +201,7 @@ impl Host {
             client,
             &settings,
             self.runtime.clone(),
-            self.table.clone(),
+            self.registry.clone(),
         )?;
         tracing::info!(
             task_queue = settings.task_queue.as_str(),
@@ -188,6 +230,8 @@ impl Host {
             namespace: t.namespace.clone(),
             task_queue: t.task_queue.clone(),
             store: self.store.clone(),
+            registry: self.registry.clone(),
+            default_limits: self.config.runtime.limits,
         };
         let listener = tokio::net::TcpListener::bind(&address)
             .await

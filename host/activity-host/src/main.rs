@@ -109,7 +109,8 @@ async fn dev(config: Config) -> anyhow::Result<()> {
     })
     .await??;
     let host = Host::open(config)?;
-    host.load_reference_activities().await?;
+    host.start_registry().await?;
+    host.deploy_reference_activities().await?;
     let shutdown = shutdown_flag();
     let api = {
         let host = host.clone();
@@ -141,13 +142,14 @@ async fn dev(config: Config) -> anyhow::Result<()> {
 
 async fn worker(config: Config) -> anyhow::Result<()> {
     let host = Host::open(config)?;
-    host.load_reference_activities().await?;
+    host.start_registry().await?;
     host.run_worker(shutdown_flag()).await?;
     Ok(())
 }
 
 async fn server(config: Config) -> anyhow::Result<()> {
     let host = Host::open(config)?;
+    host.start_registry().await?;
     host.serve_api(shutdown_flag()).await?;
     Ok(())
 }

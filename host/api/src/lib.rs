@@ -3,6 +3,7 @@
 //! Handlers validate everything a client sends before anything reaches Temporal, and answer
 //! errors as `{"error":{"code","message"}}`.
 
+mod activities;
 mod error;
 mod json;
 mod users;
@@ -10,9 +11,10 @@ mod workflows;
 
 use std::sync::Arc;
 
-use activity_runtime::KeyValueBackend;
+use activity_registry::Registry;
+use activity_runtime::{ActivityLimits, KeyValueBackend};
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use temporalio_client::Client;
 
@@ -36,11 +38,28 @@ pub struct ApiState {
     pub task_queue: String,
     /// The key-value stores (users, notifications).
     pub store: Arc<dyn KeyValueBackend>,
+    /// The module registry.
+    pub registry: Arc<Registry>,
+    /// Limits a deployment gets for what it does not set.
+    pub default_limits: ActivityLimits,
 }
 
 /// The router with every route.
 pub fn router(state: ApiState) -> Router {
+    let max_component = state.registry.max_component_bytes();
     Router::new()
+        .route("/api/v1/activities", get(activities::list))
+        .route(
+            "/api/v1/activities/{name}",
+            put(activities::deploy)
+                .layer(DefaultBodyLimit::max(max_component))
+                .get(activities::show)
+                .delete(activities::remove),
+        )
+        .route(
+            "/api/v1/activities/{name}/rollback",
+            post(activities::rollback),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/workflows/user", post(workflows::start))
         .route("/api/v1/workflows/user/{workflow_id}", get(workflows::show))

@@ -403,6 +403,41 @@ impl Registry {
             .collect())
     }
 
+    /// Brings the served components in line with the store: versions activated or removed
+    /// by another process (another host's API, say) are loaded or dropped. Returns how many
+    /// activity types changed.
+    pub async fn reconcile(&self) -> Result<usize, RegistryError> {
+        let _change = self.changes.lock().await;
+        let active = self.blocking(|s| s.active()).await?;
+        let mut changed = 0;
+        for record in &active {
+            let name = record.spec.activity_type.as_str();
+            let current = self.get(name);
+            let same = current
+                .as_ref()
+                .is_some_and(|c| c.digest() == &record.digest && c.spec() == &record.spec);
+            if same {
+                continue;
+            }
+            match self.load_version(record).await {
+                Ok(component) => {
+                    tracing::info!(activity = name, version = %record.digest, "activated by another host");
+                    self.serve(name, component);
+                    changed += 1;
+                }
+                Err(e) => {
+                    tracing::error!(activity = name, error = %e, "cannot load the version another host activated")
+                }
+            }
+        }
+        if let Ok(mut serving) = self.serving.write() {
+            let before = serving.len();
+            serving.retain(|name, _| active.iter().any(|r| &r.spec.activity_type == name));
+            changed += before - serving.len();
+        }
+        Ok(changed)
+    }
+
     /// One activity type with its history.
     pub async fn details(&self, name: &str) -> Result<ActivityDetails, RegistryError> {
         check_name(name)?;

@@ -126,6 +126,13 @@ impl Guest for Misbehaving {
         log(Level::Info, "misbehaving", &message);
     }
 
+    fn strict_validate_user(user: User) -> Validation {
+        Validation {
+            valid: false,
+            reasons: vec![format!("{}: rejected by the strict validator", user.user_id)],
+        }
+    }
+
     fn config_get(key: String) -> Option<String> {
         wasi::config::store::get(&key).ok().flatten()
     }

@@ -1,0 +1,291 @@
+//! Deploy, swap and roll back activity versions through the REST API while real workflows
+//! run on the dev server; bad deploys change nothing.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{start, start_host, wait_closed};
+use test_support::{eventually, DevServer};
+
+fn seed_user(id: &str) -> Value {
+    json!({"user_id": id, "email": "test@example.com", "name": "Test User", "action": "create"})
+}
+
+async fn put(http: &reqwest::Client, url: String, body: Vec<u8>) -> reqwest::Response {
+    http.put(url)
+        .header("content-type", "application/wasm")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_v2_then_roll_back_to_v1_between_workflows() {
+    let server = tokio::task::spawn_blocking(DevServer::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let host = start_host(&server);
+    let http = reqwest::Client::new();
+    let base = host.base.clone();
+    eventually(Duration::from_secs(30), || async {
+        http.get(format!("{base}/healthz")).send().await.ok()
+    })
+    .await
+    .unwrap();
+
+    let before: Value = http
+        .get(format!("{base}/api/v1/activities/ValidateUser"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let v1 = before["active_digest"].as_str().unwrap().to_string();
+
+    // v2: a stricter ValidateUser from another component, deployed over REST.
+    let url = format!("{base}/api/v1/activities/ValidateUser?export=strict-validate-user&allow_host=hosts.invalid");
+    let res = put(
+        &http,
+        url.clone(),
+        test_components::read(test_components::MISBEHAVING),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let deployed: Value = res.json().await.unwrap();
+    let v2 = deployed["version"]["digest"].as_str().unwrap().to_string();
+    assert_ne!(v1, v2);
+    // The same deploy again changes nothing.
+    let again = put(
+        &http,
+        url,
+        test_components::read(test_components::MISBEHAVING),
+    )
+    .await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.json::<Value>().await.unwrap()["changed"], false);
+
+    let (id, run) = start(&http, &base, seed_user("u-v2")).await;
+    let done = wait_closed(&http, &base, &id, &run).await;
+    assert_eq!(done["status"], "FAILED", "{done}");
+    assert!(
+        done["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("strict validator"),
+        "{done}"
+    );
+
+    let back = http
+        .post(format!("{base}/api/v1/activities/ValidateUser/rollback"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), 200);
+    assert_eq!(back.json::<Value>().await.unwrap()["digest"], v1.as_str());
+    let (id, run) = start(&http, &base, seed_user("u-v1")).await;
+    assert_eq!(
+        wait_closed(&http, &base, &id, &run).await["status"],
+        "COMPLETED"
+    );
+
+    // Back to v2 by digest, then listing shows it active with the whole history kept.
+    let to_v2 = http
+        .post(format!("{base}/api/v1/activities/ValidateUser/rollback"))
+        .json(&json!({"digest": v2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(to_v2.status(), 200);
+    let listed: Value = http
+        .get(format!("{base}/api/v1/activities"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "ValidateUser")
+        .unwrap()
+        .clone();
+    assert_eq!(entry["active_digest"], v2.as_str());
+    let details: Value = http
+        .get(format!("{base}/api/v1/activities/ValidateUser"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(details["versions"].as_array().unwrap().len(), 2);
+
+    let removed = http
+        .delete(format!("{base}/api/v1/activities/ValidateUser"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    let gone = http
+        .get(format!("{base}/api/v1/activities/ValidateUser"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_deploys_are_4xx_and_store_nothing() {
+    let server = tokio::task::spawn_blocking(DevServer::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let host = start_host(&server);
+    let http = reqwest::Client::new();
+    let base = host.base.clone();
+    eventually(Duration::from_secs(30), || async {
+        http.get(format!("{base}/healthz")).send().await.ok()
+    })
+    .await
+    .unwrap();
+    let url = |name: &str, query: &str| format!("{base}/api/v1/activities/{name}{query}");
+    let wasm = |path: &str| test_components::read(path);
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            http.put(url("Probe", ""))
+                .header("content-type", "application/wasm"),
+            400,
+            "empty_body",
+        ),
+        (
+            http.put(url("Probe", ""))
+                .header("content-type", "application/json")
+                .body(wasm(test_components::VALIDATE_USER)),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            http.put(url("Probe", ""))
+                .body(wasm(test_components::VALIDATE_USER)),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            http.put(url("Probe", ""))
+                .header("content-type", "application/wasm")
+                .body(b"garbage".to_vec()),
+            422,
+            "component_refused",
+        ),
+        (
+            http.put(url("Probe", ""))
+                .header("content-type", "application/wasm")
+                .body(b"\0asm\x01\0\0\0".to_vec()),
+            422,
+            "component_refused",
+        ),
+        (
+            http.put(url("Probe", ""))
+                .header("content-type", "application/wasm")
+                .body(wasm(test_components::CREATE_USER)),
+            422,
+            "component_refused",
+        ),
+        (
+            http.put(url("Probe", ""))
+                .header("content-type", "application/wasm")
+                .body(wasm(test_components::SOCKET)),
+            422,
+            "component_refused",
+        ),
+        (
+            http.put(url("bad%20name", ""))
+                .header("content-type", "application/wasm")
+                .body(wasm(test_components::VALIDATE_USER)),
+            400,
+            "invalid_name",
+        ),
+        (
+            http.put(url("Probe", "?max_memory_bytes=lots"))
+                .header("content-type", "application/wasm")
+                .body(wasm(test_components::VALIDATE_USER)),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            http.put(url("Probe", "?sudo=1"))
+                .header("content-type", "application/wasm")
+                .body(wasm(test_components::VALIDATE_USER)),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            http.post(url("Nope", "/rollback")),
+            404,
+            "activity_not_found",
+        ),
+        (
+            http.post(url("ValidateUser", "/rollback")),
+            409,
+            "no_earlier_version",
+        ),
+        (
+            http.post(url("ValidateUser", "/rollback"))
+                .json(&json!({"digest": "sha256:00"})),
+            404,
+            "version_not_found",
+        ),
+        (http.delete(url("Nope", "")), 404, "activity_not_found"),
+    ];
+    for (request, status, code) in cases {
+        let res = request.send().await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{code}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
+    let refused = put(&http, url("Probe", ""), wasm(test_components::CREATE_USER)).await;
+    let message = refused.json::<Value>().await.unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("wasi:keyvalue/store") && message.contains("key_value_stores"),
+        "{message}"
+    );
+
+    // Nothing was stored: only the five reference activities, one version each.
+    let listed: Value = http
+        .get(format!("{base}/api/v1/activities"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "CreateUser",
+            "DeleteUser",
+            "SendNotification",
+            "UpdateUser",
+            "ValidateUser"
+        ]
+    );
+    for a in listed.as_array().unwrap() {
+        assert_eq!(a["active_seq"], 1, "{a}");
+    }
+}

@@ -1,0 +1,97 @@
+//! Runs the assembled host (runtime, registry, worker, REST API) against a dev server.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use activity_host::config::Config;
+use activity_host::host::Host;
+use serde_json::Value;
+use test_support::{eventually, DevServer};
+use tokio::sync::watch;
+
+pub struct RunningHost {
+    pub base: String,
+    stop: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for RunningHost {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn start_host(server: &DevServer) -> RunningHost {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.workflow.temporal.address = server.address.clone();
+    config.workflow.temporal.task_queue = format!("seed-{}", test_support::free_port());
+    config.data_dir.0 = data.path().to_path_buf();
+    config.activities.components_dir = std::path::Path::new(test_components::VALIDATE_USER)
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    config.api.listen = format!("127.0.0.1:{}", test_support::free_port());
+    config.worker.user_workflow.initial_interval_ms = 100;
+    let base = format!("http://{}", config.api.listen);
+    let (stop, stopped) = watch::channel(false);
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let host = Host::open(config).unwrap();
+            host.start_registry().await.unwrap();
+            host.deploy_reference_activities().await.unwrap();
+            let api = tokio::spawn({
+                let (host, stopped) = (host.clone(), stopped.clone());
+                async move { host.serve_api(stopped).await.unwrap() }
+            });
+            host.run_worker(stopped).await.unwrap();
+            api.await.unwrap();
+        });
+    });
+    RunningHost {
+        base,
+        stop,
+        thread: Some(thread),
+        _data: data,
+    }
+}
+
+pub async fn wait_closed(http: &reqwest::Client, base: &str, id: &str, run_id: &str) -> Value {
+    eventually(Duration::from_secs(30), || async {
+        let body: Value = http
+            .get(format!("{base}/api/v1/workflows/user/{id}?run_id={run_id}"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (body["status"] != "RUNNING").then_some(body)
+    })
+    .await
+    .expect("workflow closes")
+}
+
+pub async fn start(http: &reqwest::Client, base: &str, body: Value) -> (String, String) {
+    let res = http
+        .post(format!("{base}/api/v1/workflows/user"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let started: Value = res.json().await.unwrap();
+    (
+        started["workflow_id"].as_str().unwrap().into(),
+        started["run_id"].as_str().unwrap().into(),
+    )
+}

@@ -1,0 +1,210 @@
+//! The activity routes: deploy (`PUT` with the component's bytes), list, show, roll back,
+//! remove.
+
+use std::sync::Arc;
+
+use activity_registry::{
+    ActivityDetails, ActivitySummary, DeployOutcome, DeployRequest, RegistryError, VersionView,
+};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+
+use crate::json::ApiJson;
+use crate::{ApiError, ApiState};
+
+/// Content types accepted for a component.
+const WASM_CONTENT_TYPES: &[&str] = &["application/wasm", "application/octet-stream"];
+
+fn registry_error(e: RegistryError) -> ApiError {
+    let (status, code) = match &e {
+        RegistryError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
+        RegistryError::Empty => (StatusCode::BAD_REQUEST, "empty_body"),
+        RegistryError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "component_too_large"),
+        RegistryError::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "component_refused"),
+        RegistryError::NotFound(_) => (StatusCode::NOT_FOUND, "activity_not_found"),
+        RegistryError::VersionNotFound { .. } => (StatusCode::NOT_FOUND, "version_not_found"),
+        RegistryError::NoEarlierVersion(_) => (StatusCode::CONFLICT, "no_earlier_version"),
+        RegistryError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
+        RegistryError::Stored { .. } => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "stored_version_unusable")
+        }
+    };
+    ApiError {
+        status,
+        code,
+        message: e.to_string(),
+    }
+}
+
+/// Reads grants, limits and the export from the query string:
+/// `allow_host`, `kv_store` and `config=KEY=VALUE` (repeatable), `export`,
+/// `max_memory_bytes`, `max_execution_ms`, `max_output_bytes`, `fuel`.
+fn deploy_request(query: Option<&str>, state: &ApiState) -> Result<DeployRequest, ApiError> {
+    let mut request = DeployRequest {
+        limits: state.default_limits,
+        deployed_by: "api".into(),
+        ..Default::default()
+    };
+    let number = |key: &str, value: &str| {
+        value.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!("{key} must be a positive integer, found {value:?}"),
+            )
+        })
+    };
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "allow_host" if !value.is_empty() => request.grants.allowed_hosts.push(value.into_owned()),
+            "kv_store" if !value.is_empty() => request.grants.key_value_stores.push(value.into_owned()),
+            "config" => {
+                let (k, v) = value.split_once('=').ok_or_else(|| {
+                    ApiError::bad_request("invalid_parameter", format!("config must be KEY=VALUE, found {value:?}"))
+                })?;
+                request.grants.config.insert(k.to_string(), v.to_string());
+            }
+            "export" if !value.is_empty() => request.export = Some(value.into_owned()),
+            "max_memory_bytes" => request.limits.max_memory_bytes = number(&key, &value)?,
+            "max_execution_ms" => request.limits.max_execution_ms = number(&key, &value)?,
+            "max_output_bytes" => request.limits.max_output_bytes = number(&key, &value)?,
+            "fuel" => request.limits.fuel = Some(number(&key, &value)?),
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("unknown or empty parameter {other:?}; expected allow_host, kv_store, config, export, max_memory_bytes, max_execution_ms, max_output_bytes, fuel"),
+                ))
+            }
+        }
+    }
+    Ok(request)
+}
+
+/// `PUT /api/v1/activities/{name}`: deploys the body as activity type `name`. `201` when a
+/// new version became active, `200` when the same one already was.
+pub async fn deploy(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<DeployOutcome>), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if !WASM_CONTENT_TYPES.contains(&essence) {
+        return Err(ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_media_type",
+            message: format!("send the component's bytes with Content-Type: application/wasm (found {content_type:?})"),
+        });
+    }
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "component_too_large",
+            message: format!(
+                "the component is larger than {} bytes",
+                state.registry.max_component_bytes()
+            ),
+        },
+        status => ApiError {
+            status,
+            code: "invalid_body",
+            message: e.body_text(),
+        },
+    })?;
+    activity_registry::check_name(&name).map_err(registry_error)?;
+    let request = deploy_request(query.as_deref(), &state)?;
+    let outcome = state
+        .registry
+        .deploy(&name, body.to_vec(), request)
+        .await
+        .map_err(registry_error)?;
+    let status = if outcome.changed {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(outcome)))
+}
+
+/// `GET /api/v1/activities`.
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+) -> Result<Json<Vec<ActivitySummary>>, ApiError> {
+    state
+        .registry
+        .list()
+        .await
+        .map(Json)
+        .map_err(registry_error)
+}
+
+/// `GET /api/v1/activities/{name}`.
+pub async fn show(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+) -> Result<Json<ActivityDetails>, ApiError> {
+    state
+        .registry
+        .details(&name)
+        .await
+        .map(Json)
+        .map_err(registry_error)
+}
+
+/// Body of a rollback: the digest to return to, or nothing for the previous version.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    digest: Option<String>,
+}
+
+/// `POST /api/v1/activities/{name}/rollback`.
+pub async fn rollback(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<VersionView>, ApiError> {
+    // An empty body means "the previous version"; otherwise it must be JSON.
+    let target = if body.is_empty() {
+        Rollback::default()
+    } else {
+        let request = axum::http::Request::builder()
+            .header(
+                header::CONTENT_TYPE,
+                headers
+                    .get(header::CONTENT_TYPE)
+                    .cloned()
+                    .unwrap_or(header::HeaderValue::from_static("")),
+            )
+            .body(axum::body::Body::from(body))
+            .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+        let ApiJson(r) =
+            <ApiJson<Rollback> as axum::extract::FromRequest<()>>::from_request(request, &())
+                .await?;
+        r
+    };
+    state
+        .registry
+        .rollback(&name, target.digest.as_deref())
+        .await
+        .map(Json)
+        .map_err(registry_error)
+}
+
+/// `DELETE /api/v1/activities/{name}`.
+pub async fn remove(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.registry.remove(&name).await.map_err(registry_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}

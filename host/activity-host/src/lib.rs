@@ -1,6 +1,7 @@
 //! The `activity-host` binary's library: configuration, the dev server supervisor, and the
 //! assembly of runtime, worker and API into the roles `dev`, `worker` and `server`.
 
+pub mod client;
 pub mod config;
 pub mod dev_server;
 pub mod host;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use activity_host::client::{ApiClient, DeployOptions};
 use activity_host::config::Config;
 use activity_host::dev_server;
 use activity_host::host::{shutdown_signal, Host};
@@ -31,6 +32,41 @@ enum Command {
     Worker,
     /// The REST API only.
     Server,
+    /// Deploy a component as an activity type through a host's REST API.
+    Deploy {
+        /// The component file (.wasm).
+        file: PathBuf,
+        /// The activity type name to deploy it as.
+        #[arg(long)]
+        name: String,
+        /// Host the activity may call over outgoing HTTP (repeatable).
+        #[arg(long = "allow-host")]
+        allow_hosts: Vec<String>,
+        /// Key-value store the activity may open (repeatable).
+        #[arg(long = "kv-store")]
+        kv_stores: Vec<String>,
+        /// Config value KEY=VALUE the activity reads through wasi:config (repeatable).
+        #[arg(long = "config-value")]
+        config_values: Vec<String>,
+        /// The export to call, when not the type name in kebab case.
+        #[arg(long)]
+        export: Option<String>,
+        /// Memory limit per call, in bytes.
+        #[arg(long)]
+        max_memory: Option<u64>,
+        /// Time limit per call, in milliseconds.
+        #[arg(long)]
+        max_execution_ms: Option<u64>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List, show, roll back or remove deployed activity types.
+    Activities {
+        #[command(subcommand)]
+        command: ActivitiesCommand,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Tell whether a component fits the host as an activity type, and why not.
     Check {
         /// The component file.
@@ -76,6 +112,46 @@ async fn run() -> anyhow::Result<()> {
         Command::Dev => dev(config).await,
         Command::Worker => worker(config).await,
         Command::Server => server(config).await,
+        Command::Deploy {
+            file,
+            name,
+            allow_hosts,
+            kv_stores,
+            config_values,
+            export,
+            max_memory,
+            max_execution_ms,
+            api,
+        } => {
+            let options = DeployOptions {
+                allow_hosts,
+                kv_stores,
+                config: config_values,
+                export,
+                max_memory_bytes: max_memory,
+                max_execution_ms,
+            };
+            let v = api_client(&config, &api)
+                .deploy(&file, &name, &options)
+                .await?;
+            print(&api, &v, |v| {
+                let version = &v["version"];
+                if v["changed"] == true {
+                    format!(
+                        "deployed {name}: {} (version {})",
+                        version["digest"].as_str().unwrap_or(""),
+                        version["seq"]
+                    )
+                } else {
+                    format!(
+                        "{name} already serves {} (unchanged)",
+                        version["digest"].as_str().unwrap_or("")
+                    )
+                }
+            });
+            Ok(())
+        }
+        Command::Activities { command, api } => activities(&config, command, &api).await,
         Command::Check {
             file,
             name,
@@ -88,6 +164,138 @@ async fn run() -> anyhow::Result<()> {
             check(config, &file, spec).await
         }
     }
+}
+
+/// Where the client commands find a host.
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// The host's REST API; default: http:// and api.listen from the configuration.
+    #[arg(long, global = true, env = "ACTIVITY_HOST_API")]
+    api: Option<String>,
+    /// Print the API's JSON answer instead of a summary.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    output: Output,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum ActivitiesCommand {
+    /// Activity types and their active versions.
+    List,
+    /// One activity type's versions.
+    Show { name: String },
+    /// Make the previous version (or --digest) active again.
+    Rollback {
+        name: String,
+        /// The version to return to.
+        #[arg(long)]
+        digest: Option<String>,
+    },
+    /// Stop serving an activity type and forget its history.
+    Remove { name: String },
+}
+
+fn api_client(config: &Config, args: &ApiArgs) -> ApiClient {
+    ApiClient::new(
+        &args
+            .api
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.api.listen)),
+    )
+}
+
+fn print(
+    args: &ApiArgs,
+    value: &serde_json::Value,
+    summary: impl FnOnce(&serde_json::Value) -> String,
+) {
+    match args.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        ),
+        Output::Text => println!("{}", summary(value)),
+    }
+}
+
+async fn activities(
+    config: &Config,
+    command: ActivitiesCommand,
+    args: &ApiArgs,
+) -> anyhow::Result<()> {
+    let client = api_client(config, args);
+    match command {
+        ActivitiesCommand::List => {
+            let v = client.list().await?;
+            print(args, &v, |v| {
+                let rows: Vec<String> = v
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|x| {
+                                format!(
+                                    "{:<24} {} (version {})",
+                                    x["name"].as_str().unwrap_or(""),
+                                    x["active_digest"].as_str().unwrap_or(""),
+                                    x["active_seq"]
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if rows.is_empty() {
+                    "no activities deployed".into()
+                } else {
+                    rows.join("\n")
+                }
+            });
+        }
+        ActivitiesCommand::Show { name } => {
+            let v = client.show(&name).await?;
+            print(args, &v, |v| {
+                let rows: Vec<String> = v["versions"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|x| {
+                                format!(
+                                    "{} {:>3} {} {} bytes, by {}",
+                                    if x["active"] == true { "*" } else { " " },
+                                    x["seq"].as_u64().unwrap_or(0),
+                                    x["digest"].as_str().unwrap_or(""),
+                                    x["size"],
+                                    x["deployed_by"].as_str().unwrap_or("")
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                format!("{name}\n{}", rows.join("\n"))
+            });
+        }
+        ActivitiesCommand::Rollback { name, digest } => {
+            let v = client.rollback(&name, digest.as_deref()).await?;
+            print(args, &v, |v| {
+                format!(
+                    "{name} now serves {} (version {})",
+                    v["digest"].as_str().unwrap_or(""),
+                    v["seq"]
+                )
+            });
+        }
+        ActivitiesCommand::Remove { name } => {
+            client.remove(&name).await?;
+            print(args, &serde_json::json!({"removed": name}), |_| {
+                format!("{name} removed")
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A shutdown flag set on Ctrl-C or SIGTERM.

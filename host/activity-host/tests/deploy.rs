@@ -289,3 +289,113 @@ async fn bad_deploys_are_4xx_and_store_nothing() {
         assert_eq!(a["active_seq"], 1, "{a}");
     }
 }
+
+/// Runs the `activity-host` binary with `args` against `base`.
+fn cli(base: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_activity-host"))
+        .args(args)
+        .args(["--api", base])
+        .env("RUST_LOG", "error")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_deploys_lists_rolls_back_and_removes() {
+    let server = tokio::task::spawn_blocking(DevServer::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let host = start_host(&server);
+    let http = reqwest::Client::new();
+    let base = host.base.clone();
+    eventually(Duration::from_secs(30), || async {
+        http.get(format!("{base}/healthz")).send().await.ok()
+    })
+    .await
+    .unwrap();
+    let b = base.clone();
+    let run = move |args: Vec<&'static str>| {
+        let b = b.clone();
+        tokio::task::spawn_blocking(move || cli(&b, &args))
+    };
+
+    let out = run(vec![
+        "deploy",
+        test_components::MISBEHAVING,
+        "--name",
+        "Adder",
+        "--export",
+        "add",
+        "--allow-host",
+        "hosts.invalid",
+    ])
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("deployed Adder: sha256:"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let out = run(vec!["activities", "list", "--output", "json"])
+        .await
+        .unwrap();
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["name"] == "Adder"));
+
+    let out = run(vec!["activities", "show", "Adder"]).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("*   1 sha256:"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Nothing to roll back to: a one-line error and a failing exit code.
+    let out = run(vec!["activities", "rollback", "Adder"]).await.unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no_earlier_version"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A refused component: the reason, and a failing exit code.
+    let out = run(vec![
+        "deploy",
+        test_components::CREATE_USER,
+        "--name",
+        "Adder",
+    ])
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("key_value_stores"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = run(vec!["activities", "remove", "Adder"]).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gone = http
+        .get(format!("{base}/api/v1/activities/Adder"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+}

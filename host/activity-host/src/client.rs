@@ -1,0 +1,165 @@
+//! The client commands (`deploy`, `activities ...`): they talk to a host's REST API.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+/// A failed client command: one line for the terminal.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The API did not answer.
+    #[error("cannot reach the activity host API at {url}: {message}")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// The API answered an error.
+    #[error("{code}: {message}")]
+    Api {
+        /// The error code.
+        code: String,
+        /// The message.
+        message: String,
+    },
+    /// The component file could not be read.
+    #[error("cannot read {path}: {message}")]
+    File {
+        /// The path.
+        path: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// What a deploy sends besides the file.
+#[derive(Debug, Default, Clone)]
+pub struct DeployOptions {
+    /// Hosts for outgoing HTTP.
+    pub allow_hosts: Vec<String>,
+    /// Key-value stores.
+    pub kv_stores: Vec<String>,
+    /// `KEY=VALUE` config values.
+    pub config: Vec<String>,
+    /// The export to call.
+    pub export: Option<String>,
+    /// Memory limit in bytes.
+    pub max_memory_bytes: Option<u64>,
+    /// Time limit in milliseconds.
+    pub max_execution_ms: Option<u64>,
+}
+
+/// A client of one host's REST API.
+pub struct ApiClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    /// A client for `base` (`http://127.0.0.1:8080`).
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn answer(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Value, ClientError> {
+        let res = request.send().await.map_err(|e| ClientError::Unreachable {
+            url: url.into(),
+            message: e.to_string(),
+        })?;
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        let body: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(ClientError::Api {
+            code: body["error"]["code"]
+                .as_str()
+                .unwrap_or(status.as_str())
+                .to_string(),
+            message: body["error"]["message"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| body.to_string()),
+        })
+    }
+
+    /// Deploys `file` as `name`.
+    pub async fn deploy(
+        &self,
+        file: &Path,
+        name: &str,
+        options: &DeployOptions,
+    ) -> Result<Value, ClientError> {
+        let bytes = std::fs::read(file).map_err(|e| ClientError::File {
+            path: file.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let mut query: Vec<(&str, String)> = Vec::new();
+        query.extend(
+            options
+                .allow_hosts
+                .iter()
+                .map(|h| ("allow_host", h.clone())),
+        );
+        query.extend(options.kv_stores.iter().map(|s| ("kv_store", s.clone())));
+        query.extend(options.config.iter().map(|c| ("config", c.clone())));
+        if let Some(e) = &options.export {
+            query.push(("export", e.clone()));
+        }
+        if let Some(m) = options.max_memory_bytes {
+            query.push(("max_memory_bytes", m.to_string()));
+        }
+        if let Some(t) = options.max_execution_ms {
+            query.push(("max_execution_ms", t.to_string()));
+        }
+        let url = format!("{}/api/v1/activities/{name}", self.base);
+        let request = self
+            .http
+            .put(&url)
+            .query(&query)
+            .header("content-type", "application/wasm")
+            .body(bytes);
+        self.answer(&url, request).await
+    }
+
+    /// Lists activity types.
+    pub async fn list(&self) -> Result<Value, ClientError> {
+        let url = format!("{}/api/v1/activities", self.base);
+        self.answer(&url, self.http.get(&url)).await
+    }
+
+    /// Shows one activity type.
+    pub async fn show(&self, name: &str) -> Result<Value, ClientError> {
+        let url = format!("{}/api/v1/activities/{name}", self.base);
+        self.answer(&url, self.http.get(&url)).await
+    }
+
+    /// Rolls back to the previous version or to `digest`.
+    pub async fn rollback(&self, name: &str, digest: Option<&str>) -> Result<Value, ClientError> {
+        let url = format!("{}/api/v1/activities/{name}/rollback", self.base);
+        let request = match digest {
+            Some(d) => self.http.post(&url).json(&serde_json::json!({"digest": d})),
+            None => self.http.post(&url),
+        };
+        self.answer(&url, request).await
+    }
+
+    /// Removes an activity type.
+    pub async fn remove(&self, name: &str) -> Result<Value, ClientError> {
+        let url = format!("{}/api/v1/activities/{name}", self.base);
+        self.answer(&url, self.http.delete(&url)).await
+    }
+}

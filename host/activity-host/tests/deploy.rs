@@ -399,3 +399,96 @@ async fn the_cli_deploys_lists_rolls_back_and_removes() {
         .unwrap();
     assert_eq!(gone.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hot_swaps_under_load_lose_no_workflow() {
+    use futures::StreamExt;
+    use test_support::caller::{self, CallRequest};
+
+    const WORKFLOWS: usize = 200;
+    const SWAPS: usize = 20;
+    let server = tokio::task::spawn_blocking(DevServer::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let host = start_host(&server);
+    let http = reqwest::Client::new();
+    let base = host.base.clone();
+    eventually(Duration::from_secs(30), || async {
+        http.get(format!("{base}/healthz")).send().await.ok()
+    })
+    .await
+    .unwrap();
+    // One activity whose two versions answer "1" and "2".
+    let deploy_url = |v: usize| {
+        format!("{base}/api/v1/activities/WhichVersion?export=config-get&allow_host=hosts.invalid&config=v%3D{v}")
+    };
+    let first = put(
+        &http,
+        deploy_url(1),
+        test_components::read(test_components::MISBEHAVING),
+    )
+    .await;
+    assert_eq!(first.status(), 201);
+
+    let queue = format!("caller-{}", test_support::free_port());
+    let _caller = caller::start_caller_worker(&server.address, &queue);
+    let client = activity_worker::connect(&server.address, "default")
+        .await
+        .unwrap();
+
+    let swapper = {
+        let http = http.clone();
+        let urls: Vec<String> = (0..SWAPS).map(|i| deploy_url(2 - i % 2)).collect();
+        tokio::spawn(async move {
+            for url in urls {
+                let res = put(
+                    &http,
+                    url,
+                    test_components::read(test_components::MISBEHAVING),
+                )
+                .await;
+                assert!(res.status().is_success(), "swap refused: {}", res.status());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let task_queue = host.task_queue.clone();
+    let results: Vec<_> = futures::stream::iter(0..WORKFLOWS)
+        .map(|i| {
+            let (client, queue, task_queue) = (client.clone(), queue.clone(), task_queue.clone());
+            async move {
+                let req = CallRequest::new("WhichVersion", vec![json!("v")], &task_queue);
+                caller::call(&client, &queue, &format!("swap-{i}"), req).await
+            }
+        })
+        .buffer_unordered(25)
+        .collect()
+        .await;
+    swapper.await.unwrap();
+
+    let mut seen = std::collections::BTreeMap::new();
+    for r in &results {
+        assert!(
+            r.failures.is_empty(),
+            "a workflow failed during swaps: {r:?}"
+        );
+        let v = r.output.clone().expect("a result");
+        assert!(
+            v == json!("1") || v == json!("2"),
+            "a result from no single version: {v}"
+        );
+        *seen.entry(v.to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(results.len(), WORKFLOWS);
+    assert_eq!(seen.len(), 2, "both versions served: {seen:?}");
+    let details: Value = http
+        .get(format!("{base}/api/v1/activities/WhichVersion"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(details["versions"].as_array().unwrap().len(), SWAPS + 1);
+}

@@ -1,11 +1,30 @@
 //! Shared test helpers: the real Temporal dev server started on free ports with a
-//! throw-away database, and a local HTTP sink that records requests.
+//! throw-away database, a local HTTP sink that records requests, and a workflow that calls
+//! activities by name the way a workflow in another SDK does.
 
+pub mod caller;
 mod dev_server;
 mod http_sink;
 
 pub use dev_server::{free_port, temporal_cli, DevServer, DevServerError};
 pub use http_sink::{HttpSink, Received};
+
+/// Runs a `!Send` future (the SDK's workflow half is) on a thread with a multi-threaded
+/// tokio runtime of its own, as the binary runs it on its main thread.
+pub fn run_on_own_runtime<F, Fut>(make: F) -> std::thread::JoinHandle<()>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        rt.block_on(make());
+    })
+}
 
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, mut check: F) -> Option<T>

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 pub struct RunningHost {
     pub base: String,
+    pub task_queue: String,
     stop: watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
     _data: tempfile::TempDir,
@@ -38,6 +39,7 @@ pub fn start_host(server: &DevServer) -> RunningHost {
     config.api.listen = format!("127.0.0.1:{}", test_support::free_port());
     config.worker.user_workflow.initial_interval_ms = 100;
     let base = format!("http://{}", config.api.listen);
+    let task_queue = config.workflow.temporal.task_queue.clone();
     let (stop, stopped) = watch::channel(false);
     let thread = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -59,6 +61,7 @@ pub fn start_host(server: &DevServer) -> RunningHost {
     });
     RunningHost {
         base,
+        task_queue,
         stop,
         thread: Some(thread),
         _data: data,

@@ -11,7 +11,7 @@ use temporalio_client::Client;
 use test_support::{DevServer, HttpSink};
 use tokio::sync::oneshot;
 
-pub mod caller;
+pub use test_support::caller;
 
 /// Everything a worker test needs; stops the worker and the server when dropped.
 pub struct Harness {
@@ -24,23 +24,6 @@ pub struct Harness {
     pub sink: HttpSink,
     stop: Option<oneshot::Sender<()>>,
     worker: Option<std::thread::JoinHandle<()>>,
-}
-
-/// Runs a `!Send` future (the SDK's workflow half is) on a thread with a multi-threaded
-/// tokio runtime of its own, as the binary runs it on its main thread.
-pub fn run_on_own_runtime<F, Fut>(make: F) -> std::thread::JoinHandle<()>
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()>,
-{
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(make());
-    })
 }
 
 /// The reference activities' specs, SendNotification posting to `webhook`.
@@ -102,7 +85,7 @@ impl Harness {
         settings.user_workflow.initial_interval = Duration::from_millis(100);
         settings.user_workflow.maximum_interval = Duration::from_millis(500);
         let (stop, stopped) = oneshot::channel();
-        let worker = run_on_own_runtime({
+        let worker = test_support::run_on_own_runtime({
             let (runtime, table) = (runtime.clone(), table.clone());
             move || async move {
                 let client = activity_worker::connect(&settings.address, &settings.namespace)

@@ -113,7 +113,7 @@ impl CallByName {
                 output: raw
                     .payloads
                     .first()
-                    .map(|p| activity_worker::payload::to_json(0, p).unwrap()),
+                    .map(|p| activity_worker::payload::to_json(0, p).expect("caller")),
                 ..Default::default()
             },
             Err(ActivityExecutionError::Cancelled(c)) => CallResult {
@@ -133,19 +133,22 @@ impl CallByName {
 pub fn start_caller_worker(address: &str, queue: &str) -> tokio::sync::oneshot::Sender<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let (address, queue) = (address.to_string(), queue.to_string());
-    super::run_on_own_runtime(move || async move {
-        let client = activity_worker::connect(&address, "default").await.unwrap();
-        let runtime = temporalio_sdk::Runtime::from_current_tokio(Default::default()).unwrap();
+    crate::run_on_own_runtime(move || async move {
+        let client = activity_worker::connect(&address, "default")
+            .await
+            .expect("caller");
+        let runtime =
+            temporalio_sdk::Runtime::from_current_tokio(Default::default()).expect("caller");
         let options = WorkerOptions::new(queue)
             .register_workflow::<CallByName>()
-            .unwrap()
+            .expect("caller")
             .build();
-        let mut worker = Worker::new(&runtime, client, options).unwrap();
+        let mut worker = Worker::new(&runtime, client, options).expect("caller");
         let stop = worker.shutdown_handle();
         let run = worker.run();
         tokio::pin!(run);
         tokio::select! {
-            r = &mut run => r.unwrap(),
+            r = &mut run => r.expect("caller"),
             _ = rx => { stop(); run.await.ok(); }
         }
     });
@@ -161,9 +164,9 @@ pub async fn call(client: &Client, queue: &str, id: &str, req: CallRequest) -> C
             WorkflowStartOptions::new(queue, id).build(),
         )
         .await
-        .unwrap();
+        .expect("caller");
     handle
         .get_result(WorkflowGetResultOptions::default())
         .await
-        .unwrap()
+        .expect("caller")
 }

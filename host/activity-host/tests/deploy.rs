@@ -6,8 +6,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{start, start_host, wait_closed};
-use test_support::{eventually, DevServer};
+use support::{start, wait_closed, Session};
 
 fn seed_user(id: &str) -> Value {
     json!({"user_id": id, "email": "test@example.com", "name": "Test User", "action": "create"})
@@ -24,18 +23,8 @@ async fn put(http: &reqwest::Client, url: String, body: Vec<u8>) -> reqwest::Res
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_v2_then_roll_back_to_v1_between_workflows() {
-    let server = tokio::task::spawn_blocking(DevServer::start)
-        .await
-        .unwrap()
-        .unwrap();
-    let host = start_host(&server);
-    let http = reqwest::Client::new();
-    let base = host.base.clone();
-    eventually(Duration::from_secs(30), || async {
-        http.get(format!("{base}/healthz")).send().await.ok()
-    })
-    .await
-    .unwrap();
+    let session = Session::start().await;
+    let (http, base) = (session.http.clone(), session.base.clone());
 
     let before: Value = http
         .get(format!("{base}/api/v1/activities/ValidateUser"))
@@ -143,18 +132,8 @@ async fn deploy_v2_then_roll_back_to_v1_between_workflows() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_deploys_are_4xx_and_store_nothing() {
-    let server = tokio::task::spawn_blocking(DevServer::start)
-        .await
-        .unwrap()
-        .unwrap();
-    let host = start_host(&server);
-    let http = reqwest::Client::new();
-    let base = host.base.clone();
-    eventually(Duration::from_secs(30), || async {
-        http.get(format!("{base}/healthz")).send().await.ok()
-    })
-    .await
-    .unwrap();
+    let session = Session::start().await;
+    let (http, base) = (session.http.clone(), session.base.clone());
     let url = |name: &str, query: &str| format!("{base}/api/v1/activities/{name}{query}");
     let wasm = |path: &str| test_components::read(path);
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
@@ -303,18 +282,8 @@ fn cli(base: &str, args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cli_deploys_lists_rolls_back_and_removes() {
-    let server = tokio::task::spawn_blocking(DevServer::start)
-        .await
-        .unwrap()
-        .unwrap();
-    let host = start_host(&server);
-    let http = reqwest::Client::new();
-    let base = host.base.clone();
-    eventually(Duration::from_secs(30), || async {
-        http.get(format!("{base}/healthz")).send().await.ok()
-    })
-    .await
-    .unwrap();
+    let session = Session::start().await;
+    let (http, base) = (session.http.clone(), session.base.clone());
     let b = base.clone();
     let run = move |args: Vec<&'static str>| {
         let b = b.clone();
@@ -407,18 +376,8 @@ async fn hot_swaps_under_load_lose_no_workflow() {
 
     const WORKFLOWS: usize = 200;
     const SWAPS: usize = 20;
-    let server = tokio::task::spawn_blocking(DevServer::start)
-        .await
-        .unwrap()
-        .unwrap();
-    let host = start_host(&server);
-    let http = reqwest::Client::new();
-    let base = host.base.clone();
-    eventually(Duration::from_secs(30), || async {
-        http.get(format!("{base}/healthz")).send().await.ok()
-    })
-    .await
-    .unwrap();
+    let session = Session::start().await;
+    let (http, base) = (session.http.clone(), session.base.clone());
     // One activity whose two versions answer "1" and "2".
     let deploy_url = |v: usize| {
         format!("{base}/api/v1/activities/WhichVersion?export=config-get&allow_host=hosts.invalid&config=v%3D{v}")
@@ -432,8 +391,8 @@ async fn hot_swaps_under_load_lose_no_workflow() {
     assert_eq!(first.status(), 201);
 
     let queue = format!("caller-{}", test_support::free_port());
-    let _caller = caller::start_caller_worker(&server.address, &queue);
-    let client = activity_worker::connect(&server.address, "default")
+    let _caller = caller::start_caller_worker(&session.server.address, &queue);
+    let client = activity_worker::connect(&session.server.address, "default")
         .await
         .unwrap();
 
@@ -453,7 +412,7 @@ async fn hot_swaps_under_load_lose_no_workflow() {
             }
         })
     };
-    let task_queue = host.task_queue.clone();
+    let task_queue = session.host.task_queue.clone();
     let results: Vec<_> = futures::stream::iter(0..WORKFLOWS)
         .map(|i| {
             let (client, queue, task_queue) = (client.clone(), queue.clone(), task_queue.clone());

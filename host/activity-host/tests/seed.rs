@@ -3,26 +3,13 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
-use support::{start, start_host, wait_closed};
-use test_support::{eventually, DevServer};
+use support::{start, wait_closed, Session};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_seed_curl_example_creates_updates_and_deletes_a_user() {
-    let server = tokio::task::spawn_blocking(DevServer::start)
-        .await
-        .unwrap()
-        .unwrap();
-    let host = start_host(&server);
-    let http = reqwest::Client::new();
-    let base = host.base.clone();
-    eventually(Duration::from_secs(30), || async {
-        http.get(format!("{base}/healthz")).send().await.ok()
-    })
-    .await
-    .unwrap();
+    let session = Session::start().await;
+    let (http, base) = (session.http.clone(), session.base.clone());
 
     let (id, run_id) = start(&http, &base, json!({"user_id": "user-123", "email": "test@example.com", "name": "Test User", "action": "create"})).await;
     assert_eq!(id, "user-user-123-create");
@@ -112,18 +99,8 @@ async fn the_seed_curl_example_creates_updates_and_deletes_a_user() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_requests_get_clear_errors_and_start_nothing() {
-    let server = tokio::task::spawn_blocking(DevServer::start)
-        .await
-        .unwrap()
-        .unwrap();
-    let host = start_host(&server);
-    let http = reqwest::Client::new();
-    let base = host.base.clone();
-    eventually(Duration::from_secs(30), || async {
-        http.get(format!("{base}/healthz")).send().await.ok()
-    })
-    .await
-    .unwrap();
+    let session = Session::start().await;
+    let (http, base) = (session.http.clone(), session.base.clone());
     let url = format!("{base}/api/v1/workflows/user");
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
         (http.post(&url).json(&json!({"user_id": "u", "action": "explode"})), 400, "invalid_field"),
@@ -145,7 +122,10 @@ async fn bad_requests_get_clear_errors_and_start_nothing() {
         assert!(!body["error"]["message"].as_str().unwrap().is_empty());
     }
     // Nothing reached Temporal.
-    let listed = server.cli(&["workflow", "list", "-o", "json"]).unwrap();
+    let listed = session
+        .server
+        .cli(&["workflow", "list", "-o", "json"])
+        .unwrap();
     let text = String::from_utf8_lossy(&listed.stdout);
     assert!(!text.contains("UserWorkflow"), "{text}");
 }

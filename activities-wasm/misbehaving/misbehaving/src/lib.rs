@@ -129,7 +129,10 @@ impl Guest for Misbehaving {
     fn strict_validate_user(user: User) -> Validation {
         Validation {
             valid: false,
-            reasons: vec![format!("{}: rejected by the strict validator", user.user_id)],
+            reasons: vec![format!(
+                "{}: rejected by the strict validator",
+                user.user_id
+            )],
         }
     }
 

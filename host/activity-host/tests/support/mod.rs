@@ -98,3 +98,36 @@ pub async fn start(http: &reqwest::Client, base: &str, body: Value) -> (String, 
         started["run_id"].as_str().unwrap().into(),
     )
 }
+
+/// A dev server, a host on it, and an HTTP client, ready for requests. The host stops
+/// before the server (fields drop in order).
+pub struct Session {
+    pub host: RunningHost,
+    pub server: DevServer,
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl Session {
+    /// Starts both and waits until the API answers.
+    pub async fn start() -> Self {
+        let server = tokio::task::spawn_blocking(DevServer::start)
+            .await
+            .unwrap()
+            .unwrap();
+        let host = start_host(&server);
+        let http = reqwest::Client::new();
+        let base = host.base.clone();
+        eventually(Duration::from_secs(30), || async {
+            http.get(format!("{base}/healthz")).send().await.ok()
+        })
+        .await
+        .expect("the API answers");
+        Self {
+            host,
+            server,
+            http,
+            base,
+        }
+    }
+}

@@ -235,12 +235,19 @@ pub struct RuntimeSection {
 pub struct ActivitiesConfig {
     /// Directory with the reference components (`validate_user.wasm`, ...) that `dev` loads.
     pub components_dir: PathBuf,
+    /// A directory to watch: writing `NAME.wasm` there deploys it as activity type `NAME`,
+    /// with its export, grants and limits from an optional `NAME.json`. Unset: no watching.
+    pub watch_dir: Option<PathBuf>,
+    /// How often the watched directory is scanned, in milliseconds.
+    pub watch_interval_ms: u64,
 }
 
 impl Default for ActivitiesConfig {
     fn default() -> Self {
         Self {
             components_dir: PathBuf::from("target/guests/wasm32-wasip2/release"),
+            watch_dir: None,
+            watch_interval_ms: 1000,
         }
     }
 }
@@ -323,6 +330,12 @@ impl Config {
         if self.registry.max_component_bytes == 0 {
             return Err(ConfigError::Value {
                 key: "registry.max_component_bytes",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.activities.watch_interval_ms == 0 {
+            return Err(ConfigError::Value {
+                key: "activities.watch_interval_ms",
                 reason: "must be at least 1".into(),
             });
         }

@@ -103,8 +103,9 @@ impl Host {
         })
     }
 
-    /// Loads every deployed activity's active version (from the compiled cache when it can)
-    /// and keeps re-reading the store every `registry.reconcile_ms`.
+    /// Loads every deployed activity's active version (from the compiled cache when it can),
+    /// keeps re-reading the store every `registry.reconcile_ms`, and watches
+    /// `activities.watch_dir` when set.
     pub async fn start_registry(&self) -> Result<(), HostError> {
         let failures = self
             .registry
@@ -126,6 +127,19 @@ impl Host {
                 }
             }
         });
+        if let Some(dir) = &self.config.activities.watch_dir {
+            std::fs::create_dir_all(dir).map_err(|e| HostError::Storage {
+                what: "watched directory",
+                path: dir.display().to_string(),
+                message: e.to_string(),
+            })?;
+            tokio::spawn(crate::watch::watch(
+                self.registry.clone(),
+                dir.clone(),
+                Duration::from_millis(self.config.activities.watch_interval_ms),
+                self.config.runtime.limits,
+            ));
+        }
         Ok(())
     }
 

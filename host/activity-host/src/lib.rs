@@ -7,3 +7,4 @@ pub mod dev_server;
 pub mod host;
 pub mod notifications;
 pub mod reference;
+pub mod watch;

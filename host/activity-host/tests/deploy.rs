@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::{start, wait_closed, Session};
+use test_support::eventually;
 
 fn seed_user(id: &str) -> Value {
     json!({"user_id": id, "email": "test@example.com", "name": "Test User", "action": "create"})
@@ -450,4 +451,76 @@ async fn hot_swaps_under_load_lose_no_workflow() {
         .await
         .unwrap();
     assert_eq!(details["versions"].as_array().unwrap().len(), SWAPS + 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_watched_directory_deploys_swaps_and_refuses() {
+    let watched = tempfile::tempdir().unwrap();
+    let dir = watched.path().to_path_buf();
+    let session = Session::start_with(|c| c.activities.watch_dir = Some(dir)).await;
+    let (http, base) = (session.http.clone(), session.base.clone());
+    let shown = |http: reqwest::Client, base: String| async move {
+        let res = http
+            .get(format!("{base}/api/v1/activities/ValidateUser"))
+            .send()
+            .await
+            .ok()?;
+        res.json::<Value>().await.ok()
+    };
+    let v1 = shown(http.clone(), base.clone()).await.unwrap()["active_digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // v2 through the directory: the strict validator, with its export and grant in NAME.json.
+    std::fs::write(
+        watched.path().join("ValidateUser.json"),
+        json!({"export": "strict-validate-user", "grants": {"allowed_hosts": ["hosts.invalid"]}})
+            .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        watched.path().join("ValidateUser.wasm"),
+        test_components::read(test_components::MISBEHAVING),
+    )
+    .unwrap();
+    let v2 = eventually(Duration::from_secs(15), || async {
+        let d = shown(http.clone(), base.clone()).await?;
+        let digest = d["active_digest"].as_str()?.to_string();
+        (digest != v1).then_some(digest)
+    })
+    .await
+    .expect("the watched component is deployed");
+    let (id, run) = start(&http, &base, seed_user("watched")).await;
+    assert_eq!(
+        wait_closed(&http, &base, &id, &run).await["status"],
+        "FAILED"
+    );
+
+    // A broken file is refused and v2 keeps serving.
+    std::fs::write(watched.path().join("ValidateUser.wasm"), b"broken").unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        shown(http.clone(), base.clone()).await.unwrap()["active_digest"],
+        v2.as_str()
+    );
+
+    // The reference component again: the next workflow completes.
+    std::fs::remove_file(watched.path().join("ValidateUser.json")).unwrap();
+    std::fs::write(
+        watched.path().join("ValidateUser.wasm"),
+        test_components::read(test_components::VALIDATE_USER),
+    )
+    .unwrap();
+    eventually(Duration::from_secs(15), || async {
+        let d = shown(http.clone(), base.clone()).await?;
+        (d["active_digest"] == v1.as_str()).then_some(())
+    })
+    .await
+    .expect("the reference component serves again");
+    let (id, run) = start(&http, &base, seed_user("watched-2")).await;
+    assert_eq!(
+        wait_closed(&http, &base, &id, &run).await["status"],
+        "COMPLETED"
+    );
 }

@@ -27,6 +27,11 @@ impl Drop for RunningHost {
 }
 
 pub fn start_host(server: &DevServer) -> RunningHost {
+    start_host_with(server, |_| {})
+}
+
+/// Like [`start_host`], with `adjust` applied to the configuration.
+pub fn start_host_with(server: &DevServer, adjust: impl FnOnce(&mut Config)) -> RunningHost {
     let data = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.workflow.temporal.address = server.address.clone();
@@ -38,6 +43,8 @@ pub fn start_host(server: &DevServer) -> RunningHost {
         .to_path_buf();
     config.api.listen = format!("127.0.0.1:{}", test_support::free_port());
     config.worker.user_workflow.initial_interval_ms = 100;
+    config.activities.watch_interval_ms = 100;
+    adjust(&mut config);
     let base = format!("http://{}", config.api.listen);
     let task_queue = config.workflow.temporal.task_queue.clone();
     let (stop, stopped) = watch::channel(false);
@@ -111,11 +118,16 @@ pub struct Session {
 impl Session {
     /// Starts both and waits until the API answers.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`Session::start`], with `adjust` applied to the host's configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let server = tokio::task::spawn_blocking(DevServer::start)
             .await
             .unwrap()
             .unwrap();
-        let host = start_host(&server);
+        let host = start_host_with(&server, adjust);
         let http = reqwest::Client::new();
         let base = host.base.clone();
         eventually(Duration::from_secs(30), || async {

@@ -39,12 +39,8 @@ enum Command {
         /// The activity type name to deploy it as.
         #[arg(long)]
         name: String,
-        /// Host the activity may call over outgoing HTTP (repeatable).
-        #[arg(long = "allow-host")]
-        allow_hosts: Vec<String>,
-        /// Key-value store the activity may open (repeatable).
-        #[arg(long = "kv-store")]
-        kv_stores: Vec<String>,
+        #[command(flatten)]
+        grants: GrantArgs,
         /// Config value KEY=VALUE the activity reads through wasi:config (repeatable).
         #[arg(long = "config-value")]
         config_values: Vec<String>,
@@ -74,12 +70,8 @@ enum Command {
         /// The activity type name it would be deployed as.
         #[arg(long)]
         name: String,
-        /// Host the activity may call over outgoing HTTP (repeatable).
-        #[arg(long = "allow-host")]
-        allow_hosts: Vec<String>,
-        /// Key-value store the activity may open (repeatable).
-        #[arg(long = "kv-store")]
-        kv_stores: Vec<String>,
+        #[command(flatten)]
+        grants: GrantArgs,
     },
 }
 
@@ -115,8 +107,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Deploy {
             file,
             name,
-            allow_hosts,
-            kv_stores,
+            grants,
             config_values,
             export,
             max_memory,
@@ -124,8 +115,8 @@ async fn run() -> anyhow::Result<()> {
             api,
         } => {
             let options = DeployOptions {
-                allow_hosts,
-                kv_stores,
+                allow_hosts: grants.allow_hosts,
+                kv_stores: grants.kv_stores,
                 config: config_values,
                 export,
                 max_memory_bytes: max_memory,
@@ -152,18 +143,24 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Activities { command, api } => activities(&config, command, &api).await,
-        Command::Check {
-            file,
-            name,
-            allow_hosts,
-            kv_stores,
-        } => {
+        Command::Check { file, name, grants } => {
             let mut spec = ActivitySpec::new(name);
-            spec.grants.allowed_hosts = allow_hosts;
-            spec.grants.key_value_stores = kv_stores;
+            spec.grants.allowed_hosts = grants.allow_hosts;
+            spec.grants.key_value_stores = grants.kv_stores;
             check(config, &file, spec).await
         }
     }
+}
+
+/// The grants a deployment (or a check) names on the command line.
+#[derive(clap::Args)]
+struct GrantArgs {
+    /// Host the activity may call over outgoing HTTP (repeatable).
+    #[arg(long = "allow-host")]
+    allow_hosts: Vec<String>,
+    /// Key-value store the activity may open (repeatable).
+    #[arg(long = "kv-store")]
+    kv_stores: Vec<String>,
 }
 
 /// Where the client commands find a host.

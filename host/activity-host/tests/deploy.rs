@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{start, wait_closed, Session};
+use support::{assert_errors, start, wait_closed, Session};
 use test_support::eventually;
 
 fn seed_user(id: &str) -> Value {
@@ -224,12 +224,7 @@ async fn bad_deploys_are_4xx_and_store_nothing() {
         ),
         (http.delete(url("Nope", "")), 404, "activity_not_found"),
     ];
-    for (request, status, code) in cases {
-        let res = request.send().await.unwrap();
-        assert_eq!(res.status().as_u16(), status, "{code}");
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(body["error"]["code"], code, "{body}");
-    }
+    assert_errors(cases).await;
     let refused = put(&http, url("Probe", ""), wasm(test_components::CREATE_USER)).await;
     let message = refused.json::<Value>().await.unwrap()["error"]["message"]
         .as_str()

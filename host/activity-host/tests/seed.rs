@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{start, wait_closed, Session};
+use support::{assert_errors, start, wait_closed, Session};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_seed_curl_example_creates_updates_and_deletes_a_user() {
@@ -114,13 +114,7 @@ async fn bad_requests_get_clear_errors_and_start_nothing() {
         (http.get(format!("{base}/api/v1/users/{}", "x".repeat(300))), 400, "invalid_id"),
         (http.get(format!("{base}/api/v1/nothing-here")), 404, "no_route"),
     ];
-    for (request, status, code) in cases {
-        let res = request.send().await.unwrap();
-        assert_eq!(res.status().as_u16(), status, "{code}");
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(body["error"]["code"], code, "{body}");
-        assert!(!body["error"]["message"].as_str().unwrap().is_empty());
-    }
+    assert_errors(cases).await;
     // Nothing reached Temporal.
     let listed = session
         .server

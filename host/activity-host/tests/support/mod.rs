@@ -143,3 +143,21 @@ impl Session {
         }
     }
 }
+
+/// Sends each request and checks it is answered with `status` and
+/// `{"error":{"code": code, "message": <not empty>}}`.
+pub async fn assert_errors(cases: Vec<(reqwest::RequestBuilder, u16, &str)>) {
+    for (request, status, code) in cases {
+        let res = request.send().await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{code}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(
+            !body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty(),
+            "{body}"
+        );
+    }
+}

@@ -37,6 +37,7 @@ test: guests
 
 bench: guests
 	cargo bench -p activity-runtime --bench invoke
+	cargo bench -p activity-registry --bench deploy
 
 lint: setup
 	cargo fmt --all -- --check

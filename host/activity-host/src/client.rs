@@ -48,6 +48,10 @@ pub struct DeployOptions {
     pub max_memory_bytes: Option<u64>,
     /// Time limit in milliseconds.
     pub max_execution_ms: Option<u64>,
+    /// Largest result in bytes.
+    pub max_output_bytes: Option<u64>,
+    /// Fuel budget per call.
+    pub fuel: Option<u64>,
 }
 
 /// A client of one host's REST API.
@@ -119,11 +123,15 @@ impl ApiClient {
         if let Some(e) = &options.export {
             query.push(("export", e.clone()));
         }
-        if let Some(m) = options.max_memory_bytes {
-            query.push(("max_memory_bytes", m.to_string()));
-        }
-        if let Some(t) = options.max_execution_ms {
-            query.push(("max_execution_ms", t.to_string()));
+        for (key, value) in [
+            ("max_memory_bytes", options.max_memory_bytes),
+            ("max_execution_ms", options.max_execution_ms),
+            ("max_output_bytes", options.max_output_bytes),
+            ("fuel", options.fuel),
+        ] {
+            if let Some(v) = value {
+                query.push((key, v.to_string()));
+            }
         }
         let url = format!("{}/api/v1/activities/{name}", self.base);
         let request = self

@@ -5,6 +5,7 @@ pub mod client;
 pub mod config;
 pub mod dev_server;
 pub mod host;
+pub mod manifest;
 pub mod notifications;
 pub mod reference;
 pub mod watch;

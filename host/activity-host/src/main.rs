@@ -1,11 +1,12 @@
 //! `activity-host`: the serverless WebAssembly activity host for Temporal.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use activity_host::client::{ApiClient, DeployOptions};
+use activity_host::client::{ApiClient, ClientError, DeployOptions};
 use activity_host::config::Config;
 use activity_host::dev_server;
 use activity_host::host::{shutdown_signal, Host};
+use activity_host::manifest::Manifest;
 use activity_runtime::ActivitySpec;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -53,6 +54,12 @@ enum Command {
         /// Time limit per call, in milliseconds.
         #[arg(long)]
         max_execution_ms: Option<u64>,
+        /// Largest result per call, in bytes.
+        #[arg(long)]
+        max_output_bytes: Option<u64>,
+        /// Fuel budget per call (only enforced when the host counts fuel).
+        #[arg(long)]
+        fuel: Option<u64>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -60,6 +67,23 @@ enum Command {
     Activities {
         #[command(subcommand)]
         command: ActivitiesCommand,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Deploy every activity of a manifest (TOML or YAML) through a host's REST API.
+    ///
+    /// Each `[activity.NAME]` table names its component (`source`, relative to the manifest),
+    /// and optionally `export`, `allowed_hosts`, `key_value_stores`, `config` and `limits`.
+    /// Activities whose bytes and settings are unchanged stay as they are. The manifest is
+    /// checked whole before anything is deployed; a refused activity does not stop the others,
+    /// and the command then fails naming it.
+    Apply {
+        /// The manifest (.toml, .yaml or .yml).
+        file: PathBuf,
+        /// Also remove deployed activity types the manifest does not name (only when every
+        /// deploy succeeded).
+        #[arg(long)]
+        prune: bool,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -112,6 +136,8 @@ async fn run() -> anyhow::Result<()> {
             export,
             max_memory,
             max_execution_ms,
+            max_output_bytes,
+            fuel,
             api,
         } => {
             let options = DeployOptions {
@@ -121,6 +147,8 @@ async fn run() -> anyhow::Result<()> {
                 export,
                 max_memory_bytes: max_memory,
                 max_execution_ms,
+                max_output_bytes,
+                fuel,
             };
             let v = api_client(&config, &api)
                 .deploy(&file, &name, &options)
@@ -143,6 +171,7 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Activities { command, api } => activities(&config, command, &api).await,
+        Command::Apply { file, prune, api } => apply(&config, &file, prune, &api).await,
         Command::Check { file, name, grants } => {
             let mut spec = ActivitySpec::new(name);
             spec.grants.allowed_hosts = grants.allow_hosts;
@@ -291,6 +320,78 @@ async fn activities(
                 format!("{name} removed")
             });
         }
+    }
+    Ok(())
+}
+
+async fn apply(config: &Config, file: &Path, prune: bool, args: &ApiArgs) -> anyhow::Result<()> {
+    let manifest = Manifest::load(file)?;
+    let client = api_client(config, args);
+    let mut report = Vec::new();
+    let mut failed = Vec::new();
+    for (name, activity) in &manifest.activity {
+        match client
+            .deploy(&activity.source, name, &activity.deploy_options())
+            .await
+        {
+            Ok(v) => report.push(serde_json::json!({
+                "name": name,
+                "changed": v["changed"],
+                "digest": v["version"]["digest"],
+                "seq": v["version"]["seq"],
+            })),
+            Err(e @ ClientError::Unreachable { .. }) => return Err(e.into()),
+            Err(e) => {
+                report.push(serde_json::json!({"name": name, "error": e.to_string()}));
+                failed.push(name.clone());
+            }
+        }
+    }
+    if prune && failed.is_empty() {
+        let listed = client.list().await?;
+        for deployed in listed.as_array().into_iter().flatten() {
+            let Some(name) = deployed["name"].as_str() else {
+                continue;
+            };
+            if !manifest.activity.contains_key(name) {
+                client.remove(name).await?;
+                report.push(serde_json::json!({"name": name, "removed": true}));
+            }
+        }
+    }
+    print(args, &serde_json::Value::Array(report), |v| {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let name = r["name"].as_str().unwrap_or("");
+                if let Some(e) = r["error"].as_str() {
+                    format!("{name:<24} refused: {e}")
+                } else if r["removed"] == true {
+                    format!("{name:<24} removed")
+                } else if r["changed"] == true {
+                    format!(
+                        "{name:<24} deployed {} (version {})",
+                        r["digest"].as_str().unwrap_or(""),
+                        r["seq"]
+                    )
+                } else {
+                    format!(
+                        "{name:<24} unchanged {}",
+                        r["digest"].as_str().unwrap_or("")
+                    )
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} activities refused: {}",
+            failed.len(),
+            manifest.activity.len(),
+            failed.join(", ")
+        );
     }
     Ok(())
 }

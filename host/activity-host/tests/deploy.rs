@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{assert_errors, start, wait_closed, Session};
+use support::{assert_errors, get_json, start, wait_closed, Session};
 use test_support::eventually;
 
 fn seed_user(id: &str) -> Value {
@@ -27,14 +27,7 @@ async fn deploy_v2_then_roll_back_to_v1_between_workflows() {
     let session = Session::start().await;
     let (http, base) = (session.http.clone(), session.base.clone());
 
-    let before: Value = http
-        .get(format!("{base}/api/v1/activities/ValidateUser"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let before: Value = get_json(&http, format!("{base}/api/v1/activities/ValidateUser")).await;
     let v1 = before["active_digest"].as_str().unwrap().to_string();
 
     // v2: a stricter ValidateUser from another component, deployed over REST.
@@ -91,14 +84,7 @@ async fn deploy_v2_then_roll_back_to_v1_between_workflows() {
         .await
         .unwrap();
     assert_eq!(to_v2.status(), 200);
-    let listed: Value = http
-        .get(format!("{base}/api/v1/activities"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&http, format!("{base}/api/v1/activities")).await;
     let entry = listed
         .as_array()
         .unwrap()
@@ -107,14 +93,7 @@ async fn deploy_v2_then_roll_back_to_v1_between_workflows() {
         .unwrap()
         .clone();
     assert_eq!(entry["active_digest"], v2.as_str());
-    let details: Value = http
-        .get(format!("{base}/api/v1/activities/ValidateUser"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let details: Value = get_json(&http, format!("{base}/api/v1/activities/ValidateUser")).await;
     assert_eq!(details["versions"].as_array().unwrap().len(), 2);
 
     let removed = http
@@ -236,14 +215,7 @@ async fn bad_deploys_are_4xx_and_store_nothing() {
     );
 
     // Nothing was stored: only the five reference activities, one version each.
-    let listed: Value = http
-        .get(format!("{base}/api/v1/activities"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&http, format!("{base}/api/v1/activities")).await;
     let names: Vec<&str> = listed
         .as_array()
         .unwrap()
@@ -437,14 +409,7 @@ async fn hot_swaps_under_load_lose_no_workflow() {
     }
     assert_eq!(results.len(), WORKFLOWS);
     assert_eq!(seen.len(), 2, "both versions served: {seen:?}");
-    let details: Value = http
-        .get(format!("{base}/api/v1/activities/WhichVersion"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let details: Value = get_json(&http, format!("{base}/api/v1/activities/WhichVersion")).await;
     assert_eq!(details["versions"].as_array().unwrap().len(), SWAPS + 1);
 }
 
@@ -518,4 +483,147 @@ async fn the_watched_directory_deploys_swaps_and_refuses() {
         wait_closed(&http, &base, &id, &run).await["status"],
         "COMPLETED"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_deploys_a_manifest_reapplies_as_no_op_and_prunes() {
+    let session = Session::start().await;
+    let (http, base) = (session.http.clone(), session.base.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let apply = |args: Vec<String>| {
+        let b = base.clone();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&b, &args)
+        })
+    };
+    let text = |out: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let manifest = write(
+        "activities.toml",
+        format!(
+            r#"
+[activity.Adder]
+source = "{misbehaving}"
+export = "add"
+allowed_hosts = ["hooks.invalid"]
+config = {{ greeting = "hello" }}
+limits = {{ max_execution_ms = 2000, max_memory_bytes = 33554432 }}
+
+[activity."Validate.v2"]
+source = "{validate}"
+"#,
+            misbehaving = test_components::MISBEHAVING,
+            validate = test_components::VALIDATE_USER,
+        ),
+    );
+
+    let out = apply(vec!["apply".into(), manifest.clone()]).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Adder") && text(&out).contains("deployed sha256:"));
+    let adder: Value = get_json(&http, format!("{base}/api/v1/activities/Adder")).await;
+    let active = adder["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["active"] == true)
+        .unwrap();
+    assert_eq!(
+        active["grants"]["allowed_hosts"],
+        json!(["hooks.invalid"]),
+        "{adder}"
+    );
+    assert_eq!(active["grants"]["config"]["greeting"], "hello", "{adder}");
+    assert_eq!(active["limits"]["max_execution_ms"], 2000, "{adder}");
+    assert_eq!(active["limits"]["max_memory_bytes"], 33554432, "{adder}");
+
+    // The same manifest again changes nothing.
+    let out = apply(vec![
+        "apply".into(),
+        manifest.clone(),
+        "--output".into(),
+        "json".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report.as_array().unwrap().len(), 2, "{report}");
+    assert!(
+        report
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["changed"] == false),
+        "{report}"
+    );
+
+    // A YAML manifest with one refused activity: the other still deploys, the command fails
+    // naming the refused one, and the refused type is not created.
+    let yaml = write(
+        "activities.yaml",
+        format!(
+            "activity:\n  Adder:\n    source: {m}\n    export: add\n    allowed_hosts: [hooks.invalid]\n  NoStore:\n    source: {c}\n",
+            m = test_components::MISBEHAVING,
+            c = test_components::CREATE_USER,
+        ),
+    );
+    let out = apply(vec!["apply".into(), yaml]).await.unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("NoStore") && text(&out).contains("key_value_stores"),
+        "{}",
+        text(&out)
+    );
+    let missing = http
+        .get(format!("{base}/api/v1/activities/NoStore"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let adder: Value = get_json(&http, format!("{base}/api/v1/activities/Adder")).await;
+    assert_eq!(adder["versions"].as_array().unwrap().len(), 2, "{adder}");
+
+    // A manifest with an unknown key is refused whole, naming the key; nothing deployed.
+    let bad = write(
+        "bad.toml",
+        format!(
+            "[activity.Fresh]\nsource = \"{}\"\nallow_host = [\"x\"]\n",
+            test_components::VALIDATE_USER
+        ),
+    );
+    let out = apply(vec!["apply".into(), bad]).await.unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("allow_host"), "{}", text(&out));
+    let fresh = http
+        .get(format!("{base}/api/v1/activities/Fresh"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), 404);
+
+    // --prune leaves exactly the manifest's activities.
+    let out = apply(vec!["apply".into(), manifest, "--prune".into()])
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let listed: Value = get_json(&http, format!("{base}/api/v1/activities")).await;
+    let mut names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Adder", "Validate.v2"]);
 }

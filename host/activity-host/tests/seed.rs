@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{assert_errors, start, wait_closed, Session};
+use support::{assert_errors, get_json, start, wait_closed, Session};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_seed_curl_example_creates_updates_and_deletes_a_user() {
@@ -16,14 +16,7 @@ async fn the_seed_curl_example_creates_updates_and_deletes_a_user() {
     let done = wait_closed(&http, &base, &id, &run_id).await;
     assert_eq!(done["status"], "COMPLETED", "{done}");
     assert_eq!(done["result"]["user"]["email"], "test@example.com");
-    let user: Value = http
-        .get(format!("{base}/api/v1/users/user-123"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let user: Value = get_json(&http, format!("{base}/api/v1/users/user-123")).await;
     assert_eq!(user["name"], "Test User");
 
     let (id, run_id) = start(&http, &base, json!({"user_id": "user-123", "email": "new@example.com", "name": "New", "action": "update"})).await;
@@ -31,14 +24,7 @@ async fn the_seed_curl_example_creates_updates_and_deletes_a_user() {
         wait_closed(&http, &base, &id, &run_id).await["status"],
         "COMPLETED"
     );
-    let user: Value = http
-        .get(format!("{base}/api/v1/users/user-123"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let user: Value = get_json(&http, format!("{base}/api/v1/users/user-123")).await;
     assert_eq!(user["email"], "new@example.com");
 
     let (id, run_id) = start(
@@ -61,14 +47,7 @@ async fn the_seed_curl_example_creates_updates_and_deletes_a_user() {
     assert_eq!(err["error"]["code"], "user_not_found");
 
     // No webhook configured: the host recorded the three notifications.
-    let notes: Value = http
-        .get(format!("{base}/api/v1/notifications"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let notes: Value = get_json(&http, format!("{base}/api/v1/notifications")).await;
     let actions: Vec<&str> = notes
         .as_array()
         .unwrap()

@@ -12,10 +12,10 @@ pub mod store;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use activity_runtime::ActivityCatalog;
 use activity_runtime::{
     ActivityComponent, ActivityLimits, ActivitySpec, ComponentDigest, Grants, LoadError, Runtime,
 };
-use activity_worker::ActivityCatalog;
 use serde::Serialize;
 
 pub use sqlite::SqliteRegistryStore;

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use activity_registry::{DeployRequest, Registry, RegistryError, SqliteRegistryStore};
+use activity_runtime::ActivityCatalog;
 use activity_runtime::{Runtime, RuntimeConfig};
-use activity_worker::ActivityCatalog;
 
 struct Fixture {
     dir: tempfile::TempDir,

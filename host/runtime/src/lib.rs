@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod capabilities;
+pub mod catalog;
 pub mod engine;
 pub mod failure;
 pub mod grants;
@@ -29,6 +30,7 @@ use wasmtime::{Engine, Store, Trap};
 
 pub use capabilities::context::{ActivityInfo, CallContext, Cancellation, HeartbeatSink};
 pub use capabilities::keyvalue::{KeyValueBackend, KeyValueError, SqliteKeyValue};
+pub use catalog::{ActivityCatalog, ActivityTable};
 pub use engine::EngineConfig;
 pub use failure::{kinds, ActivityFailure};
 pub use grants::Grants;

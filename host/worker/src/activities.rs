@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use activity_runtime::{
-    ActivityFailure, ActivityInfo, CallContext, Cancellation, HeartbeatSink, Runtime,
+    ActivityCatalog, ActivityFailure, ActivityInfo, CallContext, Cancellation, HeartbeatSink,
+    Runtime,
 };
 use temporalio_common::protos::coresdk::activity_result::ActivityExecutionResult;
 use temporalio_common::protos::coresdk::activity_task::{
@@ -25,7 +26,6 @@ use temporalio_sdk_core::Worker as CoreWorker;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
-use crate::catalog::ActivityCatalog;
 use crate::payload;
 
 /// Failure type of a task whose activity type is not deployed on this host.

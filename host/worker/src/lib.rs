@@ -9,7 +9,6 @@
 //! are served without a restart.
 
 pub mod activities;
-pub mod catalog;
 pub mod payload;
 pub mod workflow;
 
@@ -27,7 +26,7 @@ use temporalio_sdk::{Worker, WorkerOptions};
 use temporalio_sdk_core::{init_worker, CoreRuntime, RuntimeOptions};
 
 pub use activities::DispatchSettings;
-pub use catalog::{ActivityCatalog, ActivityTable};
+pub use activity_runtime::{ActivityCatalog, ActivityTable};
 pub use workflow::{ActivityCallSettings, UserWorkflow};
 
 /// Why the worker could not start or stopped.

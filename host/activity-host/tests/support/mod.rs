@@ -161,3 +161,11 @@ pub async fn assert_errors(cases: Vec<(reqwest::RequestBuilder, u16, &str)>) {
         );
     }
 }
+
+/// `GET url`, answered with JSON.
+pub async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    let res = http.get(&url).send().await.unwrap();
+    res.json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}

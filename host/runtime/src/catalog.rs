@@ -1,9 +1,10 @@
-//! Where the worker finds the component serving an activity type when a task arrives.
+//! Where a caller (the worker, above all) finds the component serving an activity type at
+//! the moment a call arrives.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use activity_runtime::ActivityComponent;
+use crate::ActivityComponent;
 
 /// Looks up the active component of an activity type. The registry implements it; so does
 /// [`ActivityTable`], a plain in-memory map.

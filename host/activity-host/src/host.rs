@@ -68,6 +68,8 @@ pub struct Host {
 impl Host {
     /// Opens the data directory and the store, and builds the runtime.
     pub fn open(config: Config) -> Result<Self, HostError> {
+        // Before anything records: the recorder is process-wide.
+        activity_api::observe::prometheus();
         let storage =
             |what, path: &std::path::Path, e: &dyn std::fmt::Display| HostError::Storage {
                 what,
@@ -246,6 +248,7 @@ impl Host {
             store: self.store.clone(),
             registry: self.registry.clone(),
             default_limits: self.config.runtime.limits,
+            metrics: activity_api::observe::prometheus(),
         };
         let listener = tokio::net::TcpListener::bind(&address)
             .await

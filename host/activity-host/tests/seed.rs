@@ -74,6 +74,38 @@ async fn the_seed_curl_example_creates_updates_and_deletes_a_user() {
             .starts_with("email:"),
         "{failed}"
     );
+
+    // The metrics tell which code ran, and how the API was used; every answer carries a
+    // request id, the client's own when it sent one.
+    let res = http
+        .get(format!("{base}/metrics"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "trace-me-42");
+    let text = res.text().await.unwrap();
+    let validate = get_json(&http, format!("{base}/api/v1/activities/ValidateUser")).await
+        ["active_digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for expected in [
+        format!(
+            r#"activity_executions_total{{activity_type="ValidateUser",version="{validate}",outcome="completed"}}"#
+        ),
+        r#"activity_executions_total{activity_type="ValidateUser""#.to_string(),
+        r#"activity_execution_duration_seconds_bucket{activity_type="CreateUser""#.to_string(),
+        "activity_types_served".to_string(),
+        r#"http_requests_total{method="POST",route="/api/v1/workflows/user",status="201"}"#
+            .to_string(),
+        r#"http_request_duration_seconds_bucket{method="GET",route="/api/v1/users/{user_id}""#
+            .to_string(),
+    ] {
+        assert!(text.contains(&expected), "{expected} missing from\n{text}");
+    }
+    let made = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert!(!made.headers()["x-request-id"].is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

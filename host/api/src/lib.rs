@@ -6,6 +6,7 @@
 mod activities;
 mod error;
 mod json;
+pub mod observe;
 mod users;
 mod workflows;
 
@@ -16,7 +17,9 @@ use activity_runtime::{ActivityLimits, KeyValueBackend};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
 use temporalio_client::Client;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 pub use error::ApiError;
 
@@ -42,6 +45,8 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     /// Limits a deployment gets for what it does not set.
     pub default_limits: ActivityLimits,
+    /// The process's metrics, rendered by `GET /metrics`.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 /// The router with every route.
@@ -61,11 +66,15 @@ pub fn router(state: ApiState) -> Router {
             post(activities::rollback),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(observe::metrics))
         .route("/api/v1/workflows/user", post(workflows::start))
         .route("/api/v1/workflows/user/{workflow_id}", get(workflows::show))
         .route("/api/v1/users/{user_id}", get(users::show))
         .route("/api/v1/notifications", get(users::notifications))
         .fallback(|| async { ApiError::not_found("no_route", "no such route") })
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn(observe::observe))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(Arc::new(state))
 }

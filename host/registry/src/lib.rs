@@ -24,6 +24,19 @@ pub use store::{RegistryStore, StoreError, VersionRecord};
 /// Longest activity type name, in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
 
+/// The registry's Prometheus metrics.
+pub mod metric {
+    /// Deploy calls, by `activity_type` and `outcome` (`deployed`, `unchanged`, `refused`,
+    /// `unavailable`).
+    pub const DEPLOYS: &str = "activity_deploys_total";
+    /// Rollbacks, by `activity_type`.
+    pub const ROLLBACKS: &str = "activity_rollbacks_total";
+    /// Activity types this host serves.
+    pub const SERVED: &str = "activity_types_served";
+    /// Every metric this crate records.
+    pub const ALL: &[&str] = &[DEPLOYS, ROLLBACKS, SERVED];
+}
+
 /// Why a registry operation failed. Each maps to one HTTP status in the API.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -224,6 +237,7 @@ impl Registry {
     fn serve(&self, name: &str, component: ActivityComponent) {
         if let Ok(mut s) = self.serving.write() {
             s.insert(name.to_string(), Arc::new(component));
+            metrics::gauge!(metric::SERVED).set(s.len() as f64);
         }
     }
 
@@ -270,6 +284,26 @@ impl Registry {
 
     /// Validates, compiles, stores and activates a component as activity type `name`.
     pub async fn deploy(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        request: DeployRequest,
+    ) -> Result<DeployOutcome, RegistryError> {
+        let outcome = self.deploy_checked(name, bytes, request).await;
+        let label = match &outcome {
+            Ok(o) if o.changed => "deployed",
+            Ok(_) => "unchanged",
+            Err(RegistryError::Store(_)) => "unavailable",
+            Err(_) => "refused",
+        };
+        // An invalid name is a client's text: it never becomes a label value.
+        let activity_type = if check_name(name).is_ok() { name } else { "" };
+        metrics::counter!(metric::DEPLOYS, "activity_type" => activity_type.to_string(), "outcome" => label)
+            .increment(1);
+        outcome
+    }
+
+    async fn deploy_checked(
         &self,
         name: &str,
         bytes: Vec<u8>,
@@ -371,6 +405,7 @@ impl Registry {
         self.blocking(move |s| s.set_active(&n, seq)).await?;
         self.serve(name, component);
         tracing::info!(activity = name, version = %target.digest, seq, "rolled back");
+        metrics::counter!(metric::ROLLBACKS, "activity_type" => name.to_string()).increment(1);
         Ok(VersionView::of(target, Some(target.seq)))
     }
 
@@ -384,6 +419,7 @@ impl Registry {
         }
         if let Ok(mut s) = self.serving.write() {
             s.remove(name);
+            metrics::gauge!(metric::SERVED).set(s.len() as f64);
         }
         tracing::info!(activity = name, "removed");
         Ok(())

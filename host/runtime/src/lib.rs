@@ -14,6 +14,7 @@ pub mod failure;
 pub mod grants;
 pub mod limits;
 pub mod load;
+pub mod metrics;
 mod state;
 
 use std::fmt;
@@ -213,6 +214,18 @@ impl Runtime {
 
     /// Calls `activity` once with JSON `args` (one per parameter) in a fresh instance.
     pub async fn invoke(
+        &self,
+        activity: &ActivityComponent,
+        args: &[Value],
+        call: CallContext,
+    ) -> Result<Invocation, ActivityFailure> {
+        let started = Instant::now();
+        let outcome = self.call(activity, args, call).await;
+        metrics::record(activity, &outcome, started.elapsed());
+        outcome
+    }
+
+    async fn call(
         &self,
         activity: &ActivityComponent,
         args: &[Value],

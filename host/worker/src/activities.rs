@@ -32,6 +32,10 @@ use crate::payload;
 pub const ACTIVITY_NOT_DEPLOYED: &str = "ActivityNotDeployed";
 /// Failure type of a task whose arguments are not JSON.
 pub const INVALID_PAYLOAD: &str = "InvalidPayload";
+/// Activity tasks this host is running.
+pub const SLOTS_IN_USE: &str = "activity_task_slots_in_use";
+/// Activity tasks refused because their type is not deployed, by `activity_type`.
+pub const NOT_DEPLOYED: &str = "activity_tasks_not_deployed_total";
 /// Source written on every failure the host reports.
 const FAILURE_SOURCE: &str = "activity-host";
 /// Pause after a failed poll before polling again.
@@ -110,6 +114,7 @@ impl Dispatcher {
                     interrupt: interrupt.clone(),
                 },
             );
+            metrics::gauge!(SLOTS_IN_USE).set(r.len() as f64);
         }
         let span = tracing::info_span!(
             "activity",
@@ -134,6 +139,7 @@ impl Dispatcher {
                 let result = me.execute(&token, start, cancellation, interrupt).await;
                 if let Ok(mut r) = me.running.lock() {
                     r.remove(&token);
+                    metrics::gauge!(SLOTS_IN_USE).set(r.len() as f64);
                 }
                 let completion = ActivityTaskCompletion {
                     task_token: token,
@@ -186,6 +192,8 @@ impl Dispatcher {
         let Some(component) = self.catalog.get(&start.activity_type) else {
             let deployed = self.catalog.names();
             tracing::warn!("activity type is not deployed");
+            metrics::counter!(NOT_DEPLOYED, "activity_type" => start.activity_type.clone())
+                .increment(1);
             return failed(&ActivityFailure::new(
                 ACTIVITY_NOT_DEPLOYED,
                 format!(

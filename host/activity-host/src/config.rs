@@ -50,6 +50,8 @@ pub struct Config {
     pub dev: DevConfig,
     /// The module registry.
     pub registry: RegistryConfig,
+    /// Logs.
+    pub telemetry: TelemetryConfig,
 }
 
 /// `registry:` section.
@@ -78,14 +80,83 @@ impl Default for RegistryConfig {
 pub struct ApiConfig {
     /// Address the REST API listens on.
     pub listen: String,
+    /// Bearer token the admin routes (deploy, rollback, remove) require; unset: they are open.
+    pub admin_token: Option<String>,
+    /// Allow admin routes without a token on a non-loopback address.
+    pub allow_open_admin: bool,
+    /// Longest a request may take, in milliseconds, before it is answered 503.
+    pub request_timeout_ms: u64,
+    /// Largest JSON body, in bytes.
+    pub max_json_body_bytes: usize,
+    /// `POST /api/v1/activities/{name}/invoke` defaults.
+    pub invoke: InvokeConfig,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
+            admin_token: None,
+            allow_open_admin: false,
+            request_timeout_ms: 60_000,
+            max_json_body_bytes: 1 << 20,
+            invoke: InvokeConfig::default(),
         }
     }
+}
+
+/// `api.invoke:` section: options of a standalone activity a request does not set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InvokeConfig {
+    /// Start-to-close timeout of each attempt, in milliseconds.
+    pub start_to_close_ms: u64,
+    /// Schedule-to-close timeout of the whole execution, retries included, in milliseconds.
+    pub schedule_to_close_ms: u64,
+    /// Attempts, 0 for unlimited (bounded by the schedule-to-close timeout).
+    pub maximum_attempts: u32,
+    /// How long the request waits for the result before answering `202` with the id to poll.
+    pub wait_ms: u64,
+}
+
+impl Default for InvokeConfig {
+    fn default() -> Self {
+        Self {
+            start_to_close_ms: 30_000,
+            schedule_to_close_ms: 120_000,
+            maximum_attempts: 3,
+            wait_ms: 30_000,
+        }
+    }
+}
+
+/// `telemetry:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Log format: `text` or `json`.
+    pub log_format: LogFormat,
+    /// Log filter (`tracing` env-filter syntax) when `RUST_LOG` is unset.
+    pub log_level: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `worker:` section.
@@ -298,10 +369,65 @@ impl Config {
                 reason: "must not be empty".into(),
             });
         }
-        if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError::Value {
+        let listen: std::net::SocketAddr =
+            self.api.listen.parse().map_err(|_| ConfigError::Value {
                 key: "api.listen",
                 reason: format!("expected ip:port, found {:?}", self.api.listen),
+            })?;
+        match &self.api.admin_token {
+            Some(t) if t.len() < 16 => {
+                return Err(ConfigError::Value {
+                    key: "api.admin_token",
+                    reason: "must be at least 16 characters".into(),
+                })
+            }
+            None if !listen.ip().is_loopback() && !self.api.allow_open_admin => {
+                return Err(ConfigError::Value {
+                    key: "api.admin_token",
+                    reason: format!(
+                        "api.listen {listen} is not a loopback address: set an admin token \
+                         (ACTIVITY_HOST_API__ADMIN_TOKEN) or api.allow_open_admin: true"
+                    ),
+                })
+            }
+            _ => {}
+        }
+        for (key, value) in [
+            ("api.request_timeout_ms", self.api.request_timeout_ms),
+            (
+                "api.max_json_body_bytes",
+                self.api.max_json_body_bytes as u64,
+            ),
+            (
+                "api.invoke.start_to_close_ms",
+                self.api.invoke.start_to_close_ms,
+            ),
+            (
+                "api.invoke.schedule_to_close_ms",
+                self.api.invoke.schedule_to_close_ms,
+            ),
+            ("api.invoke.wait_ms", self.api.invoke.wait_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Value {
+                    key,
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        if self.api.invoke.wait_ms >= self.api.request_timeout_ms {
+            return Err(ConfigError::Value {
+                key: "api.invoke.wait_ms",
+                reason: format!(
+                    "must be below api.request_timeout_ms ({})",
+                    self.api.request_timeout_ms
+                ),
+            });
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level) {
+            return Err(ConfigError::Value {
+                key: "telemetry.log_level",
+                reason: format!("not a log filter: {e}"),
             });
         }
         if let Some(url) = &self.notifications.webhook_url {

@@ -1,8 +1,10 @@
 //! Assembles the host's parts from the configuration and runs them until shutdown.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use activity_api::{ClientSlot, Readiness};
 use activity_registry::{DeployRequest, Registry, SqliteRegistryStore};
 use activity_runtime::{Runtime, RuntimeConfig, RuntimeError, SqliteKeyValue};
 use activity_worker::{ActivityCallSettings, DispatchSettings, HostWorker, WorkerSettings};
@@ -63,6 +65,8 @@ pub struct Host {
     pub runtime: Arc<Runtime>,
     /// The module registry: the activity types this host serves.
     pub registry: Arc<Registry>,
+    /// What `/readyz` reports.
+    pub readiness: Arc<Readiness>,
 }
 
 impl Host {
@@ -102,6 +106,7 @@ impl Host {
             store,
             runtime,
             registry,
+            readiness: Arc::default(),
         })
     }
 
@@ -117,6 +122,9 @@ impl Host {
         for f in failures {
             tracing::error!(error = %f, "a deployed activity is not served");
         }
+        self.readiness
+            .registry_loaded
+            .store(true, Ordering::Relaxed);
         let registry = self.registry.clone();
         let every = Duration::from_millis(self.config.registry.reconcile_ms);
         tokio::spawn(async move {
@@ -210,7 +218,13 @@ impl Host {
     /// SDK's workflow half is not `Send`.
     pub async fn run_worker(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), HostError> {
         let settings = self.worker_settings();
-        let client = activity_worker::connect(&settings.address, &settings.namespace).await?;
+        self.readiness
+            .worker_expected
+            .store(true, Ordering::Relaxed);
+        let client = tokio::select! {
+            c = connect_with_retry(&settings.address, &settings.namespace) => c,
+            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+        };
         let core = activity_worker::core_runtime()?;
         let worker = HostWorker::new(
             &core,
@@ -224,11 +238,16 @@ impl Host {
             namespace = settings.namespace.as_str(),
             "worker polling"
         );
-        worker
+        self.readiness.worker_polling.store(true, Ordering::Relaxed);
+        let outcome = worker
             .run(async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
             })
-            .await?;
+            .await;
+        self.readiness
+            .worker_polling
+            .store(false, Ordering::Relaxed);
+        outcome?;
         Ok(())
     }
 
@@ -240,15 +259,40 @@ impl Host {
             message,
         };
         let t = &self.config.workflow.temporal;
-        let client = activity_worker::connect(&t.address, &t.namespace).await?;
+        let client = ClientSlot::default();
+        {
+            let (slot, address, namespace) =
+                (client.clone(), t.address.clone(), t.namespace.clone());
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    c = connect_with_retry(&address, &namespace) => slot.set(c),
+                    _ = stop.wait_for(|s| *s) => {}
+                }
+            });
+        }
+        let a = &self.config.api;
         let state = activity_api::ApiState {
             client,
+            admin_token: a.admin_token.clone(),
+            request_timeout: Duration::from_millis(a.request_timeout_ms),
+            max_json_body: a.max_json_body_bytes,
+            readiness: self.readiness.clone(),
             namespace: t.namespace.clone(),
             task_queue: t.task_queue.clone(),
             store: self.store.clone(),
             registry: self.registry.clone(),
             default_limits: self.config.runtime.limits,
             metrics: activity_api::observe::prometheus(),
+            invoke: {
+                let i = &self.config.api.invoke;
+                activity_api::InvokeDefaults {
+                    start_to_close: Duration::from_millis(i.start_to_close_ms),
+                    schedule_to_close: Duration::from_millis(i.schedule_to_close_ms),
+                    maximum_attempts: i.maximum_attempts,
+                    wait: Duration::from_millis(i.wait_ms),
+                }
+            },
         };
         let listener = tokio::net::TcpListener::bind(&address)
             .await
@@ -260,6 +304,21 @@ impl Host {
             })
             .await
             .map_err(|e| api_error(e.to_string()))
+    }
+}
+
+/// Connects to Temporal, retrying with backoff (up to 10 s apart) until it answers.
+pub async fn connect_with_retry(address: &str, namespace: &str) -> temporalio_client::Client {
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match activity_worker::connect(address, namespace).await {
+            Ok(client) => return client,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "Temporal does not answer yet");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use activity_host::client::{ApiClient, ClientError, DeployOptions};
-use activity_host::config::Config;
+use activity_host::config::{Config, LogFormat};
 use activity_host::dev_server;
 use activity_host::host::{shutdown_signal, Host};
 use activity_host::manifest::Manifest;
@@ -113,17 +113,23 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let cli = Cli::parse();
     let config_path = cli.config.clone().or_else(|| {
         let default = PathBuf::from("configs/config.yaml");
         default.exists().then_some(default)
     });
     let config = Config::load(config_path.as_deref())?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.telemetry.log_level));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.telemetry.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+    }
     match cli.command {
         Command::Dev => dev(config).await,
         Command::Worker => worker(config).await,

@@ -188,8 +188,10 @@ pub async fn rollback(
             .body(axum::body::Body::from(body))
             .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
         let ApiJson(r) =
-            <ApiJson<Rollback> as axum::extract::FromRequest<()>>::from_request(request, &())
-                .await?;
+            <ApiJson<Rollback> as axum::extract::FromRequest<Arc<ApiState>>>::from_request(
+                request, &state,
+            )
+            .await?;
         r
     };
     state

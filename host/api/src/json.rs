@@ -5,19 +5,20 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::ApiError;
+use std::sync::Arc;
+
+use crate::{ApiError, ApiState};
 
 /// `Json<T>` with `{"error":{...}}` rejections.
 pub struct ApiJson<T>(pub T);
 
-impl<S, T> FromRequest<S> for ApiJson<T>
+impl<T> FromRequest<Arc<ApiState>> for ApiJson<T>
 where
     T: DeserializeOwned,
-    S: Send + Sync,
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &Arc<ApiState>) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(rejection) => Err(match rejection {
@@ -36,7 +37,7 @@ where
                     ApiError {
                         status: StatusCode::PAYLOAD_TOO_LARGE,
                         code: "body_too_large",
-                        message: format!("the body is larger than {} bytes", crate::MAX_JSON_BODY),
+                        message: format!("the body is larger than {} bytes", state.max_json_body),
                     }
                 }
                 other => ApiError {

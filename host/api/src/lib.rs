@@ -5,12 +5,15 @@
 
 mod activities;
 mod error;
+pub mod guard;
+mod invoke;
 mod json;
 pub mod observe;
 mod users;
 mod workflows;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use activity_registry::Registry;
 use activity_runtime::{ActivityLimits, KeyValueBackend};
@@ -22,19 +25,43 @@ use temporalio_client::Client;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 pub use error::ApiError;
+pub use guard::Readiness;
+pub use invoke::InvokeDefaults;
 
-/// Largest JSON body accepted, in bytes.
-pub const MAX_JSON_BODY: usize = 1 << 20;
 /// Key-value store of users.
 pub const USERS_STORE: &str = "users";
 /// Key-value store of notifications recorded by the host.
 pub const NOTIFICATIONS_STORE: &str = "notifications";
 
+/// The Temporal client, once connected. The API serves before Temporal answers (routes
+/// that need it answer `503` meanwhile); a connected client reconnects by itself.
+#[derive(Clone, Default)]
+pub struct ClientSlot(Arc<std::sync::OnceLock<Client>>);
+
+impl ClientSlot {
+    /// A slot already holding `client`.
+    pub fn connected(client: Client) -> Self {
+        let slot = Self::default();
+        slot.set(client);
+        slot
+    }
+
+    /// Fills the slot (once).
+    pub fn set(&self, client: Client) {
+        let _ = self.0.set(client);
+    }
+
+    /// The client, if connected.
+    pub fn get(&self) -> Option<Client> {
+        self.0.get().cloned()
+    }
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
     /// Temporal client.
-    pub client: Client,
+    pub client: ClientSlot,
     /// Namespace.
     pub namespace: String,
     /// Task queue `UserWorkflow` runs on.
@@ -47,34 +74,74 @@ pub struct ApiState {
     pub default_limits: ActivityLimits,
     /// The process's metrics, rendered by `GET /metrics`.
     pub metrics: Option<PrometheusHandle>,
+    /// Options of invoked activities a request does not set.
+    pub invoke: InvokeDefaults,
+    /// Bearer token of the admin routes; `None`: they are open.
+    pub admin_token: Option<String>,
+    /// Longest a request may take.
+    pub request_timeout: Duration,
+    /// Largest JSON body, in bytes.
+    pub max_json_body: usize,
+    /// What `/readyz` reports.
+    pub readiness: Arc<Readiness>,
+}
+
+impl ApiState {
+    /// The Temporal client, or `503` while the API has not reached Temporal yet.
+    pub fn client(&self) -> Result<Client, ApiError> {
+        self.client.get().ok_or_else(|| {
+            ApiError::temporal_unavailable("not connected to Temporal yet; retry shortly")
+        })
+    }
 }
 
 /// The router with every route.
 pub fn router(state: ApiState) -> Router {
     let max_component = state.registry.max_component_bytes();
+    let max_json = state.max_json_body;
+    let state = Arc::new(state);
+    let admin = || axum::middleware::from_fn_with_state(state.clone(), guard::require_admin);
     Router::new()
         .route("/api/v1/activities", get(activities::list))
         .route(
             "/api/v1/activities/{name}",
             put(activities::deploy)
                 .layer(DefaultBodyLimit::max(max_component))
-                .get(activities::show)
-                .delete(activities::remove),
+                .delete(activities::remove)
+                .layer(admin())
+                .get(activities::show),
         )
         .route(
             "/api/v1/activities/{name}/rollback",
-            post(activities::rollback),
+            post(activities::rollback).layer(admin()),
+        )
+        .route("/api/v1/activities/{name}/invoke", post(invoke::invoke))
+        .route(
+            "/api/v1/activities/{name}/executions/{activity_id}",
+            get(invoke::execution),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(guard::readyz))
         .route("/metrics", get(observe::metrics))
-        .route("/api/v1/workflows/user", post(workflows::start))
+        .route(
+            "/api/v1/workflows/user",
+            post(workflows::start).get(workflows::list),
+        )
         .route("/api/v1/workflows/user/{workflow_id}", get(workflows::show))
+        .route(
+            "/api/v1/workflows/user/{workflow_id}/cancel",
+            post(workflows::cancel),
+        )
         .route("/api/v1/users/{user_id}", get(users::show))
         .route("/api/v1/notifications", get(users::notifications))
         .fallback(|| async { ApiError::not_found("no_route", "no such route") })
-        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(DefaultBodyLimit::max(max_json))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::timeout,
+        ))
         .layer(axum::middleware::from_fn(observe::observe))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .with_state(Arc::new(state))
+        .with_state(state)
 }

@@ -10,20 +10,35 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use temporalio_client::errors::{
-    WorkflowGetResultError, WorkflowInteractionError, WorkflowStartError,
-};
+use temporalio_client::errors::{WorkflowGetResultError, WorkflowInteractionError};
+use temporalio_client::grpc::WorkflowService;
+use temporalio_client::tonic::IntoRequest;
 use temporalio_client::{
     Client, WorkflowDescribeOptions, WorkflowExecutionInfo, WorkflowExecutionStatus,
-    WorkflowGetResultOptions, WorkflowHandle, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
-    WorkflowQueryOptions, WorkflowStartOptions,
+    WorkflowGetResultOptions, WorkflowHandle, WorkflowQueryOptions, WorkflowSignalOptions,
 };
-
+use temporalio_common::protos::temporal::api::common::v1::{Payloads, WorkflowType};
+use temporalio_common::protos::temporal::api::enums::v1::{
+    TaskQueueKind, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+};
 use temporalio_common::protos::temporal::api::failure::v1::{failure::FailureInfo, Failure};
+use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
+use temporalio_common::protos::temporal::api::workflowservice::v1::{
+    ListWorkflowExecutionsRequest, StartWorkflowExecutionRequest,
+};
 
 use crate::json::ApiJson;
 use crate::users::check_id;
 use crate::{ApiError, ApiState};
+
+/// The workflow type the routes start.
+pub const WORKFLOW_TYPE: &str = "UserWorkflow";
+/// Identity the API gives Temporal.
+pub(crate) const IDENTITY: &str = "activity-host-api";
+/// How long `show` waits for the `progress` query of a running workflow.
+const PROGRESS_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Most runs one page of `GET /api/v1/workflows/user` lists.
+pub const MAX_PAGE_SIZE: i32 = 100;
 
 /// Header whose value makes a request's workflow id unique beyond `user_id` and `action`.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -95,33 +110,66 @@ pub async fn start(
         name: body.name,
         action: body.action,
     };
-    let options = WorkflowStartOptions::new(state.task_queue.clone(), id.clone())
-        .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
-        .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
-        .build();
-    let handle = state
-        .client
-        .start_workflow(UserWorkflow::run, request, options)
-        .await
-        .map_err(|e| match e {
-            WorkflowStartError::PayloadConversion(e) => ApiError::internal(e.to_string()),
-            other => {
-                ApiError::temporal_unavailable(format!("could not start workflow {id}: {other}"))
-            }
-        })?;
-    let run_id = handle.info().run_id.clone().unwrap_or_default();
+    let input = serde_json::to_value(&request).map_err(|e| ApiError::internal(e.to_string()))?;
+    // The raw start answers whether a run was started or an open one found (conflict
+    // policy "use existing"), which the typed start does not say.
+    let start = StartWorkflowExecutionRequest {
+        namespace: state.namespace.clone(),
+        workflow_id: id.clone(),
+        workflow_type: Some(WorkflowType {
+            name: WORKFLOW_TYPE.into(),
+        }),
+        task_queue: Some(TaskQueue {
+            name: state.task_queue.clone(),
+            kind: TaskQueueKind::Normal as i32,
+            normal_name: String::new(),
+        }),
+        input: Some(Payloads {
+            payloads: vec![activity_worker::payload::from_json(&input)],
+        }),
+        identity: IDENTITY.into(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        workflow_id_reuse_policy: WorkflowIdReusePolicy::AllowDuplicate as i32,
+        workflow_id_conflict_policy: WorkflowIdConflictPolicy::UseExisting as i32,
+        ..Default::default()
+    };
+    let answer =
+        WorkflowService::start_workflow_execution(&mut state.client()?, start.into_request())
+            .await
+            .map_err(|e| rpc_error(&format!("could not start workflow {id}"), e))?
+            .into_inner();
     tracing::info!(
         workflow_id = id.as_str(),
-        run_id = run_id.as_str(),
-        "started UserWorkflow"
+        run_id = answer.run_id.as_str(),
+        started = answer.started,
+        "UserWorkflow started or found running"
     );
     Ok((
-        StatusCode::CREATED,
+        if answer.started {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
         Json(Started {
             workflow_id: id,
-            run_id,
+            run_id: answer.run_id,
         }),
     ))
+}
+
+/// A failed Temporal call: what a client can fix is a 4xx, anything else a 503.
+pub(crate) fn rpc_error(context: &str, status: temporalio_client::tonic::Status) -> ApiError {
+    use temporalio_client::tonic::Code;
+    match status.code() {
+        Code::InvalidArgument => ApiError::bad_request(
+            "invalid_argument",
+            format!("{context}: {}", status.message()),
+        ),
+        Code::NotFound => {
+            ApiError::not_found("not_found", format!("{context}: {}", status.message()))
+        }
+        _ => ApiError::temporal_unavailable(format!("{context}: {}", status.message())),
+    }
 }
 
 /// Query string of `GET /api/v1/workflows/user/{workflow_id}`.
@@ -129,6 +177,13 @@ pub async fn start(
 #[serde(deny_unknown_fields)]
 pub struct ShowQuery {
     run_id: Option<String>,
+}
+
+impl ShowQuery {
+    /// The run asked for, if any.
+    pub fn run_id(&self) -> Option<&str> {
+        self.run_id.as_deref()
+    }
 }
 
 fn status_name(status: WorkflowExecutionStatus) -> &'static str {
@@ -175,15 +230,7 @@ pub async fn show(
     if let Some(run_id) = &query.run_id {
         check_id("run_id", run_id)?;
     }
-    let handle: WorkflowHandle<Client, UserWorkflow> = WorkflowHandle::new(
-        state.client.clone(),
-        WorkflowExecutionInfo::builder()
-            .namespace(state.namespace.clone())
-            .workflow_id(workflow_id.clone())
-            .maybe_run_id(query.run_id.clone())
-            .build(),
-    );
-    let description = handle
+    let description = handle(&state, &workflow_id, query.run_id.clone())?
         .describe(WorkflowDescribeOptions::default())
         .await
         .map_err(|e| interaction_error(&workflow_id, e))?;
@@ -206,20 +253,12 @@ pub async fn show(
         "close_time_ms": millis(description.close_time()),
     });
     // Read the outcome of exactly this run.
-    let run: WorkflowHandle<Client, UserWorkflow> = WorkflowHandle::new(
-        state.client.clone(),
-        WorkflowExecutionInfo::builder()
-            .namespace(state.namespace.clone())
-            .workflow_id(workflow_id.clone())
-            .run_id(run_id)
-            .build(),
-    );
+    let run = handle(&state, &workflow_id, Some(run_id))?;
     match status {
         WorkflowExecutionStatus::Running => {
-            if let Ok(progress) = run
-                .query(UserWorkflow::progress, (), WorkflowQueryOptions::default())
-                .await
-            {
+            // Best effort: a query needs a worker, and none may be polling right now.
+            let query = run.query(UserWorkflow::progress, (), WorkflowQueryOptions::default());
+            if let Ok(Ok(progress)) = tokio::time::timeout(PROGRESS_QUERY_TIMEOUT, query).await {
                 body["progress"] = serde_json::to_value(progress).unwrap_or(Value::Null);
             }
         }
@@ -246,7 +285,7 @@ pub async fn show(
 
 /// A Temporal failure as `{"message","type","non_retryable","details","cause"}`, the cause
 /// chain nested.
-fn failure_json(failure: &Failure) -> Value {
+pub(crate) fn failure_json(failure: &Failure) -> Value {
     let mut out = json!({"message": failure.message});
     match &failure.failure_info {
         Some(FailureInfo::ApplicationFailureInfo(a)) => {
@@ -272,4 +311,178 @@ fn failure_json(failure: &Failure) -> Value {
         out["cause"] = failure_json(cause);
     }
     out
+}
+
+fn handle(
+    state: &ApiState,
+    workflow_id: &str,
+    run_id: Option<String>,
+) -> Result<WorkflowHandle<Client, UserWorkflow>, ApiError> {
+    let client = state.client()?;
+    Ok(WorkflowHandle::new(
+        client,
+        WorkflowExecutionInfo::builder()
+            .namespace(state.namespace.clone())
+            .workflow_id(workflow_id.to_string())
+            .maybe_run_id(run_id)
+            .build(),
+    ))
+}
+
+/// `POST /api/v1/workflows/user/{workflow_id}/cancel`: sends the `cancel` signal; the
+/// workflow stops before its next step. `202`; `409` when the run is not running.
+pub async fn cancel(
+    State(state): State<Arc<ApiState>>,
+    Path(workflow_id): Path<String>,
+    Query(query): Query<ShowQuery>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    check_id("workflow_id", &workflow_id)?;
+    if let Some(run_id) = &query.run_id {
+        check_id("run_id", run_id)?;
+    }
+    let h = handle(&state, &workflow_id, query.run_id.clone())?;
+    let description = h
+        .describe(WorkflowDescribeOptions::default())
+        .await
+        .map_err(|e| interaction_error(&workflow_id, e))?;
+    let status = description.status();
+    let run_id = description
+        .raw_description
+        .workflow_execution_info
+        .as_ref()
+        .and_then(|i| i.execution.as_ref())
+        .map(|e| e.run_id.clone())
+        .unwrap_or_default();
+    if status != WorkflowExecutionStatus::Running {
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "workflow_not_running",
+            message: format!(
+                "workflow {workflow_id:?} is {}; only a running workflow can be cancelled",
+                status_name(status)
+            ),
+        });
+    }
+    handle(&state, &workflow_id, Some(run_id.clone()))?
+        .signal(UserWorkflow::cancel, (), WorkflowSignalOptions::default())
+        .await
+        .map_err(|e| interaction_error(&workflow_id, e))?;
+    tracing::info!(
+        workflow_id = workflow_id.as_str(),
+        run_id = run_id.as_str(),
+        "cancel signal sent"
+    );
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"workflow_id": workflow_id, "run_id": run_id, "signal": "cancel"})),
+    ))
+}
+
+/// Query string of `GET /api/v1/workflows/user`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    user_id: Option<String>,
+    status: Option<String>,
+    page_size: Option<i32>,
+    page_token: Option<String>,
+}
+
+/// The visibility query name of a status written as Temporal names it.
+fn status_filter(status: &str) -> Option<&'static str> {
+    Some(
+        match status.to_ascii_uppercase().replace('_', "").as_str() {
+            "RUNNING" => "Running",
+            "COMPLETED" => "Completed",
+            "FAILED" => "Failed",
+            "CANCELED" | "CANCELLED" => "Canceled",
+            "TERMINATED" => "Terminated",
+            "CONTINUEDASNEW" => "ContinuedAsNew",
+            "TIMEDOUT" => "TimedOut",
+            _ => return None,
+        },
+    )
+}
+
+/// `GET /api/v1/workflows/user?user_id=&status=&page_size=&page_token=`: recent runs of
+/// `UserWorkflow` on this namespace, newest first, from Temporal's visibility store (which
+/// trails the runs by up to a second).
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut filter = format!("WorkflowType = '{WORKFLOW_TYPE}'");
+    if let Some(user_id) = &query.user_id {
+        check_id("user_id", user_id)?;
+        if user_id.contains(['\'', '"', '\\']) {
+            return Err(ApiError::bad_request(
+                "invalid_id",
+                "user_id filter may not contain quotes or backslashes",
+            ));
+        }
+        filter.push_str(&format!(" AND WorkflowId STARTS_WITH 'user-{user_id}-'"));
+    }
+    if let Some(status) = &query.status {
+        let name = status_filter(status).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_status",
+                format!("status {status:?} is not one of RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED, CONTINUED_AS_NEW, TIMED_OUT"),
+            )
+        })?;
+        filter.push_str(&format!(" AND ExecutionStatus = '{name}'"));
+    }
+    let page_size = query.page_size.unwrap_or(20);
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(ApiError::bad_request(
+            "invalid_page_size",
+            format!("page_size must be 1 to {MAX_PAGE_SIZE}"),
+        ));
+    }
+    let next_page_token = match &query.page_token {
+        Some(t) => hex::decode(t).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_page_token",
+                "page_token is not a token this API gave",
+            )
+        })?,
+        None => Vec::new(),
+    };
+    let request = ListWorkflowExecutionsRequest {
+        namespace: state.namespace.clone(),
+        page_size,
+        next_page_token,
+        query: filter,
+    };
+    let page =
+        WorkflowService::list_workflow_executions(&mut state.client()?, request.into_request())
+            .await
+            .map_err(|e| rpc_error("could not list workflows", e))?
+            .into_inner();
+    let ts = |t: &Option<_>| {
+        millis(
+            t.as_ref()
+                .and_then(temporalio_common::protos::proto_ts_to_system_time),
+        )
+    };
+    let workflows: Vec<Value> = page
+        .executions
+        .iter()
+        .map(|e| {
+            let execution = e.execution.clone().unwrap_or_default();
+            json!({
+                "workflow_id": execution.workflow_id,
+                "run_id": execution.run_id,
+                "status": e
+                    .status()
+                    .as_str_name()
+                    .trim_start_matches("WORKFLOW_EXECUTION_STATUS_"),
+                "start_time_ms": ts(&e.start_time),
+                "close_time_ms": ts(&e.close_time),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "workflows": workflows,
+        "next_page_token": (!page.next_page_token.is_empty()).then(|| hex::encode(&page.next_page_token)),
+    })))
 }

@@ -107,6 +107,17 @@ impl ActivityComponent {
             .collect()
     }
 
+    /// Checks JSON arguments against the export's parameter types without calling it, with
+    /// the message a call would fail with.
+    pub fn check_args(&self, args: &[serde_json::Value]) -> Result<(), String> {
+        wit_json::args_to_vals(
+            args,
+            self.params.iter().map(|(n, t)| (n.as_str(), t.clone())),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
+
     /// True when the compiled code came from the on-disk cache rather than a compilation.
     pub fn loaded_from_cache(&self) -> bool {
         self.from_cache

@@ -68,7 +68,9 @@ pub struct DevServer {
     /// Frontend address, `127.0.0.1:port`.
     pub address: String,
     cli: PathBuf,
-    _dir: tempfile::TempDir,
+    port: u16,
+    db: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl DevServer {
@@ -80,12 +82,41 @@ impl DevServer {
 
     /// Starts a dev server on a free port using the database file `db`.
     pub fn start_with_db(db: PathBuf, dir: tempfile::TempDir) -> Result<Self, DevServerError> {
+        Self::start_on(free_port(), db, dir)
+    }
+
+    /// Starts a dev server on `port` using the database file `db`.
+    pub fn start_on(
+        port: u16,
+        db: PathBuf,
+        dir: tempfile::TempDir,
+    ) -> Result<Self, DevServerError> {
         let cli = temporal_cli()?;
-        let port = free_port();
-        let address = format!("127.0.0.1:{port}");
-        let log =
-            std::fs::File::create(dir.path().join("server.log")).map_err(DevServerError::Io)?;
-        let child = Command::new(&cli)
+        let child = Self::spawn(&cli, port, &db, &dir)?;
+        let mut server = Self {
+            child,
+            address: format!("127.0.0.1:{port}"),
+            cli,
+            port,
+            db,
+            dir,
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    fn spawn(
+        cli: &Path,
+        port: u16,
+        db: &Path,
+        dir: &tempfile::TempDir,
+    ) -> Result<Child, DevServerError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("server.log"))
+            .map_err(DevServerError::Io)?;
+        Command::new(cli)
             .args([
                 "server",
                 "start-dev",
@@ -98,20 +129,21 @@ impl DevServer {
             .arg("--port")
             .arg(port.to_string())
             .arg("--db-filename")
-            .arg(&db)
+            .arg(db)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(DevServerError::Io)?)
             .stderr(log)
             .spawn()
-            .map_err(DevServerError::Io)?;
-        let mut server = Self {
-            child,
-            address,
-            cli,
-            _dir: dir,
-        };
-        server.wait_ready()?;
-        Ok(server)
+            .map_err(DevServerError::Io)
+    }
+
+    /// Starts the server again, on the same port with the same database, after [`stop`].
+    ///
+    /// [`stop`]: DevServer::stop
+    pub fn restart(&mut self) -> Result<(), DevServerError> {
+        self.stop();
+        self.child = Self::spawn(&self.cli, self.port, &self.db, &self.dir)?;
+        self.wait_ready()
     }
 
     fn wait_ready(&mut self) -> Result<(), DevServerError> {

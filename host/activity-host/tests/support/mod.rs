@@ -32,9 +32,15 @@ pub fn start_host(server: &DevServer) -> RunningHost {
 
 /// Like [`start_host`], with `adjust` applied to the configuration.
 pub fn start_host_with(server: &DevServer, adjust: impl FnOnce(&mut Config)) -> RunningHost {
+    start_host_at(&server.address, adjust, true)
+}
+
+/// A host with its API on Temporal at `address` (which need not answer yet), and a worker
+/// when `worker` is true.
+pub fn start_host_at(address: &str, adjust: impl FnOnce(&mut Config), worker: bool) -> RunningHost {
     let data = tempfile::tempdir().unwrap();
     let mut config = Config::default();
-    config.workflow.temporal.address = server.address.clone();
+    config.workflow.temporal.address = address.to_string();
     config.workflow.temporal.task_queue = format!("seed-{}", test_support::free_port());
     config.data_dir.0 = data.path().to_path_buf();
     config.activities.components_dir = std::path::Path::new(test_components::VALIDATE_USER)
@@ -62,7 +68,9 @@ pub fn start_host_with(server: &DevServer, adjust: impl FnOnce(&mut Config)) -> 
                 let (host, stopped) = (host.clone(), stopped.clone());
                 async move { host.serve_api(stopped).await.unwrap() }
             });
-            host.run_worker(stopped).await.unwrap();
+            if worker {
+                host.run_worker(stopped).await.unwrap();
+            }
             api.await.unwrap();
         });
     });

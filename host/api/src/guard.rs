@@ -1,0 +1,175 @@
+//! Guards around the handlers: the admin token, the request timeout, and readiness.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use temporalio_client::grpc::WorkflowService;
+use temporalio_client::tonic::IntoRequest;
+use temporalio_common::protos::temporal::api::workflowservice::v1::GetSystemInfoRequest;
+
+use crate::{ApiError, ApiState};
+
+/// True when `presented` equals `expected`, in time that does not depend on where they
+/// differ (both are hashed first, so not on their lengths either).
+pub fn token_matches(presented: &str, expected: &str) -> bool {
+    let a = Sha256::digest(presented.as_bytes());
+    let b = Sha256::digest(expected.as_bytes());
+    a.ct_eq(&b).into()
+}
+
+/// Admin routes (deploy, rollback, remove) need `Authorization: Bearer <api.admin_token>`
+/// when a token is configured.
+pub async fn require_admin(
+    State(state): State<Arc<ApiState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = &state.admin_token else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_string());
+    let allowed = presented
+        .as_deref()
+        .is_some_and(|t| token_matches(t, expected));
+    if allowed {
+        return next.run(request).await;
+    }
+    // Read what the client is sending before answering, so it gets the answer rather than
+    // a connection reset; no more than a deploy could send anyway.
+    let limit = state.registry.max_component_bytes();
+    let _ = axum::body::to_bytes(request.into_body(), limit).await;
+    match presented {
+        Some(_) => ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "invalid_token",
+            message: "the bearer token is not the admin token".into(),
+        }
+        .into_response(),
+        None => {
+            let mut res = ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                code: "missing_token",
+                message: "this route needs Authorization: Bearer <admin token>".into(),
+            }
+            .into_response();
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            res
+        }
+    }
+}
+
+/// Answers `503 request_timeout` when a request runs past `api.request_timeout_ms`.
+pub async fn timeout(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(res) => res,
+        Err(_) => ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "request_timeout",
+            message: format!(
+                "the request took longer than {} ms",
+                state.request_timeout.as_millis()
+            ),
+        }
+        .into_response(),
+    }
+}
+
+/// What `/readyz` reports besides Temporal: set by the roles as they come up.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    /// Every active version was loaded at start.
+    pub registry_loaded: AtomicBool,
+    /// This process runs a worker.
+    pub worker_expected: AtomicBool,
+    /// The worker is polling its task queue.
+    pub worker_polling: AtomicBool,
+}
+
+/// How long `/readyz` waits for Temporal.
+const TEMPORAL_CHECK: Duration = Duration::from_secs(2);
+
+/// `GET /readyz`: `200` when Temporal answers, the registry is loaded and (in a process
+/// with a worker) the worker polls; otherwise `503` naming what is not ready.
+pub async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
+    let temporal = match state.client.get() {
+        None => "unavailable: not connected yet".to_string(),
+        Some(mut client) => {
+            let answer = tokio::time::timeout(
+                TEMPORAL_CHECK,
+                WorkflowService::get_system_info(
+                    &mut client,
+                    GetSystemInfoRequest::default().into_request(),
+                ),
+            )
+            .await;
+            match answer {
+                Ok(Ok(_)) => "ok".to_string(),
+                Ok(Err(e)) => format!("unavailable: {}", e.message()),
+                Err(_) => "unavailable: no answer in 2 s".to_string(),
+            }
+        }
+    };
+    let r = &state.readiness;
+    let registry = if r.registry_loaded.load(Ordering::Relaxed) {
+        "loaded"
+    } else {
+        "loading"
+    };
+    let worker = match (
+        r.worker_expected.load(Ordering::Relaxed),
+        r.worker_polling.load(Ordering::Relaxed),
+    ) {
+        (false, _) => "not in this process",
+        (true, true) => "polling",
+        (true, false) => "not polling",
+    };
+    let ready = temporal == "ok" && registry == "loaded" && worker != "not polling";
+    let body = json!({
+        "ready": ready,
+        "temporal": temporal,
+        "registry": registry,
+        "worker": worker,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_match_only_when_equal() {
+        assert!(token_matches("s3cret-token-0123", "s3cret-token-0123"));
+        assert!(!token_matches("s3cret-token-0124", "s3cret-token-0123"));
+        assert!(!token_matches("", "s3cret-token-0123"));
+        assert!(!token_matches(
+            "s3cret-token-0123-longer",
+            "s3cret-token-0123"
+        ));
+    }
+}

@@ -1,0 +1,336 @@
+//! Serverless invoke: `POST /api/v1/activities/{name}/invoke` runs a deployed activity once
+//! as a Temporal standalone activity (no workflow) on the host's task queue, and
+//! `GET /api/v1/activities/{name}/executions/{activity_id}` reads one.
+//!
+//! Temporal gives each execution durability, retries and a history in the Web UI; the same
+//! execution can be started by any client, e.g.
+//! `temporal activity execute --type ValidateUser --task-queue user-task-queue --input '{...}'`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use activity_runtime::ActivityCatalog;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use temporalio_client::grpc::WorkflowService;
+use temporalio_client::tonic::IntoRequest;
+use temporalio_common::protos::temporal::api::activity::v1::{
+    activity_execution_outcome, ActivityExecutionOutcome,
+};
+use temporalio_common::protos::temporal::api::common::v1::{
+    ActivityType, Payload, Payloads, RetryPolicy,
+};
+use temporalio_common::protos::temporal::api::enums::v1::{
+    ActivityExecutionStatus, ActivityIdConflictPolicy, ActivityIdReusePolicy, TaskQueueKind,
+};
+use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
+use temporalio_common::protos::temporal::api::workflowservice::v1::{
+    DescribeActivityExecutionRequest, PollActivityExecutionRequest, StartActivityExecutionRequest,
+};
+
+use crate::json::ApiJson;
+use crate::users::check_id;
+use crate::workflows::{failure_json, rpc_error};
+use crate::{ApiError, ApiState};
+
+/// Defaults of a standalone activity's options, from configuration.
+#[derive(Debug, Clone)]
+pub struct InvokeDefaults {
+    /// Timeout of each attempt.
+    pub start_to_close: Duration,
+    /// Timeout of the whole execution.
+    pub schedule_to_close: Duration,
+    /// Attempts, 0 for unlimited.
+    pub maximum_attempts: u32,
+    /// How long a request waits for the result.
+    pub wait: Duration,
+}
+
+impl Default for InvokeDefaults {
+    fn default() -> Self {
+        Self {
+            start_to_close: Duration::from_secs(30),
+            schedule_to_close: Duration::from_secs(120),
+            maximum_attempts: 3,
+            wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The body of an invoke: the arguments as an array, or an object with the arguments and
+/// options.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum InvokeBody {
+    /// Just the arguments, one JSON value per parameter.
+    Args(Vec<Value>),
+    /// Arguments and options.
+    WithOptions(InvokeOptions),
+}
+
+/// Arguments and options of an invoke.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvokeOptions {
+    /// One JSON value per parameter.
+    #[serde(default)]
+    pub args: Vec<Value>,
+    /// The activity id; a second invoke with the id of a running execution answers that
+    /// execution instead of starting another. Default: `invoke-{name}-{uuid}`.
+    pub activity_id: Option<String>,
+    /// Timeout of each attempt, in milliseconds.
+    pub start_to_close_ms: Option<u64>,
+    /// Timeout of the whole execution, in milliseconds.
+    pub schedule_to_close_ms: Option<u64>,
+    /// Attempts, 0 for unlimited.
+    pub maximum_attempts: Option<u32>,
+}
+
+/// Query string of an invoke.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvokeQuery {
+    /// `false`: answer `202` with the id at once instead of waiting for the result.
+    wait: Option<bool>,
+}
+
+fn positive(field: &str, value: Option<u64>, default: Duration) -> Result<u64, ApiError> {
+    match value {
+        Some(0) => Err(ApiError::bad_request(
+            "invalid_field",
+            format!("{field} must be a positive number of milliseconds"),
+        )),
+        Some(ms) => Ok(ms),
+        None => Ok(default.as_millis() as u64),
+    }
+}
+
+/// `POST /api/v1/activities/{name}/invoke[?wait=false]`.
+pub async fn invoke(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    Query(query): Query<InvokeQuery>,
+    ApiJson(body): ApiJson<InvokeBody>,
+) -> Result<Response, ApiError> {
+    activity_registry::check_name(&name)
+        .map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
+    let options = match body {
+        InvokeBody::Args(args) => InvokeOptions {
+            args,
+            ..Default::default()
+        },
+        InvokeBody::WithOptions(o) => o,
+    };
+    let component = state.registry.get(&name).ok_or_else(|| {
+        ApiError::not_found(
+            "activity_not_found",
+            format!("activity type {name:?} is not deployed"),
+        )
+    })?;
+    component
+        .check_args(&options.args)
+        .map_err(|e| ApiError::bad_request("invalid_arguments", format!("{name}: {e}")))?;
+    if let Some(id) = &options.activity_id {
+        check_id("activity_id", id)?;
+    }
+    let d = &state.invoke;
+    let start_to_close = positive(
+        "start_to_close_ms",
+        options.start_to_close_ms,
+        d.start_to_close,
+    )?;
+    let schedule_to_close = positive(
+        "schedule_to_close_ms",
+        options.schedule_to_close_ms,
+        d.schedule_to_close,
+    )?;
+    let attempts = options.maximum_attempts.unwrap_or(d.maximum_attempts);
+    let attempts = i32::try_from(attempts)
+        .map_err(|_| ApiError::bad_request("invalid_field", "maximum_attempts is too large"))?;
+    let client_id = options.activity_id.is_some();
+    let activity_id = options
+        .activity_id
+        .unwrap_or_else(|| format!("invoke-{name}-{}", uuid::Uuid::new_v4()));
+    let request = StartActivityExecutionRequest {
+        namespace: state.namespace.clone(),
+        identity: crate::workflows::IDENTITY.into(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        activity_id: activity_id.clone(),
+        activity_type: Some(ActivityType { name: name.clone() }),
+        task_queue: Some(TaskQueue {
+            name: state.task_queue.clone(),
+            kind: TaskQueueKind::Normal as i32,
+            normal_name: String::new(),
+        }),
+        schedule_to_close_timeout: Duration::from_millis(schedule_to_close).try_into().ok(),
+        start_to_close_timeout: Duration::from_millis(start_to_close).try_into().ok(),
+        retry_policy: Some(RetryPolicy {
+            maximum_attempts: attempts,
+            ..Default::default()
+        }),
+        input: Some(Payloads {
+            payloads: options
+                .args
+                .iter()
+                .map(activity_worker::payload::from_json)
+                .collect(),
+        }),
+        id_reuse_policy: ActivityIdReusePolicy::AllowDuplicate as i32,
+        id_conflict_policy: if client_id {
+            ActivityIdConflictPolicy::UseExisting as i32
+        } else {
+            ActivityIdConflictPolicy::Fail as i32
+        },
+        ..Default::default()
+    };
+    let started =
+        WorkflowService::start_activity_execution(&mut state.client()?, request.into_request())
+            .await
+            .map_err(|e| rpc_error(&format!("could not start activity {activity_id}"), e))?
+            .into_inner();
+    tracing::info!(
+        activity = name.as_str(),
+        activity_id = activity_id.as_str(),
+        run_id = started.run_id.as_str(),
+        started = started.started,
+        "standalone activity started"
+    );
+    let pending = |run_id: String| running_answer(&name, &activity_id, &run_id);
+    if query.wait == Some(false) {
+        return Ok(pending(started.run_id));
+    }
+    let poll = PollActivityExecutionRequest {
+        namespace: state.namespace.clone(),
+        activity_id: activity_id.clone(),
+        run_id: started.run_id.clone(),
+    };
+    let waited = tokio::time::timeout(d.wait, async {
+        loop {
+            let answer = WorkflowService::poll_activity_execution(
+                &mut state.client()?,
+                poll.clone().into_request(),
+            )
+            .await
+            .map_err(|e| rpc_error(&format!("could not read activity {activity_id}"), e))?
+            .into_inner();
+            if let Some(outcome) = answer.outcome.filter(|o| o.value.is_some()) {
+                return Ok::<_, ApiError>(outcome);
+            }
+        }
+    })
+    .await;
+    match waited {
+        Ok(outcome) => {
+            let mut body = json!({"activity_id": activity_id, "run_id": started.run_id});
+            write_outcome(&mut body, &outcome?);
+            Ok(Json(body).into_response())
+        }
+        Err(_) => Ok(pending(started.run_id)),
+    }
+}
+
+/// `202` with where to read the execution later.
+fn running_answer(name: &str, activity_id: &str, run_id: &str) -> Response {
+    let location = format!("/api/v1/activities/{name}/executions/{activity_id}");
+    let mut res = (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "activity_id": activity_id,
+            "run_id": run_id,
+            "status": "RUNNING",
+            "location": location,
+        })),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+/// Writes `status` and `result` (with `version`, the digest of the code that ran) or
+/// `error` into `body`.
+fn write_outcome(body: &mut Value, outcome: &ActivityExecutionOutcome) {
+    match &outcome.value {
+        Some(activity_execution_outcome::Value::Result(payloads)) => {
+            body["status"] = json!("COMPLETED");
+            let first: Option<&Payload> = payloads.payloads.first();
+            body["result"] = first
+                .and_then(|p| activity_worker::payload::to_json(0, p).ok())
+                .unwrap_or(Value::Null);
+            if let Some(v) = first
+                .and_then(|p| p.metadata.get(activity_worker::payload::VERSION_METADATA))
+                .and_then(|v| std::str::from_utf8(v).ok())
+            {
+                body["version"] = json!(v);
+            }
+        }
+        Some(activity_execution_outcome::Value::Failure(f)) => {
+            body["status"] = json!("FAILED");
+            body["error"] = failure_json(f);
+        }
+        None => body["status"] = json!("RUNNING"),
+    }
+}
+
+/// `GET /api/v1/activities/{name}/executions/{activity_id}[?run_id=]`: the status of an
+/// invoked activity, and its result or error once closed.
+pub async fn execution(
+    State(state): State<Arc<ApiState>>,
+    Path((name, activity_id)): Path<(String, String)>,
+    Query(query): Query<crate::workflows::ShowQuery>,
+) -> Result<Json<Value>, ApiError> {
+    activity_registry::check_name(&name)
+        .map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
+    check_id("activity_id", &activity_id)?;
+    let run_id = query.run_id().unwrap_or_default().to_string();
+    if !run_id.is_empty() {
+        check_id("run_id", &run_id)?;
+    }
+    let request = DescribeActivityExecutionRequest {
+        namespace: state.namespace.clone(),
+        activity_id: activity_id.clone(),
+        run_id,
+        include_outcome: true,
+        include_last_failure: true,
+        ..Default::default()
+    };
+    let answer =
+        WorkflowService::describe_activity_execution(&mut state.client()?, request.into_request())
+            .await
+            .map_err(
+                |e| match rpc_error(&format!("activity execution {activity_id:?}"), e) {
+                    e if e.status == StatusCode::NOT_FOUND => ApiError::not_found(
+                        "execution_not_found",
+                        format!("no execution {activity_id:?} of {name}"),
+                    ),
+                    e => e,
+                },
+            )?
+            .into_inner();
+    let info = answer.info.unwrap_or_default();
+    if info.activity_type.as_ref().map(|t| t.name.as_str()) != Some(name.as_str()) {
+        return Err(ApiError::not_found(
+            "execution_not_found",
+            format!("no execution {activity_id:?} of {name}"),
+        ));
+    }
+    let mut body = json!({
+        "activity_id": activity_id,
+        "run_id": answer.run_id,
+        "attempt": info.attempt,
+        "status": info.status().as_str_name().trim_start_matches("ACTIVITY_EXECUTION_STATUS_"),
+    });
+    if let Some(outcome) = &answer.outcome {
+        write_outcome(&mut body, outcome);
+    } else if info.status() == ActivityExecutionStatus::Running {
+        if let Some(f) = &info.last_failure {
+            body["last_failure"] = failure_json(f);
+        }
+    }
+    Ok(Json(body))
+}

@@ -8,13 +8,13 @@ use activity_registry::{
 };
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 
-use crate::json::ApiJson;
-use crate::{ApiError, ApiState};
+use crate::json::{ApiJson, ApiPath};
+use crate::{ApiError, ApiState, ErrorBody};
 
 /// Content types accepted for a component.
 const WASM_CONTENT_TYPES: &[&str] = &["application/wasm", "application/octet-stream"];
@@ -85,9 +85,23 @@ fn deploy_request(query: Option<&str>, state: &ApiState) -> Result<DeployRequest
 
 /// `PUT /api/v1/activities/{name}`: deploys the body as activity type `name`. `201` when a
 /// new version became active, `200` when the same one already was.
+#[utoipa::path(put, operation_id = "deploy_activity", path = "/api/v1/activities/{name}", tag = "activities",
+    params(("name" = String, Path, description = "Activity type name: letters, digits, '_', '-', '.'"), DeployParams),
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component's bytes"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "A new version is active", body = Object),
+        (status = 200, description = "The same version was already active", body = Object),
+        (status = 400, description = "Invalid name, empty body or parameter", body = ErrorBody),
+        (status = 401, description = "No admin token", body = ErrorBody),
+        (status = 403, description = "Wrong admin token", body = ErrorBody),
+        (status = 413, description = "Over registry.max_component_bytes", body = ErrorBody),
+        (status = 415, description = "Not application/wasm", body = ErrorBody),
+        (status = 422, description = "Not a component that fits; nothing changed", body = ErrorBody),
+        (status = 503, description = "The registry store is unavailable", body = ErrorBody)))]
 pub async fn deploy(
     State(state): State<Arc<ApiState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -135,6 +149,8 @@ pub async fn deploy(
 }
 
 /// `GET /api/v1/activities`.
+#[utoipa::path(get, operation_id = "list_activities", path = "/api/v1/activities", tag = "activities",
+    responses((status = 200, description = "Activity types and their active versions", body = Object)))]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
 ) -> Result<Json<Vec<ActivitySummary>>, ApiError> {
@@ -147,9 +163,15 @@ pub async fn list(
 }
 
 /// `GET /api/v1/activities/{name}`.
+#[utoipa::path(get, operation_id = "show_activity", path = "/api/v1/activities/{name}", tag = "activities",
+    params(("name" = String, Path, description = "Activity type name")),
+    responses(
+        (status = 200, description = "The activity type's versions", body = Object),
+        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 404, description = "Not deployed", body = ErrorBody)))]
 pub async fn show(
     State(state): State<Arc<ApiState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ActivityDetails>, ApiError> {
     state
         .registry
@@ -160,16 +182,52 @@ pub async fn show(
 }
 
 /// Body of a rollback: the digest to return to, or nothing for the previous version.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rollback {
+    /// `sha256:<hex>` (or the hex alone) of the version to return to.
     digest: Option<String>,
 }
 
+/// Grants, limits and export of a deployment, in the query string.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct DeployParams {
+    /// Host the activity may call over outgoing HTTP (repeatable): `example.com`,
+    /// `example.com:8443`, `*.example.com`, `*`.
+    allow_host: Option<Vec<String>>,
+    /// Key-value store the activity may open (repeatable).
+    kv_store: Option<Vec<String>>,
+    /// `KEY=VALUE` read through wasi:config (repeatable).
+    config: Option<Vec<String>>,
+    /// The export to call, when not the type name in kebab case.
+    export: Option<String>,
+    /// Memory limit per call, bytes.
+    max_memory_bytes: Option<u64>,
+    /// Time limit per call, milliseconds.
+    max_execution_ms: Option<u64>,
+    /// Largest result, bytes.
+    max_output_bytes: Option<u64>,
+    /// Fuel budget per call.
+    fuel: Option<u64>,
+}
+
 /// `POST /api/v1/activities/{name}/rollback`.
+#[utoipa::path(post, operation_id = "rollback_activity", path = "/api/v1/activities/{name}/rollback", tag = "activities",
+    params(("name" = String, Path, description = "Activity type name")),
+    request_body(content = Option<Rollback>, content_type = "application/json", description = "Empty for the previous version, or the digest to return to"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The version now active", body = Object),
+        (status = 400, description = "Invalid name or body", body = ErrorBody),
+        (status = 401, description = "No admin token", body = ErrorBody),
+        (status = 403, description = "Wrong admin token", body = ErrorBody),
+        (status = 404, description = "Not deployed, or no such version", body = ErrorBody),
+        (status = 409, description = "No earlier version", body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<Arc<ApiState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<VersionView>, ApiError> {
@@ -203,9 +261,18 @@ pub async fn rollback(
 }
 
 /// `DELETE /api/v1/activities/{name}`.
+#[utoipa::path(delete, operation_id = "remove_activity", path = "/api/v1/activities/{name}", tag = "activities",
+    params(("name" = String, Path, description = "Activity type name")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Removed with its history"),
+        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 401, description = "No admin token", body = ErrorBody),
+        (status = 403, description = "Wrong admin token", body = ErrorBody),
+        (status = 404, description = "Not deployed", body = ErrorBody)))]
 pub async fn remove(
     State(state): State<Arc<ApiState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.registry.remove(&name).await.map_err(registry_error)?;
     Ok(StatusCode::NO_CONTENT)

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -26,14 +26,22 @@ pub fn token_matches(presented: &str, expected: &str) -> bool {
     a.ct_eq(&b).into()
 }
 
-/// Admin routes (deploy, rollback, remove) need `Authorization: Bearer <api.admin_token>`
-/// when a token is configured.
+/// Admin routes ([`crate::ADMIN_ROUTES`]: deploy, rollback, remove) need
+/// `Authorization: Bearer <api.admin_token>` when a token is configured.
 pub async fn require_admin(
     State(state): State<Arc<ApiState>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(expected) = &state.admin_token else {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str())
+        .unwrap_or_default();
+    let admin = crate::ADMIN_ROUTES
+        .iter()
+        .any(|(m, p)| *m == request.method().as_str() && *p == route);
+    let Some(expected) = state.admin_token.as_ref().filter(|_| admin) else {
         return next.run(request).await;
     };
     let presented = request
@@ -78,6 +86,47 @@ pub async fn require_admin(
     }
 }
 
+/// Most of an oversized body read (and dropped) before answering 413, so that a client
+/// still sending gets the answer instead of a reset connection.
+const MAX_DRAIN_BYTES: usize = 64 << 20;
+
+/// Refuses a body whose declared length is over the route's limit (a deploy's
+/// `registry.max_component_bytes`, else `api.max_json_body_bytes`) with `413`, before any
+/// handler runs.
+pub async fn body_limit(
+    State(state): State<Arc<ApiState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let deploy = request.method() == axum::http::Method::PUT
+        && request
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|p| p.as_str() == "/api/v1/activities/{name}");
+    let (limit, code) = if deploy {
+        (state.registry.max_component_bytes(), "component_too_large")
+    } else {
+        (state.max_json_body, "body_too_large")
+    };
+    match declared {
+        Some(n) if n > limit as u64 => {
+            let _ = axum::body::to_bytes(request.into_body(), MAX_DRAIN_BYTES).await;
+            ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code,
+                message: format!("the body is {n} bytes, over the limit of {limit}"),
+            }
+            .into_response()
+        }
+        _ => next.run(request).await,
+    }
+}
+
 /// Answers `503 request_timeout` when a request runs past `api.request_timeout_ms`.
 pub async fn timeout(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
     match tokio::time::timeout(state.request_timeout, next.run(request)).await {
@@ -110,6 +159,10 @@ const TEMPORAL_CHECK: Duration = Duration::from_secs(2);
 
 /// `GET /readyz`: `200` when Temporal answers, the registry is loaded and (in a process
 /// with a worker) the worker polls; otherwise `503` naming what is not ready.
+#[utoipa::path(get, operation_id = "readyz", path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Temporal answers, the registry is loaded, the worker (if any) polls", body = Object),
+        (status = 503, description = "Not ready: the body says what is not", body = Object)))]
 pub async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
     let temporal = match state.client.get() {
         None => "unavailable: not connected yet".to_string(),

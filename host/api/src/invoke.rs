@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use activity_runtime::ActivityCatalog;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -32,10 +32,10 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
     DescribeActivityExecutionRequest, PollActivityExecutionRequest, StartActivityExecutionRequest,
 };
 
-use crate::json::ApiJson;
-use crate::users::check_id;
+use crate::json::{ApiJson, ApiPath, ApiQuery};
+use crate::users::{check_id, check_run_id};
 use crate::workflows::{failure_json, rpc_error};
-use crate::{ApiError, ApiState};
+use crate::{ApiError, ApiState, ErrorBody};
 
 /// Defaults of a standalone activity's options, from configuration.
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ impl Default for InvokeDefaults {
 
 /// The body of an invoke: the arguments as an array, or an object with the arguments and
 /// options.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum InvokeBody {
     /// Just the arguments, one JSON value per parameter.
@@ -73,11 +73,12 @@ pub enum InvokeBody {
 }
 
 /// Arguments and options of an invoke.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvokeOptions {
     /// One JSON value per parameter.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub args: Vec<Value>,
     /// The activity id; a second invoke with the id of a running execution answers that
     /// execution instead of starting another. Default: `invoke-{name}-{uuid}`.
@@ -91,7 +92,8 @@ pub struct InvokeOptions {
 }
 
 /// Query string of an invoke.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InvokeQuery {
     /// `false`: answer `202` with the id at once instead of waiting for the result.
@@ -110,10 +112,19 @@ fn positive(field: &str, value: Option<u64>, default: Duration) -> Result<u64, A
 }
 
 /// `POST /api/v1/activities/{name}/invoke[?wait=false]`.
+#[utoipa::path(post, operation_id = "invoke_activity", path = "/api/v1/activities/{name}/invoke", tag = "invoke",
+    params(("name" = String, Path, description = "A deployed activity type"), InvokeQuery),
+    request_body(content = InvokeBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The execution closed: `status` COMPLETED with `result` and `version`, or FAILED with `error`", body = Object),
+        (status = 202, description = "Still running (or `wait=false`): poll `location`", body = Object),
+        (status = 400, description = "Invalid name, arguments or options", body = ErrorBody),
+        (status = 404, description = "Not deployed on this host", body = ErrorBody),
+        (status = 503, description = "Temporal unavailable", body = ErrorBody)))]
 pub async fn invoke(
     State(state): State<Arc<ApiState>>,
-    Path(name): Path<String>,
-    Query(query): Query<InvokeQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<InvokeQuery>,
     ApiJson(body): ApiJson<InvokeBody>,
 ) -> Result<Response, ApiError> {
     activity_registry::check_name(&name)
@@ -279,17 +290,24 @@ fn write_outcome(body: &mut Value, outcome: &ActivityExecutionOutcome) {
 
 /// `GET /api/v1/activities/{name}/executions/{activity_id}[?run_id=]`: the status of an
 /// invoked activity, and its result or error once closed.
+#[utoipa::path(get, operation_id = "show_execution", path = "/api/v1/activities/{name}/executions/{activity_id}", tag = "invoke",
+    params(("name" = String, Path, description = "Activity type"), ("activity_id" = String, Path, description = "The execution's id"), ("run_id" = Option<String>, Query, description = "A specific run")),
+    responses(
+        (status = 200, description = "Status, attempt, and the result or error once closed", body = Object),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such execution", body = ErrorBody),
+        (status = 503, description = "Temporal unavailable", body = ErrorBody)))]
 pub async fn execution(
     State(state): State<Arc<ApiState>>,
-    Path((name, activity_id)): Path<(String, String)>,
-    Query(query): Query<crate::workflows::ShowQuery>,
+    ApiPath((name, activity_id)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<crate::workflows::ShowQuery>,
 ) -> Result<Json<Value>, ApiError> {
     activity_registry::check_name(&name)
         .map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
     check_id("activity_id", &activity_id)?;
     let run_id = query.run_id().unwrap_or_default().to_string();
     if !run_id.is_empty() {
-        check_id("run_id", &run_id)?;
+        check_run_id(&run_id)?;
     }
     let request = DescribeActivityExecutionRequest {
         namespace: state.namespace.clone(),

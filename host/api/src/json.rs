@@ -1,7 +1,8 @@
 //! A JSON body extractor whose rejections are API errors naming the problem.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -47,5 +48,45 @@ where
                 },
             }),
         }
+    }
+}
+
+/// `Query<T>` whose rejections are `400 invalid_query` naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<T> FromRequestParts<Arc<ApiState>> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+/// `Path<T>` whose rejections are `400 invalid_path`.
+pub struct ApiPath<T>(pub T);
+
+impl<T> FromRequestParts<Arc<ApiState>> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
     }
 }

@@ -9,6 +9,7 @@ pub mod guard;
 mod invoke;
 mod json;
 pub mod observe;
+pub mod openapi;
 mod users;
 mod workflows;
 
@@ -18,15 +19,18 @@ use std::time::Duration;
 use activity_registry::Registry;
 use activity_runtime::{ActivityLimits, KeyValueBackend};
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use temporalio_client::Client;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 pub use guard::Readiness;
 pub use invoke::InvokeDefaults;
+pub use openapi::ErrorBody;
 
 /// Key-value store of users.
 pub const USERS_STORE: &str = "users";
@@ -95,46 +99,60 @@ impl ApiState {
     }
 }
 
-/// The router with every route.
-pub fn router(state: ApiState) -> Router {
+/// Routes that change what runs: they need the admin token when one is configured.
+pub const ADMIN_ROUTES: &[(&str, &str)] = &[
+    ("PUT", "/api/v1/activities/{name}"),
+    ("DELETE", "/api/v1/activities/{name}"),
+    ("POST", "/api/v1/activities/{name}/rollback"),
+];
+
+/// The router with every route, and the OpenAPI document describing exactly those routes
+/// (both come from the same registrations).
+pub fn router_and_openapi(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
     let max_component = state.registry.max_component_bytes();
     let max_json = state.max_json_body;
     let state = Arc::new(state);
-    let admin = || axum::middleware::from_fn_with_state(state.clone(), guard::require_admin);
-    Router::new()
-        .route("/api/v1/activities", get(activities::list))
-        .route(
-            "/api/v1/activities/{name}",
-            put(activities::deploy)
-                .layer(DefaultBodyLimit::max(max_component))
-                .delete(activities::remove)
-                .layer(admin())
-                .get(activities::show),
-        )
-        .route(
-            "/api/v1/activities/{name}/rollback",
-            post(activities::rollback).layer(admin()),
-        )
-        .route("/api/v1/activities/{name}/invoke", post(invoke::invoke))
-        .route(
-            "/api/v1/activities/{name}/executions/{activity_id}",
-            get(invoke::execution),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(guard::readyz))
-        .route("/metrics", get(observe::metrics))
-        .route(
-            "/api/v1/workflows/user",
-            post(workflows::start).get(workflows::list),
-        )
-        .route("/api/v1/workflows/user/{workflow_id}", get(workflows::show))
-        .route(
-            "/api/v1/workflows/user/{workflow_id}/cancel",
-            post(workflows::cancel),
-        )
-        .route("/api/v1/users/{user_id}", get(users::show))
-        .route("/api/v1/notifications", get(users::notifications))
+    let (schemas, paths, deploy_routes) =
+        routes!(activities::deploy, activities::show, activities::remove);
+    let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(activities::list))
+        .routes((
+            schemas,
+            paths,
+            deploy_routes.layer(DefaultBodyLimit::max(max_component)),
+        ))
+        .routes(routes!(activities::rollback))
+        .routes(routes!(invoke::invoke))
+        .routes(routes!(invoke::execution))
+        .routes(routes!(workflows::start, workflows::list))
+        .routes(routes!(workflows::show))
+        .routes(routes!(workflows::cancel))
+        .routes(routes!(users::show))
+        .routes(routes!(users::notifications))
+        .routes(routes!(openapi::healthz))
+        .routes(routes!(guard::readyz))
+        .routes(routes!(observe::metrics))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi::docs))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::require_admin,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::body_limit,
+        ))
+        .split_for_parts();
+    openapi::publish(&doc);
+    let router = router
         .fallback(|| async { ApiError::not_found("no_route", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError {
+                status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                code: "method_not_allowed",
+                message: "this route does not take that method; see /api/v1/openapi.json".into(),
+            }
+        })
         .layer(DefaultBodyLimit::max(max_json))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -143,5 +161,11 @@ pub fn router(state: ApiState) -> Router {
         .layer(axum::middleware::from_fn(observe::observe))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .with_state(state)
+        .with_state(state);
+    (router, doc)
+}
+
+/// The router with every route.
+pub fn router(state: ApiState) -> Router {
+    router_and_openapi(state).0
 }

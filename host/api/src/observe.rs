@@ -97,6 +97,8 @@ pub fn prometheus() -> Option<PrometheusHandle> {
 }
 
 /// `GET /metrics`: every metric of the process in Prometheus' text format.
+#[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
     let body = state
         .metrics

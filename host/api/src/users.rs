@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde_json::Value;
 
-use crate::{ApiError, ApiState, NOTIFICATIONS_STORE, USERS_STORE};
+use crate::json::ApiPath;
+use crate::{ApiError, ApiState, ErrorBody, NOTIFICATIONS_STORE, USERS_STORE};
 
 /// Longest id accepted in a path, in bytes.
 pub const MAX_ID_BYTES: usize = 255;
@@ -28,6 +29,16 @@ pub fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Checks a Temporal run id: a UUID.
+pub fn check_run_id(run_id: &str) -> Result<(), ApiError> {
+    uuid::Uuid::parse_str(run_id).map(|_| ()).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_run_id",
+            format!("run_id must be a UUID, found {run_id:?}"),
+        )
+    })
+}
+
 /// Runs a blocking store read off the async threads.
 async fn read<T: Send + 'static>(
     state: &ApiState,
@@ -47,9 +58,15 @@ async fn read<T: Send + 'static>(
 }
 
 /// The stored user, or 404.
+#[utoipa::path(get, operation_id = "show_user", path = "/api/v1/users/{user_id}", tag = "users",
+    params(("user_id" = String, Path, description = "1 to 255 printable ASCII bytes, no '/'")),
+    responses(
+        (status = 200, description = "The stored user", body = Object),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody)))]
 pub async fn show(
     State(state): State<Arc<ApiState>>,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     check_id("user_id", &user_id)?;
     let key = format!("user:{user_id}");
@@ -63,6 +80,8 @@ pub async fn show(
 }
 
 /// Notifications the host recorded (when no webhook is configured), oldest first.
+#[utoipa::path(get, operation_id = "list_notifications", path = "/api/v1/notifications", tag = "users",
+    responses((status = 200, description = "Notifications the host recorded (no webhook configured)", body = Vec<Object>)))]
 pub async fn notifications(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
     let items = read(&state, |s| {
         let mut out = Vec::new();

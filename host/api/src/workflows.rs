@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use activity_worker::workflow::{Action, UserRequest};
 use activity_worker::UserWorkflow;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -27,9 +27,9 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
     ListWorkflowExecutionsRequest, StartWorkflowExecutionRequest,
 };
 
-use crate::json::ApiJson;
-use crate::users::check_id;
-use crate::{ApiError, ApiState};
+use crate::json::{ApiJson, ApiPath, ApiQuery};
+use crate::users::{check_id, check_run_id};
+use crate::{ApiError, ApiState, ErrorBody};
 
 /// The workflow type the routes start.
 pub const WORKFLOW_TYPE: &str = "UserWorkflow";
@@ -44,19 +44,37 @@ pub const MAX_PAGE_SIZE: i32 = 100;
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// The body of `POST /api/v1/workflows/user`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartUserWorkflow {
+    /// 1 to 255 printable ASCII bytes, no '/'.
     user_id: String,
+    /// Required for create and update.
     #[serde(default)]
     email: String,
+    /// Required for create and update.
     #[serde(default)]
     name: String,
+    /// `create`, `update` or `delete`.
+    #[schema(value_type = ActionName)]
     action: Action,
 }
 
+/// What `UserWorkflow` does.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ActionName {
+    /// Validate, create, notify.
+    Create,
+    /// Validate, update, notify.
+    Update,
+    /// Delete, notify.
+    Delete,
+}
+
 /// The answer to a start.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Started {
     workflow_id: String,
     run_id: String,
@@ -87,6 +105,16 @@ fn validate(body: &StartUserWorkflow) -> Result<(), ApiError> {
 }
 
 /// Starts `UserWorkflow`; a running workflow with the same id is answered instead of a new one.
+#[utoipa::path(post, operation_id = "start_user_workflow", path = "/api/v1/workflows/user", tag = "workflows",
+    request_body(content = StartUserWorkflow, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the workflow id unique beyond user_id and action")),
+    responses(
+        (status = 201, description = "Started", body = Started),
+        (status = 200, description = "A run with this id is open: its ids", body = Started),
+        (status = 400, description = "Missing, empty, unknown or mistyped field; malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body over api.max_json_body_bytes", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 503, description = "Temporal unavailable", body = ErrorBody)))]
 pub async fn start(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
@@ -221,14 +249,21 @@ fn interaction_error(id: &str, e: WorkflowInteractionError) -> ApiError {
 }
 
 /// The workflow's status, and its result, error or progress.
+#[utoipa::path(get, operation_id = "show_user_workflow", path = "/api/v1/workflows/user/{workflow_id}", tag = "workflows",
+    params(("workflow_id" = String, Path, description = "The workflow id"), ("run_id" = Option<String>, Query, description = "A specific run")),
+    responses(
+        (status = 200, description = "`status`, timestamps, and `result`, `error` or `progress`", body = Object),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such workflow", body = ErrorBody),
+        (status = 503, description = "Temporal unavailable", body = ErrorBody)))]
 pub async fn show(
     State(state): State<Arc<ApiState>>,
-    Path(workflow_id): Path<String>,
-    Query(query): Query<ShowQuery>,
+    ApiPath(workflow_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ShowQuery>,
 ) -> Result<Json<Value>, ApiError> {
     check_id("workflow_id", &workflow_id)?;
     if let Some(run_id) = &query.run_id {
-        check_id("run_id", run_id)?;
+        check_run_id(run_id)?;
     }
     let description = handle(&state, &workflow_id, query.run_id.clone())?
         .describe(WorkflowDescribeOptions::default())
@@ -331,14 +366,22 @@ fn handle(
 
 /// `POST /api/v1/workflows/user/{workflow_id}/cancel`: sends the `cancel` signal; the
 /// workflow stops before its next step. `202`; `409` when the run is not running.
+#[utoipa::path(post, operation_id = "cancel_user_workflow", path = "/api/v1/workflows/user/{workflow_id}/cancel", tag = "workflows",
+    params(("workflow_id" = String, Path, description = "The workflow id"), ("run_id" = Option<String>, Query, description = "A specific run")),
+    responses(
+        (status = 202, description = "The cancel signal was sent", body = Object),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 404, description = "No such workflow", body = ErrorBody),
+        (status = 409, description = "The run is not running", body = ErrorBody),
+        (status = 503, description = "Temporal unavailable", body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<Arc<ApiState>>,
-    Path(workflow_id): Path<String>,
-    Query(query): Query<ShowQuery>,
+    ApiPath(workflow_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ShowQuery>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     check_id("workflow_id", &workflow_id)?;
     if let Some(run_id) = &query.run_id {
-        check_id("run_id", run_id)?;
+        check_run_id(run_id)?;
     }
     let h = handle(&state, &workflow_id, query.run_id.clone())?;
     let description = h
@@ -379,12 +422,18 @@ pub async fn cancel(
 }
 
 /// Query string of `GET /api/v1/workflows/user`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Only this user's runs.
     user_id: Option<String>,
+    /// Only runs in this status: RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED,
+    /// CONTINUED_AS_NEW, TIMED_OUT (any case).
     status: Option<String>,
+    /// Runs per page, 1 to 100 (default 20).
     page_size: Option<i32>,
+    /// `next_page_token` of the previous page.
     page_token: Option<String>,
 }
 
@@ -407,9 +456,15 @@ fn status_filter(status: &str) -> Option<&'static str> {
 /// `GET /api/v1/workflows/user?user_id=&status=&page_size=&page_token=`: recent runs of
 /// `UserWorkflow` on this namespace, newest first, from Temporal's visibility store (which
 /// trails the runs by up to a second).
+#[utoipa::path(get, operation_id = "list_user_workflows", path = "/api/v1/workflows/user", tag = "workflows",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "`workflows` (newest first) and `next_page_token`", body = Object),
+        (status = 400, description = "Invalid filter, page size or token", body = ErrorBody),
+        (status = 503, description = "Temporal unavailable", body = ErrorBody)))]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let mut filter = format!("WorkflowType = '{WORKFLOW_TYPE}'");
     if let Some(user_id) = &query.user_id {

@@ -58,6 +58,7 @@ pub struct DeployOptions {
 pub struct ApiClient {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 impl ApiClient {
@@ -66,7 +67,73 @@ impl ApiClient {
         Self {
             base: base.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
+            token: None,
         }
+    }
+
+    /// Sends `token` as the bearer token (the admin routes need it when the host has one).
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
+        let url = self.url(path);
+        self.answer(&url, self.http.get(&url).query(query)).await
+    }
+
+    async fn post(&self, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
+        let url = self.url(path);
+        let request = match body {
+            Some(b) => self.http.post(&url).json(b),
+            None => self.http.post(&url),
+        };
+        self.answer(&url, request).await
+    }
+
+    /// Starts `UserWorkflow` (`{user_id, email, name, action}`).
+    pub async fn start_workflow(&self, request: &Value) -> Result<Value, ClientError> {
+        self.post("/api/v1/workflows/user", Some(request)).await
+    }
+
+    /// A workflow's status and result, error or progress.
+    pub async fn show_workflow(
+        &self,
+        id: &str,
+        run_id: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let query: Vec<(&str, String)> = run_id
+            .map(|r| ("run_id", r.to_string()))
+            .into_iter()
+            .collect();
+        self.get(&format!("/api/v1/workflows/user/{id}"), &query)
+            .await
+    }
+
+    /// Sends the `cancel` signal.
+    pub async fn cancel_workflow(&self, id: &str) -> Result<Value, ClientError> {
+        self.post(&format!("/api/v1/workflows/user/{id}/cancel"), None)
+            .await
+    }
+
+    /// One page of recent runs.
+    pub async fn list_workflows(&self, query: &[(&str, String)]) -> Result<Value, ClientError> {
+        self.get("/api/v1/workflows/user", query).await
+    }
+
+    /// Runs a deployed activity once (a Temporal standalone activity).
+    pub async fn invoke(&self, name: &str, body: &Value, wait: bool) -> Result<Value, ClientError> {
+        let url = self.url(&format!("/api/v1/activities/{name}/invoke"));
+        let request = self
+            .http
+            .post(&url)
+            .query(&[("wait", wait.to_string())])
+            .json(body);
+        self.answer(&url, request).await
     }
 
     async fn answer(
@@ -74,6 +141,10 @@ impl ApiClient {
         url: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<Value, ClientError> {
+        let request = match &self.token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        };
         let res = request.send().await.map_err(|e| ClientError::Unreachable {
             url: url.into(),
             message: e.to_string(),
@@ -145,14 +216,12 @@ impl ApiClient {
 
     /// Lists activity types.
     pub async fn list(&self) -> Result<Value, ClientError> {
-        let url = format!("{}/api/v1/activities", self.base);
-        self.answer(&url, self.http.get(&url)).await
+        self.get("/api/v1/activities", &[]).await
     }
 
     /// Shows one activity type.
     pub async fn show(&self, name: &str) -> Result<Value, ClientError> {
-        let url = format!("{}/api/v1/activities/{name}", self.base);
-        self.answer(&url, self.http.get(&url)).await
+        self.get(&format!("/api/v1/activities/{name}"), &[]).await
     }
 
     /// Rolls back to the previous version or to `digest`.

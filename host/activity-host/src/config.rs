@@ -542,8 +542,11 @@ mod tests {
     #[test]
     fn the_shipped_config_file_equals_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/config.yaml");
-        let loaded = Config::load(Some(&path)).unwrap();
-        assert_eq!(loaded, Config::default());
+        figment::Jail::expect_with(|_| {
+            let loaded = Config::load(Some(&path)).unwrap();
+            assert_eq!(loaded, Config::default());
+            Ok(())
+        });
     }
 
     #[test]
@@ -554,12 +557,115 @@ mod tests {
         assert!(err.contains("workflow.temporal.address"), "{err}");
     }
 
+    /// Every leaf key of the configuration, as a dotted path, with its default.
+    fn leaves(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+        match value.as_object() {
+            Some(map) => {
+                for (k, v) in map {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(&path, v, out);
+                }
+            }
+            None => out.push((prefix.to_string(), value.clone())),
+        }
+    }
+
+    /// A different value for `key` that still validates, as an environment string and as
+    /// the JSON value it must become.
+    fn other_value(key: &str, default: &serde_json::Value) -> (String, serde_json::Value) {
+        use serde_json::json;
+        let special = match key {
+            "workflow.temporal.address" => Some(json!("temporal:7233")),
+            "api.listen" => Some(json!("127.0.0.1:9090")),
+            "api.admin_token" => Some(json!("0123456789abcdef0123")),
+            "telemetry.log_format" => Some(json!("json")),
+            "telemetry.log_level" => Some(json!("debug")),
+            "notifications.webhook_url" => Some(json!("http://hooks.example.com/x")),
+            "activities.watch_dir" => Some(json!("/srv/activities")),
+            "dev.temporal_cli" => Some(json!("/usr/local/bin/temporal")),
+            "runtime.limits.fuel" => Some(json!(1000000)),
+            _ => None,
+        };
+        let value = special.unwrap_or_else(|| match default {
+            serde_json::Value::Bool(b) => json!(!b),
+            serde_json::Value::Number(n) if n.is_f64() => json!(n.as_f64().unwrap() + 1.5),
+            serde_json::Value::Number(n) => json!(n.as_u64().unwrap() + 1),
+            serde_json::Value::String(s) => json!(format!("{s}-x")),
+            other => panic!("{key}: no override value for {other}"),
+        });
+        let text = match &value {
+            serde_json::Value::String(s) => s.clone(),
+            v => v.to_string(),
+        };
+        (text, value)
+    }
+
+    #[test]
+    fn every_key_can_be_overridden_by_the_environment() {
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        let mut keys = Vec::new();
+        leaves("", &defaults, &mut keys);
+        assert!(keys.len() > 40, "{} keys", keys.len());
+        for (key, default) in keys {
+            let var = format!("{ENV_PREFIX}{}", key.to_uppercase().replace('.', "__"));
+            let (text, expected) = other_value(&key, &default);
+            figment::Jail::expect_with(|jail| {
+                jail.set_env(&var, &text);
+                let loaded = Config::load(None).map_err(|e| format!("{var}={text}: {e}"))?;
+                let got = serde_json::to_value(&loaded).unwrap();
+                let pointer = format!("/{}", key.replace('.', "/"));
+                assert_eq!(got.pointer(&pointer), Some(&expected), "{var}={text}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn invalid_files_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, key) in [
+            ("api:\n  listen: nowhere\n", "api.listen"),
+            (
+                "worker:\n  max_concurrent_activities: -1\n",
+                "max_concurrent_activities",
+            ),
+            (
+                "runtime:\n  limits:\n    max_execution_ms: soon\n",
+                "max_execution_ms",
+            ),
+            ("telemetry:\n  log_format: xml\n", "log_format"),
+            ("api:\n  listen: 0.0.0.0:8080\n", "api.admin_token"),
+            ("api:\n  admin_token: short\n", "api.admin_token"),
+            (
+                "api:\n  invoke:\n    wait_ms: 90000\n",
+                "api.invoke.wait_ms",
+            ),
+            ("registry: oops\n", "registry"),
+        ] {
+            let path = dir.path().join("c.yaml");
+            std::fs::write(&path, text).unwrap();
+            // Under the jail's lock: other tests set ACTIVITY_HOST_* variables.
+            figment::Jail::expect_with(|_| {
+                let err = Config::load(Some(&path)).unwrap_err().to_string();
+                assert!(err.contains(key), "{text:?}: {err}");
+                Ok(())
+            });
+        }
+    }
+
     #[test]
     fn unknown_keys_are_refused_with_their_path() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.yaml");
         std::fs::write(&path, "workflow:\n  temporal:\n    adress: x:1\n").unwrap();
-        let err = Config::load(Some(&path)).unwrap_err().to_string();
-        assert!(err.contains("adress"), "{err}");
+        figment::Jail::expect_with(|_| {
+            let err = Config::load(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains("adress"), "{err}");
+            Ok(())
+        });
     }
 }

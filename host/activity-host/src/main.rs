@@ -14,7 +14,25 @@ use tokio::sync::watch;
 
 /// Serverless WebAssembly activity host for Temporal.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    name = "activity-host",
+    version,
+    about,
+    long_about = "Serverless WebAssembly activity host for Temporal.\n\n\
+Runs Temporal activities as WebAssembly components (WASI 0.2, component model), each in a \
+sandbox with only the capabilities its deployment grants, next to the native UserWorkflow. \
+Deploy a new component and the next activity task runs it, with no restart.\n\n\
+Server roles: dev (everything on one machine), worker, server. Client commands (deploy, \
+apply, activities, workflow, invoke) talk to a host's REST API.",
+    after_help = "Examples:\n  \
+activity-host dev\n  \
+activity-host deploy my_activity.wasm --name MyActivity --allow-host api.example.com\n  \
+activity-host invoke ValidateUser --input '{\"user_id\":\"u1\",\"email\":\"a@b.io\",\"name\":\"Ann\"}'\n  \
+activity-host workflow start --user-id u1 --email a@b.io --name Ann --action create --wait\n  \
+activity-host config show\n\n\
+Configuration: configs/config.yaml (or --config), every key overridable by ACTIVITY_HOST_<SECTION>__<KEY>.\n\
+Exit status: 0 on success, 1 on any error (one line on stderr)."
+)]
 struct Cli {
     /// Configuration file (YAML); ACTIVITY_HOST_* environment variables override its keys.
     /// Default: configs/config.yaml when it exists, else built-in defaults.
@@ -87,6 +105,51 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Start, show, cancel and list UserWorkflow runs through a host's REST API.
+    Workflow {
+        #[command(subcommand)]
+        command: WorkflowCommand,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Run a deployed activity once, as a Temporal standalone activity, and print its result.
+    ///
+    /// Each --input is one argument, as JSON, in the order of the export's parameters (the
+    /// same convention as `temporal activity execute --input`).
+    Invoke {
+        /// The activity type.
+        name: String,
+        /// One argument as JSON (repeatable).
+        #[arg(long = "input", short = 'i')]
+        inputs: Vec<String>,
+        /// The activity id; invoking again with the id of a running execution joins it.
+        #[arg(long)]
+        activity_id: Option<String>,
+        /// Timeout of each attempt, in milliseconds.
+        #[arg(long)]
+        start_to_close_ms: Option<u64>,
+        /// Attempts, 0 for unlimited.
+        #[arg(long)]
+        maximum_attempts: Option<u32>,
+        /// Print the execution's id at once instead of waiting for the result.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show the effective configuration (file, then environment), secrets masked.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+        /// Print JSON instead of YAML.
+        #[arg(long, global = true, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Print a shell completion script: `activity-host completions bash > /etc/bash_completion.d/activity-host`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Tell whether a component fits the host as an activity type, and why not.
     Check {
         /// The component file.
@@ -99,17 +162,26 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     // Library errors are values here (guest failures, refused deploys): capturing a
     // backtrace for each costs more than a whole activity call. Panics keep theirs.
     // Set before any thread starts.
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
-    tokio::runtime::Builder::new_multi_thread()
+    let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(run())
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run()));
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error and its causes.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -178,6 +250,73 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Activities { command, api } => activities(&config, command, &api).await,
         Command::Apply { file, prune, api } => apply(&config, &file, prune, &api).await,
+        Command::Workflow { command, api } => workflow(&config, command, &api).await,
+        Command::Invoke {
+            name,
+            inputs,
+            activity_id,
+            start_to_close_ms,
+            maximum_attempts,
+            no_wait,
+            api,
+        } => {
+            let args = inputs
+                .iter()
+                .map(|i| {
+                    serde_json::from_str::<serde_json::Value>(i)
+                        .with_context(|| format!("--input {i:?} is not JSON"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut body = serde_json::json!({"args": args});
+            if let Some(id) = activity_id {
+                body["activity_id"] = id.into();
+            }
+            if let Some(ms) = start_to_close_ms {
+                body["start_to_close_ms"] = ms.into();
+            }
+            if let Some(n) = maximum_attempts {
+                body["maximum_attempts"] = n.into();
+            }
+            let v = api_client(&config, &api)
+                .invoke(&name, &body, !no_wait)
+                .await?;
+            print(&api, &v, |v| match v["status"].as_str() {
+                Some("COMPLETED") => serde_json::to_string_pretty(&v["result"]).unwrap_or_default(),
+                Some("FAILED") => format!(
+                    "{} failed: {}",
+                    v["activity_id"].as_str().unwrap_or(""),
+                    v["error"]["message"].as_str().unwrap_or("")
+                ),
+                _ => format!(
+                    "{} running; follow it at {}",
+                    v["activity_id"].as_str().unwrap_or(""),
+                    v["location"].as_str().unwrap_or("")
+                ),
+            });
+            if v["status"] == "FAILED" {
+                anyhow::bail!("activity {name} failed");
+            }
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Show,
+            output,
+        } => {
+            let mut shown = config.clone();
+            if shown.api.admin_token.is_some() {
+                shown.api.admin_token = Some("********".into());
+            }
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
+                Output::Text => print!("{}", serde_yaml::to_string(&shown)?),
+            }
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "activity-host", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Check { file, name, grants } => {
             let mut spec = ActivitySpec::new(name);
             spec.grants.allowed_hosts = grants.allow_hosts;
@@ -204,6 +343,14 @@ struct ApiArgs {
     /// The host's REST API; default: http:// and api.listen from the configuration.
     #[arg(long, global = true, env = "ACTIVITY_HOST_API")]
     api: Option<String>,
+    /// Bearer token for the admin routes; default: api.admin_token from the configuration.
+    #[arg(
+        long,
+        global = true,
+        env = "ACTIVITY_HOST_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
     /// Print the API's JSON answer instead of a summary.
     #[arg(long, global = true, value_enum, default_value = "text")]
     output: Output,
@@ -213,6 +360,62 @@ struct ApiArgs {
 enum Output {
     Text,
     Json,
+}
+
+#[derive(Subcommand)]
+enum WorkflowCommand {
+    /// Start UserWorkflow; a run with the same id that is still open is answered instead.
+    Start {
+        /// The user's id.
+        #[arg(long)]
+        user_id: String,
+        /// Email (create, update).
+        #[arg(long, default_value = "")]
+        email: String,
+        /// Display name (create, update).
+        #[arg(long, default_value = "")]
+        name: String,
+        /// create, update or delete.
+        #[arg(long)]
+        action: String,
+        /// Wait until the run closes and print its outcome.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// A run's status, and its result, error or progress.
+    Show {
+        /// The workflow id.
+        workflow_id: String,
+        /// A specific run.
+        #[arg(long)]
+        run_id: Option<String>,
+    },
+    /// Send the cancel signal: the workflow stops before its next step.
+    Cancel {
+        /// The workflow id.
+        workflow_id: String,
+    },
+    /// Recent runs, newest first.
+    List {
+        /// Only this user's runs.
+        #[arg(long)]
+        user_id: Option<String>,
+        /// Only runs in this status (RUNNING, COMPLETED, FAILED, CANCELED, ...).
+        #[arg(long)]
+        status: Option<String>,
+        /// Runs per page (1 to 100).
+        #[arg(long)]
+        page_size: Option<u32>,
+        /// The next_page_token of the previous page.
+        #[arg(long)]
+        page_token: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration.
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -238,6 +441,11 @@ fn api_client(config: &Config, args: &ApiArgs) -> ApiClient {
             .api
             .clone()
             .unwrap_or_else(|| format!("http://{}", config.api.listen)),
+    )
+    .with_token(
+        args.token
+            .clone()
+            .or_else(|| config.api.admin_token.clone()),
     )
 }
 
@@ -324,6 +532,129 @@ async fn activities(
             client.remove(&name).await?;
             print(args, &serde_json::json!({"removed": name}), |_| {
                 format!("{name} removed")
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn workflow(config: &Config, command: WorkflowCommand, args: &ApiArgs) -> anyhow::Result<()> {
+    let client = api_client(config, args);
+    let summary = |v: &serde_json::Value| {
+        let mut line = format!(
+            "{} {} {}",
+            v["workflow_id"].as_str().unwrap_or(""),
+            v["run_id"].as_str().unwrap_or(""),
+            v["status"].as_str().unwrap_or("")
+        );
+        if !v["result"].is_null() {
+            line.push_str(&format!("\nresult: {}", v["result"]));
+        }
+        if !v["error"].is_null() {
+            line.push_str(&format!("\nerror: {}", v["error"]));
+        }
+        if !v["progress"].is_null() {
+            line.push_str(&format!("\nprogress: {}", v["progress"]));
+        }
+        line
+    };
+    match command {
+        WorkflowCommand::Start {
+            user_id,
+            email,
+            name,
+            action,
+            wait,
+        } => {
+            let started = client
+                .start_workflow(&serde_json::json!({
+                    "user_id": user_id, "email": email, "name": name, "action": action,
+                }))
+                .await?;
+            let id = started["workflow_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let run = started["run_id"].as_str().unwrap_or_default().to_string();
+            if !wait {
+                print(args, &started, |v| {
+                    format!(
+                        "started {} (run {})",
+                        v["workflow_id"].as_str().unwrap_or(""),
+                        v["run_id"].as_str().unwrap_or("")
+                    )
+                });
+                return Ok(());
+            }
+            loop {
+                let v = client.show_workflow(&id, Some(&run)).await?;
+                if v["status"] != "RUNNING" {
+                    print(args, &v, summary);
+                    if v["status"] != "COMPLETED" {
+                        anyhow::bail!("workflow {id} ended {}", v["status"]);
+                    }
+                    return Ok(());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+        WorkflowCommand::Show {
+            workflow_id,
+            run_id,
+        } => {
+            let v = client
+                .show_workflow(&workflow_id, run_id.as_deref())
+                .await?;
+            print(args, &v, summary);
+        }
+        WorkflowCommand::Cancel { workflow_id } => {
+            let v = client.cancel_workflow(&workflow_id).await?;
+            print(args, &v, |v| {
+                format!("cancel sent to {}", v["workflow_id"].as_str().unwrap_or(""))
+            });
+        }
+        WorkflowCommand::List {
+            user_id,
+            status,
+            page_size,
+            page_token,
+        } => {
+            let mut query = Vec::new();
+            if let Some(u) = user_id {
+                query.push(("user_id", u));
+            }
+            if let Some(s) = status {
+                query.push(("status", s));
+            }
+            if let Some(n) = page_size {
+                query.push(("page_size", n.to_string()));
+            }
+            if let Some(t) = page_token {
+                query.push(("page_token", t));
+            }
+            let v = client.list_workflows(&query).await?;
+            print(args, &v, |v| {
+                let mut rows: Vec<String> = v["workflows"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|w| {
+                        format!(
+                            "{:<40} {:<12} {}",
+                            w["workflow_id"].as_str().unwrap_or(""),
+                            w["status"].as_str().unwrap_or(""),
+                            w["run_id"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect();
+                if let Some(t) = v["next_page_token"].as_str() {
+                    rows.push(format!("more: --page-token {t}"));
+                }
+                if rows.is_empty() {
+                    "no runs".into()
+                } else {
+                    rows.join("\n")
+                }
             });
         }
     }

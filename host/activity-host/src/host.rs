@@ -252,7 +252,21 @@ impl Host {
     }
 
     /// Serves the REST API until `shutdown` changes, finishing requests in flight.
-    pub async fn serve_api(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), HostError> {
+    pub async fn serve_api(&self, shutdown: watch::Receiver<bool>) -> Result<(), HostError> {
+        self.serve(shutdown, false).await
+    }
+
+    /// Serves only `/healthz`, `/readyz` and `/metrics` on `api.listen` until `shutdown`
+    /// changes: what a worker-only process offers its orchestrator.
+    pub async fn serve_ops(&self, shutdown: watch::Receiver<bool>) -> Result<(), HostError> {
+        self.serve(shutdown, true).await
+    }
+
+    async fn serve(
+        &self,
+        mut shutdown: watch::Receiver<bool>,
+        ops_only: bool,
+    ) -> Result<(), HostError> {
         let address = self.config.api.listen.clone();
         let api_error = |message: String| HostError::Api {
             address: address.clone(),
@@ -297,8 +311,13 @@ impl Host {
         let listener = tokio::net::TcpListener::bind(&address)
             .await
             .map_err(|e| api_error(e.to_string()))?;
-        tracing::info!(address = address.as_str(), "REST API listening");
-        axum::serve(listener, activity_api::router(state))
+        tracing::info!(address = address.as_str(), ops_only, "HTTP listening");
+        let router = if ops_only {
+            activity_api::ops_router(state)
+        } else {
+            activity_api::router(state)
+        };
+        axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
             })

@@ -47,7 +47,8 @@ enum Command {
     /// Everything on one machine: starts the Temporal dev server (UI on dev.ui_port) when
     /// none answers, loads the reference activities, runs the worker and the REST API.
     Dev,
-    /// The Temporal worker only: native workflows and WASM activities. Run many.
+    /// The Temporal worker only: native workflows and WASM activities. Run many. Serves
+    /// /healthz, /readyz and /metrics on api.listen for its orchestrator.
     Worker,
     /// The REST API only.
     Server,
@@ -144,6 +145,13 @@ enum Command {
         /// Print JSON instead of YAML.
         #[arg(long, global = true, value_enum, default_value = "text")]
         output: Output,
+    },
+    /// Probe a host's health endpoint: exit 0 when it answers 2xx (for container
+    /// healthchecks; the image has no curl).
+    Health {
+        /// The URL to probe.
+        #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
     },
     /// Print a shell completion script: `activity-host completions bash > /etc/bash_completion.d/activity-host`.
     Completions {
@@ -310,6 +318,21 @@ async fn run() -> anyhow::Result<()> {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
                 Output::Text => print!("{}", serde_yaml::to_string(&shown)?),
             }
+            Ok(())
+        }
+        Command::Health { url } => {
+            let res = reqwest::Client::new()
+                .get(&url)
+                .timeout(std::time::Duration::from_secs(5))
+                .send()
+                .await
+                .with_context(|| format!("{url} does not answer"))?;
+            let status = res.status();
+            let body = res.text().await.unwrap_or_default();
+            if !status.is_success() {
+                anyhow::bail!("{url} answered {status}: {body}");
+            }
+            println!("{body}");
             Ok(())
         }
         Command::Completions { shell } => {
@@ -786,13 +809,26 @@ async fn dev(config: Config) -> anyhow::Result<()> {
 async fn worker(config: Config) -> anyhow::Result<()> {
     let host = Host::open(config)?;
     host.start_registry().await?;
-    host.run_worker(shutdown_flag()).await?;
+    if host.config.activities.deploy_reference {
+        host.deploy_reference_activities().await?;
+    }
+    let shutdown = shutdown_flag();
+    let ops = {
+        let (host, shutdown) = (host.clone(), shutdown.clone());
+        tokio::spawn(async move { host.serve_ops(shutdown).await })
+    };
+    let worked = host.run_worker(shutdown).await;
+    ops.await.context("health endpoint task")??;
+    worked?;
     Ok(())
 }
 
 async fn server(config: Config) -> anyhow::Result<()> {
     let host = Host::open(config)?;
     host.start_registry().await?;
+    if host.config.activities.deploy_reference {
+        host.deploy_reference_activities().await?;
+    }
     host.serve_api(shutdown_flag()).await?;
     Ok(())
 }

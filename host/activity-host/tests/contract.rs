@@ -33,14 +33,7 @@ const ROUTES: &[(&str, &str)] = &[
 ];
 
 fn validator() -> PathBuf {
-    std::env::var_os("OPENAPI_SPEC_VALIDATOR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../.venv/bin/openapi-spec-validator");
-            p.exists().then_some(p)
-        })
-        .expect("openapi-spec-validator: run `make test` (it installs it into .venv)")
+    support::validator("openapi-spec-validator")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -169,3 +169,24 @@ pub fn router_and_openapi(state: ApiState) -> (Router, utoipa::openapi::OpenApi)
 pub fn router(state: ApiState) -> Router {
     router_and_openapi(state).0
 }
+
+/// What a worker-only process serves for its orchestrator: `/healthz`, `/readyz`, `/metrics`.
+pub fn ops_router(state: ApiState) -> Router {
+    let state = Arc::new(state);
+    let (router, _) = OpenApiRouter::new()
+        .routes(routes!(openapi::healthz))
+        .routes(routes!(guard::readyz))
+        .routes(routes!(observe::metrics))
+        .split_for_parts();
+    router
+        .fallback(|| async {
+            ApiError::not_found(
+                "no_route",
+                "a worker serves only /healthz, /readyz and /metrics",
+            )
+        })
+        .layer(axum::middleware::from_fn(observe::observe))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}

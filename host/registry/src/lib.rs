@@ -381,10 +381,7 @@ impl Registry {
         let Some(active_seq) = active else {
             return Err(RegistryError::NotFound(name.to_string()));
         };
-        let active_digest = versions
-            .iter()
-            .find(|v| v.seq == active_seq)
-            .map(|v| v.digest.clone());
+        let current = versions.iter().find(|v| v.seq == active_seq);
         let target = match digest {
             Some(d) => versions
                 .iter()
@@ -397,7 +394,11 @@ impl Registry {
             None => versions
                 .iter()
                 .rev()
-                .find(|v| v.seq < active_seq && Some(&v.digest) != active_digest.as_ref())
+                // The latest earlier version that differs: in its code or its settings.
+                .find(|v| {
+                    v.seq < active_seq
+                        && current.is_none_or(|c| c.digest != v.digest || c.spec != v.spec)
+                })
                 .ok_or_else(|| RegistryError::NoEarlierVersion(name.into()))?,
         };
         let component = self.load_version(target).await?;

@@ -138,11 +138,13 @@ impl Session {
         let host = start_host_with(&server, adjust);
         let http = reqwest::Client::new();
         let base = host.base.clone();
+        // Ready: Temporal connected, registry loaded, worker polling.
         eventually(Duration::from_secs(30), || async {
-            http.get(format!("{base}/healthz")).send().await.ok()
+            let res = http.get(format!("{base}/readyz")).send().await.ok()?;
+            (res.status() == 200).then_some(())
         })
         .await
-        .expect("the API answers");
+        .expect("the host gets ready");
         Self {
             host,
             server,
@@ -187,4 +189,20 @@ pub fn cli(base: &str, args: &[&str]) -> std::process::Output {
         .current_dir(std::env::temp_dir())
         .output()
         .unwrap()
+}
+
+/// A validator the Makefile installs (`VALIDATORS_BIN`, else the project's `.venv/bin`).
+pub fn validator(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("VALIDATORS_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin")
+        });
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test`, which installs the validators",
+        path.display()
+    );
+    path
 }

@@ -1,0 +1,287 @@
+//! The deployment files are checked with real validators (no container engine runs here):
+//! the compose file against the compose-spec schema, the Kubernetes manifests against the
+//! Kubernetes schemas (strict), the Dockerfile's build steps against the Makefile's, and the
+//! Grafana dashboard's metric names against what `/metrics` serves after a run.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{get_json, start, validator, wait_closed, Session};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn run(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?}: {text}");
+    text
+}
+
+#[test]
+fn the_compose_file_follows_the_compose_spec_and_the_seed() {
+    let file = repo().join("deployments/docker/docker-compose.yml");
+    run(std::process::Command::new(validator("check-jsonschema"))
+        .args(["--builtin-schema", "vendor.compose-spec"])
+        .arg(&file));
+    let compose: Value =
+        serde_yaml::from_str(&read("deployments/docker/docker-compose.yml")).unwrap();
+    let services = compose["services"].as_object().unwrap();
+    for name in [
+        "temporal",
+        "temporal-db",
+        "temporal-ui",
+        "activity-host",
+        "api",
+    ] {
+        assert!(services.contains_key(name), "service {name} missing");
+    }
+    assert_eq!(compose["services"]["temporal-ui"]["ports"][0], "8088:8080");
+    for (name, service) in services {
+        let image = service["image"].as_str().unwrap();
+        let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("");
+        assert!(
+            !tag.is_empty() && tag != "latest",
+            "{name}: image {image} is not pinned"
+        );
+        assert!(
+            service["healthcheck"].is_object() || name == "temporal-ui",
+            "{name}: no healthcheck"
+        );
+    }
+}
+
+#[test]
+fn the_kubernetes_manifests_validate_strictly_and_their_config_loads() {
+    let dir = repo().join("deployments/kubernetes");
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    let text = run(std::process::Command::new(validator("kubernetes-validate"))
+        .arg("--strict")
+        .args(&files));
+    let mut kinds = BTreeSet::new();
+    for file in &files {
+        for doc in serde_yaml::Deserializer::from_str(&std::fs::read_to_string(file).unwrap()) {
+            let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+            kinds.insert(v["kind"].as_str().unwrap().to_string());
+            if v["kind"] == "ConfigMap" {
+                // The configuration it carries is one the host accepts.
+                let tmp = tempfile::tempdir().unwrap();
+                let config = tmp.path().join("config.yaml");
+                std::fs::write(&config, v["data"]["config.yaml"].as_str().unwrap()).unwrap();
+                run(
+                    std::process::Command::new(env!("CARGO_BIN_EXE_activity-host"))
+                        .args(["config", "show", "--config"])
+                        .arg(&config)
+                        .env("ACTIVITY_HOST_API__ADMIN_TOKEN", "a-token-long-enough-0123"),
+                );
+            }
+            if v["kind"] == "Deployment" {
+                let spec = &v["spec"]["template"]["spec"];
+                let grace = spec["terminationGracePeriodSeconds"].as_u64().unwrap();
+                // Longer than the longest activity plus the worker's shutdown grace.
+                assert!(grace * 1000 > 60_000 + 5_000, "{grace}");
+                let c = &spec["containers"][0];
+                for probe in ["livenessProbe", "readinessProbe"] {
+                    assert!(c[probe]["httpGet"]["path"].is_string(), "{probe}");
+                }
+                assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+            }
+        }
+    }
+    for kind in [
+        "ConfigMap",
+        "Secret",
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} ({text})");
+    }
+}
+
+#[test]
+fn the_dockerfile_builds_what_the_makefile_builds() {
+    let makefile = read("Makefile");
+    let dockerfile = read("deployments/docker/Dockerfile");
+    let toolchain = makefile
+        .lines()
+        .find_map(|l| l.strip_prefix("TOOLCHAIN"))
+        .and_then(|l| l.split(":=").nth(1))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        dockerfile.contains(&format!("FROM rust:{toolchain}-")),
+        "toolchain {toolchain}"
+    );
+    let guests = makefile
+        .lines()
+        .skip_while(|l| !l.starts_with("guests:"))
+        .nth(1)
+        .unwrap()
+        .trim()
+        .split(" --target-dir")
+        .next()
+        .unwrap()
+        .to_string();
+    let runs: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("RUN "))
+        .collect();
+    assert!(
+        runs.iter().any(|r| r.starts_with(&guests)),
+        "{guests:?} not in {runs:?}"
+    );
+    assert!(runs
+        .iter()
+        .any(|r| r.contains("cargo build --release --locked -p activity-host")));
+    for (_, file) in activity_host::reference::REFERENCE_ACTIVITIES {
+        assert!(
+            dockerfile.contains(&format!("release/{file}")),
+            "{file} not in the image"
+        );
+    }
+    // The healthcheck command the compose file uses exists.
+    run(std::process::Command::new(env!("CARGO_BIN_EXE_activity-host")).args(["health", "--help"]));
+}
+
+/// Metric names a PromQL expression reads (label names in `by (...)` and `{...}` left out).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut expr = expr.to_string();
+    for (open, close) in [("by (", ')'), ("{", '}')] {
+        while let Some(i) = expr.find(open) {
+            let end = expr[i..].find(close).map_or(expr.len(), |j| i + j + 1);
+            expr.replace_range(i..end, " ");
+        }
+    }
+    let mut out = Vec::new();
+    let mut word = String::new();
+    for c in expr.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            if word.starts_with("activity_") || word.starts_with("http_") {
+                out.push(word.clone());
+            }
+            word.clear();
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_metric_the_dashboard_reads_is_served_after_a_run() {
+    let dashboard: Value =
+        serde_json::from_str(&read("deployments/grafana/activity-host-dashboard.json")).unwrap();
+    let mut wanted = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            wanted.extend(metric_names(target["expr"].as_str().unwrap()));
+        }
+    }
+    assert!(wanted.len() >= 12, "{wanted:?}");
+
+    let session = Session::start().await;
+    let (http, base) = (session.http.clone(), session.base.clone());
+    // A run that touches every metric: a workflow, a deploy and a rollback, a call that
+    // breaches its time limit, a task for a type that is not deployed.
+    let (id, run_id) = start(
+        &http,
+        &base,
+        json!({"user_id": "m1", "email": "m1@example.com", "name": "M", "action": "create"}),
+    )
+    .await;
+    assert_eq!(
+        wait_closed(&http, &base, &id, &run_id).await["status"],
+        "COMPLETED"
+    );
+    let spinner = test_components::read(test_components::MISBEHAVING);
+    for limit in ["100", "200"] {
+        let res = http
+            .put(format!("{base}/api/v1/activities/Spinner?export=spin&allow_host=x.invalid&max_execution_ms={limit}"))
+            .header("content-type", "application/wasm")
+            .body(spinner.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let rolled = http
+        .post(format!("{base}/api/v1/activities/Spinner/rollback"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rolled.status(), 200);
+    let spun = http
+        .post(format!("{base}/api/v1/activities/Spinner/invoke"))
+        .json(&json!({"args": [], "maximum_attempts": 1}))
+        .send()
+        .await
+        .unwrap();
+    let spun: Value = spun.json().await.unwrap();
+    assert_eq!(spun["error"]["type"], "TimeLimitExceeded", "{spun}");
+    let queue = session.host.task_queue.clone();
+    let server = &session.server;
+    tokio::task::block_in_place(|| {
+        server.cli(&[
+            "activity",
+            "execute",
+            "--type",
+            "Ghost",
+            "--task-queue",
+            &queue,
+            "--activity-id",
+            "ghost-1",
+            "--start-to-close-timeout",
+            "2s",
+            "--schedule-to-close-timeout",
+            "2s",
+            "--retry-maximum-attempts",
+            "1",
+        ])
+    })
+    .unwrap();
+
+    let served = test_support::eventually(Duration::from_secs(10), || async {
+        let text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let names: BTreeSet<String> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .map(str::to_string)
+            .collect();
+        wanted.is_subset(&names).then_some(names)
+    })
+    .await;
+    assert!(
+        served.is_some(),
+        "dashboard metrics missing from /metrics: {wanted:?}"
+    );
+    let listed = get_json(&http, format!("{base}/api/v1/activities/Spinner")).await;
+    assert_eq!(listed["versions"].as_array().unwrap().len(), 2);
+}

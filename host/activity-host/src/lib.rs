@@ -8,4 +8,5 @@ pub mod host;
 pub mod manifest;
 pub mod notifications;
 pub mod reference;
+pub mod scaffold;
 pub mod watch;

@@ -7,6 +7,7 @@ use activity_host::config::{Config, LogFormat};
 use activity_host::dev_server;
 use activity_host::host::{shutdown_signal, Host};
 use activity_host::manifest::Manifest;
+use activity_host::scaffold;
 use activity_runtime::ActivitySpec;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -157,6 +158,16 @@ enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+    /// Scaffold a new activity component crate: WIT world, Rust source, the host's WIT
+    /// packages vendored, ready for `cargo build --target wasm32-wasip2` or
+    /// `cargo component build`.
+    New {
+        /// The activity type name (e.g. GreetUser); the crate is named after it in kebab case.
+        name: String,
+        /// Where to create the crate; default: ./<kebab-name>.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Tell whether a component fits the host as an activity type, and why not.
     Check {
@@ -338,6 +349,19 @@ async fn run() -> anyhow::Result<()> {
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "activity-host", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::New { name, dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(scaffold::kebab(&name)));
+            scaffold::scaffold(&name, &dir)?;
+            let wasm = scaffold::kebab(&name).replace('-', "_");
+            println!("created {} for activity type {name}", dir.display());
+            println!("  cd {}", dir.display());
+            println!("  cargo build --release --target wasm32-wasip2");
+            println!(
+                "  activity-host deploy target/wasm32-wasip2/release/{wasm}.wasm --name {name}"
+            );
+            println!("  activity-host invoke {name} --input '{{\"name\":\"Ann\"}}'");
             Ok(())
         }
         Command::Check { file, name, grants } => {

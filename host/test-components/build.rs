@@ -14,6 +14,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("SEND_NOTIFICATION", "send_notification"),
     ("MISBEHAVING", "misbehaving"),
     ("SOCKET", "socket"),
+    ("FORBIDDEN", "forbidden"),
 ];
 
 fn main() {

@@ -160,7 +160,7 @@ async fn bad_deploys_are_4xx_and_store_nothing() {
         (
             http.put(url("Probe", ""))
                 .header("content-type", "application/wasm")
-                .body(wasm(test_components::SOCKET)),
+                .body(wasm(test_components::FORBIDDEN)),
             422,
             "component_refused",
         ),

@@ -130,7 +130,7 @@ async fn refused_deploys_change_nothing() {
         ("Probe", vec![]),
         ("Probe", b"not wasm".to_vec()),
         ("Probe", b"\0asm\x01\0\0\0".to_vec()),
-        ("Probe", bytes(test_components::SOCKET)),
+        ("Probe", bytes(test_components::FORBIDDEN)),
         // Needs a key-value grant it is not given.
         ("Probe", bytes(test_components::CREATE_USER)),
         ("bad name!", bytes(test_components::VALIDATE_USER)),

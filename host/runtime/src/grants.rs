@@ -139,6 +139,15 @@ const OFFERED: &[(&str, Capability)] = &[
     ("wasi:filesystem/types", Capability::Base),
     ("wasi:filesystem/preopens", Capability::Base),
     ("wasi:http/types", Capability::Base),
+    // Linked because language runtimes (CPython, StarlingMonkey, TinyGo) import them, but
+    // inert: every socket operation and name lookup is denied (see `state`).
+    ("wasi:sockets/network", Capability::Base),
+    ("wasi:sockets/instance-network", Capability::Base),
+    ("wasi:sockets/tcp", Capability::Base),
+    ("wasi:sockets/tcp-create-socket", Capability::Base),
+    ("wasi:sockets/udp", Capability::Base),
+    ("wasi:sockets/udp-create-socket", Capability::Base),
+    ("wasi:sockets/ip-name-lookup", Capability::Base),
     ("wasi:logging/logging", Capability::Logging),
     ("activity-host:activity/types", Capability::ActivityContext),
     (
@@ -154,9 +163,7 @@ const OFFERED: &[(&str, Capability)] = &[
 pub fn check_import(import: &str, grants: &Grants) -> Result<Capability, ImportRefusal> {
     let unversioned = import.split_once('@').map_or(import, |(name, _)| name);
     let Some(&(_, capability)) = OFFERED.iter().find(|(name, _)| *name == unversioned) else {
-        let hint = if unversioned.starts_with("wasi:sockets/") {
-            Some("the host offers no sockets; use wasi:http/outgoing-handler with allowed_hosts")
-        } else if unversioned.starts_with("wasi:keyvalue/") {
+        let hint = if unversioned.starts_with("wasi:keyvalue/") {
             Some("only wasi:keyvalue/store is offered")
         } else {
             None
@@ -222,8 +229,13 @@ mod tests {
             check_import("wasi:keyvalue/store@0.2.0-draft", &none),
             Err(ImportRefusal::NotGranted(Capability::KeyValue))
         );
-        assert!(matches!(
+        // Linked but inert.
+        assert_eq!(
             check_import("wasi:sockets/tcp@0.2.0", &none),
+            Ok(Capability::Base)
+        );
+        assert!(matches!(
+            check_import("wasi:keyvalue/atomics@0.2.0-draft", &none),
             Err(ImportRefusal::NotOffered { hint: Some(_) })
         ));
         assert!(matches!(

@@ -49,7 +49,7 @@ pub(crate) struct StateParts {
 
 impl ActivityState {
     /// Fresh state for one call: no environment, no arguments, no preopened directories,
-    /// no sockets; stdout and stderr captured for the log.
+    /// sockets linked but every use denied; stdout and stderr captured for the log.
     pub(crate) fn new(parts: StateParts) -> Self {
         let stdout = GuestOutput::new(parts.limits.max_log_bytes as usize);
         let stderr = GuestOutput::new(parts.limits.max_log_bytes as usize);

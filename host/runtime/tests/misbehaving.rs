@@ -187,6 +187,27 @@ async fn host_files_are_out_of_reach() {
 }
 
 #[tokio::test]
+async fn sockets_are_linked_but_every_connection_is_denied() {
+    let rt = runtime();
+    // Something listens: only the sandbox can stop the guest from reaching it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let a = load(
+        &rt,
+        activity_runtime::ActivitySpec::new("Connect"),
+        test_components::SOCKET,
+    )
+    .await;
+    for target in [address.as_str(), "localhost:80", "8.8.8.8:53"] {
+        let err = call(&rt, &a, json!([target])).await.unwrap_err();
+        assert_eq!(err.kind, kinds::ACTIVITY_ERROR, "{target}: {err}");
+    }
+    listener.set_nonblocking(true).unwrap();
+    assert!(listener.accept().is_err(), "a guest connection got through");
+    still_serves(&rt).await;
+}
+
+#[tokio::test]
 async fn the_environment_is_empty() {
     std::env::set_var("ACTIVITY_HOST_SECRET_FOR_TEST", "hunter2");
     let rt = runtime();

@@ -1,5 +1,5 @@
 //! A test component that opens a TCP socket: it imports `wasi:sockets`, which the host
-//! does not offer, so loading it must fail.
+//! links (language runtimes import it) but denies every use of, so the connect fails.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "activity-host:testing/socket", generate_all });
 

@@ -1,0 +1,102 @@
+//! The WIT contract is language-neutral: ValidateUser written in Python (componentize-py)
+//! is built, deployed in place of the Rust one, and runs inside the reference UserWorkflow.
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::json;
+use support::{cli, start, validator, wait_closed, Session};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_activity_runs_inside_user_workflow() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("validate_user_py.wasm");
+    let build = tokio::task::spawn_blocking({
+        let (repo, wasm) = (repo.clone(), wasm.clone());
+        move || {
+            std::process::Command::new(validator("componentize-py"))
+                .arg("-d")
+                .arg(repo.join("wit"))
+                .args(["-w", "validate-user", "componentize", "app", "-o"])
+                .arg(&wasm)
+                .current_dir(repo.join("activities-wasm/python/validate-user"))
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+
+    let session = Session::start().await;
+    let (http, base) = (session.http.clone(), session.base.clone());
+    let deployed = tokio::task::spawn_blocking({
+        let (base, wasm) = (base.clone(), wasm.display().to_string());
+        move || {
+            cli(
+                &base,
+                &[
+                    "deploy",
+                    &wasm,
+                    "--name",
+                    "ValidateUser",
+                    "--output",
+                    "json",
+                ],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        deployed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+    let version: serde_json::Value = serde_json::from_slice(&deployed.stdout).unwrap();
+
+    // A valid user goes through the Python validator and the Rust CreateUser.
+    let (id, run) = start(
+        &http,
+        &base,
+        json!({"user_id": "py-1", "email": "py@example.com", "name": "Py", "action": "create"}),
+    )
+    .await;
+    let done = wait_closed(&http, &base, &id, &run).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    // An invalid one fails with the Python validator's own words.
+    let (id, run) = start(
+        &http,
+        &base,
+        json!({"user_id": "py-2", "email": "two@@example.com", "name": "Py", "action": "create"}),
+    )
+    .await;
+    let failed = wait_closed(&http, &base, &id, &run).await;
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert_eq!(
+        failed["error"]["details"][0], "email: must contain exactly one '@'",
+        "{failed}"
+    );
+    // The metrics say which code ran.
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let digest = version["version"]["digest"].as_str().unwrap();
+    assert!(
+        metrics.contains(&format!(
+            r#"activity_type="ValidateUser",version="{digest}",outcome="completed""#
+        )),
+        "{metrics}"
+    );
+}

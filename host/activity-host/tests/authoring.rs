@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use support::{cli, Session};
+use support::{deploy_file, run_ok, Session};
 
 /// The toolchain the repository pins (rust-toolchain.toml), which has the wasm target.
 fn toolchain() -> String {
@@ -35,53 +35,24 @@ fn guest_target_dir() -> PathBuf {
 async fn a_new_activity_builds_deploys_and_runs() {
     let dir = tempfile::tempdir().unwrap();
     let crate_dir = dir.path().join("greet-user");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_activity-host"))
-        .args(["new", "GreetUser", "--dir"])
-        .arg(&crate_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut new = std::process::Command::new(env!("CARGO_BIN_EXE_activity-host"));
+    new.args(["new", "GreetUser", "--dir"]).arg(&crate_dir);
+    run_ok(new).await;
 
     let target = guest_target_dir();
-    let build = tokio::task::spawn_blocking({
-        let (crate_dir, target) = (crate_dir.clone(), target.clone());
-        move || {
-            std::process::Command::new("cargo")
-                .args(["build", "--release", "--target", "wasm32-wasip2"])
-                .current_dir(&crate_dir)
-                .env("RUSTUP_TOOLCHAIN", toolchain())
-                .env("CARGO_TARGET_DIR", &target)
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    assert!(
-        build.status.success(),
-        "{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
+    let mut build = std::process::Command::new("cargo");
+    build
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(&crate_dir)
+        .env("RUSTUP_TOOLCHAIN", toolchain())
+        .env("CARGO_TARGET_DIR", &target);
+    run_ok(build).await;
     let wasm = target.join("wasm32-wasip2/release/greet_user.wasm");
     assert!(wasm.exists());
 
     let session = Session::start().await;
     let base = session.base.clone();
-    let deployed = tokio::task::spawn_blocking({
-        let (base, wasm) = (base.clone(), wasm.display().to_string());
-        move || cli(&base, &["deploy", &wasm, "--name", "GreetUser"])
-    })
-    .await
-    .unwrap();
-    assert!(
-        deployed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&deployed.stderr)
-    );
+    deploy_file(&base, &wasm, "GreetUser").await;
 
     let invoke = |body: Value| {
         session

@@ -6,60 +6,25 @@ mod support;
 use std::path::Path;
 
 use serde_json::json;
-use support::{cli, start, validator, wait_closed, Session};
+use support::{deploy_file, run_ok, start, validator, wait_closed, Session};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_python_activity_runs_inside_user_workflow() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = tempfile::tempdir().unwrap();
     let wasm = dir.path().join("validate_user_py.wasm");
-    let build = tokio::task::spawn_blocking({
-        let (repo, wasm) = (repo.clone(), wasm.clone());
-        move || {
-            std::process::Command::new(validator("componentize-py"))
-                .arg("-d")
-                .arg(repo.join("wit"))
-                .args(["-w", "validate-user", "componentize", "app", "-o"])
-                .arg(&wasm)
-                .current_dir(repo.join("activities-wasm/python/validate-user"))
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    assert!(
-        build.status.success(),
-        "{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
+    let mut build = std::process::Command::new(validator("componentize-py"));
+    build
+        .arg("-d")
+        .arg(repo.join("wit"))
+        .args(["-w", "validate-user", "componentize", "app", "-o"])
+        .arg(&wasm)
+        .current_dir(repo.join("activities-wasm/python/validate-user"));
+    run_ok(build).await;
 
     let session = Session::start().await;
     let (http, base) = (session.http.clone(), session.base.clone());
-    let deployed = tokio::task::spawn_blocking({
-        let (base, wasm) = (base.clone(), wasm.display().to_string());
-        move || {
-            cli(
-                &base,
-                &[
-                    "deploy",
-                    &wasm,
-                    "--name",
-                    "ValidateUser",
-                    "--output",
-                    "json",
-                ],
-            )
-        }
-    })
-    .await
-    .unwrap();
-    assert!(
-        deployed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&deployed.stderr)
-    );
-    let version: serde_json::Value = serde_json::from_slice(&deployed.stdout).unwrap();
+    let version = deploy_file(&base, &wasm, "ValidateUser").await;
 
     // A valid user goes through the Python validator and the Rust CreateUser.
     let (id, run) = start(

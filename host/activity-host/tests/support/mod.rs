@@ -206,3 +206,31 @@ pub fn validator(name: &str) -> std::path::PathBuf {
     );
     path
 }
+
+/// Runs `cmd` off the async threads and checks that it succeeds; answers its output.
+pub async fn run_ok(mut cmd: std::process::Command) -> std::process::Output {
+    let out = tokio::task::spawn_blocking(move || {
+        let out = cmd.output().unwrap();
+        (format!("{cmd:?}"), out)
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.1.status.success(),
+        "{}: {}{}",
+        out.0,
+        String::from_utf8_lossy(&out.1.stdout),
+        String::from_utf8_lossy(&out.1.stderr)
+    );
+    out.1
+}
+
+/// `activity-host deploy FILE --name NAME --output json` against `base`, which must succeed.
+pub async fn deploy_file(base: &str, file: &std::path::Path, name: &str) -> Value {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_activity-host"));
+    cmd.arg("deploy")
+        .arg(file)
+        .args(["--name", name, "--output", "json", "--api", base])
+        .env("RUST_LOG", "error");
+    serde_json::from_slice(&run_ok(cmd).await.stdout).unwrap()
+}

@@ -138,6 +138,10 @@ pub struct TelemetryConfig {
     pub log_format: LogFormat,
     /// Log filter (`tracing` env-filter syntax) when `RUST_LOG` is unset.
     pub log_level: String,
+    /// OTLP/HTTP collector (`http://collector:4318`) to export traces to; unset: none.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported traces.
+    pub service_name: String,
 }
 
 impl Default for TelemetryConfig {
@@ -145,6 +149,8 @@ impl Default for TelemetryConfig {
         Self {
             log_format: LogFormat::Text,
             log_level: "info".into(),
+            otlp_endpoint: None,
+            service_name: "activity-host".into(),
         }
     }
 }
@@ -434,6 +440,14 @@ impl Config {
                 reason: format!("not a log filter: {e}"),
             });
         }
+        if let Some(url) = &self.telemetry.otlp_endpoint {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Value {
+                    key: "telemetry.otlp_endpoint",
+                    reason: format!("expected an http(s) URL, found {url:?}"),
+                });
+            }
+        }
         if let Some(url) = &self.notifications.webhook_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::Value {
@@ -594,6 +608,7 @@ mod tests {
             "activities.watch_dir" => Some(json!("/srv/activities")),
             "dev.temporal_cli" => Some(json!("/usr/local/bin/temporal")),
             "runtime.limits.fuel" => Some(json!(1000000)),
+            "telemetry.otlp_endpoint" => Some(json!("http://collector:4318")),
             _ => None,
         };
         let value = special.unwrap_or_else(|| match default {

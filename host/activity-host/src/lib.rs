@@ -9,4 +9,5 @@ pub mod manifest;
 pub mod notifications;
 pub mod reference;
 pub mod scaffold;
+pub mod telemetry;
 pub mod watch;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use activity_host::client::{ApiClient, ClientError, DeployOptions};
-use activity_host::config::{Config, LogFormat};
+use activity_host::config::Config;
 use activity_host::dev_server;
 use activity_host::host::{shutdown_signal, Host};
 use activity_host::manifest::Manifest;
@@ -210,17 +210,13 @@ async fn run() -> anyhow::Result<()> {
         default.exists().then_some(default)
     });
     let config = Config::load(config_path.as_deref())?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.telemetry.log_level));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    match config.telemetry.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
-    }
+    let telemetry = activity_host::telemetry::init(&config.telemetry)?;
+    let outcome = dispatch(cli, config).await;
+    telemetry.shutdown();
+    outcome
+}
+
+async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev => dev(config).await,
         Command::Worker => worker(config).await,

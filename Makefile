@@ -48,6 +48,7 @@ test: guests $(VENV)/.validators
 bench: guests
 	cargo bench -p activity-runtime --bench invoke
 	cargo bench -p activity-registry --bench deploy
+	cargo bench -p activity-registry --bench density
 
 lint: setup
 	cargo fmt --all -- --check

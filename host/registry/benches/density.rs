@@ -6,12 +6,14 @@
 //!
 //! `cargo bench -p activity-registry --bench density` (set `DENSITY_N` for another count).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use activity_registry::{DeployRequest, Registry, SqliteRegistryStore};
-use activity_runtime::{ActivityCatalog, CallContext, Runtime, RuntimeConfig};
+use activity_registry::DeployRequest;
+use activity_runtime::{ActivityCatalog, CallContext};
 use serde_json::json;
+
+mod common;
+use common::registry;
 
 /// The component with a custom section appended: same code, different bytes.
 fn distinct(base: &[u8], i: usize) -> Vec<u8> {
@@ -38,20 +40,6 @@ fn rss() -> u64 {
     pages * 4096
 }
 
-fn open(dir: &std::path::Path) -> (Registry, Arc<Runtime>) {
-    let config = RuntimeConfig {
-        cache_dir: Some(dir.join("compiled")),
-        ..Default::default()
-    };
-    let runtime = Arc::new(Runtime::new(&config).unwrap());
-    let store =
-        SqliteRegistryStore::open(&dir.join("registry.sqlite"), &dir.join("modules")).unwrap();
-    (
-        Registry::new(Arc::new(store), runtime.clone(), 50 << 20),
-        runtime,
-    )
-}
-
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -73,7 +61,7 @@ fn main() {
 
     let started = Instant::now();
     {
-        let (registry, _) = open(dir.path());
+        let (registry, _) = registry(dir.path(), true);
         tokio.block_on(async {
             for i in 0..n {
                 let outcome = registry
@@ -101,7 +89,7 @@ fn main() {
         drop(kept.take());
         let before = rss();
         let t = Instant::now();
-        let (registry, runtime) = open(dir.path());
+        let (registry, runtime) = registry(dir.path(), true);
         let failures = tokio.block_on(registry.load_all()).unwrap();
         starts.push(t.elapsed());
         assert!(failures.is_empty());

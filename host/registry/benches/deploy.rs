@@ -2,26 +2,14 @@
 //! and the start of a host with 100 deployed activities from the compiled cache.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
-use activity_registry::{DeployRequest, Registry, SqliteRegistryStore};
-use activity_runtime::{ActivityCatalog, CallContext, Grants, Runtime, RuntimeConfig};
+use activity_registry::DeployRequest;
+use activity_runtime::{ActivityCatalog, CallContext, Grants};
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::json;
 
-fn registry(dir: &std::path::Path, cache: bool) -> (Registry, Arc<Runtime>) {
-    let config = RuntimeConfig {
-        cache_dir: cache.then(|| dir.join("compiled")),
-        ..Default::default()
-    };
-    let runtime = Arc::new(Runtime::new(&config).unwrap());
-    let store =
-        SqliteRegistryStore::open(&dir.join("registry.sqlite"), &dir.join("modules")).unwrap();
-    (
-        Registry::new(Arc::new(store), runtime.clone(), 50 << 20),
-        runtime,
-    )
-}
+mod common;
+use common::registry;
 
 /// A request whose config differs from the last one, so every deploy is a new version.
 fn request(n: usize) -> DeployRequest {

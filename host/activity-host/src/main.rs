@@ -321,6 +321,7 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
             if shown.api.admin_token.is_some() {
                 shown.api.admin_token = Some("********".into());
             }
+            shown.registry.postgres_url = config.masked_postgres_url();
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
                 Output::Text => print!("{}", serde_yaml::to_string(&shown)?),
@@ -794,7 +795,7 @@ async fn dev(config: Config) -> anyhow::Result<()> {
         move || dev_server::ensure(&config)
     })
     .await??;
-    let host = Host::open(config)?;
+    let host = Host::open(config).await?;
     host.start_registry().await?;
     host.deploy_reference_activities().await?;
     let shutdown = shutdown_flag();
@@ -827,7 +828,7 @@ async fn dev(config: Config) -> anyhow::Result<()> {
 }
 
 async fn worker(config: Config) -> anyhow::Result<()> {
-    let host = Host::open(config)?;
+    let host = Host::open(config).await?;
     host.start_registry().await?;
     if host.config.activities.deploy_reference {
         host.deploy_reference_activities().await?;
@@ -844,7 +845,7 @@ async fn worker(config: Config) -> anyhow::Result<()> {
 }
 
 async fn server(config: Config) -> anyhow::Result<()> {
-    let host = Host::open(config)?;
+    let host = Host::open(config).await?;
     host.start_registry().await?;
     if host.config.activities.deploy_reference {
         host.deploy_reference_activities().await?;
@@ -854,7 +855,7 @@ async fn server(config: Config) -> anyhow::Result<()> {
 }
 
 async fn check(config: Config, file: &PathBuf, spec: ActivitySpec) -> anyhow::Result<()> {
-    let host = Host::open(config)?;
+    let host = Host::open(config).await?;
     let bytes = std::fs::read(file).with_context(|| format!("read {}", file.display()))?;
     let name = spec.activity_type.clone();
     let activity = host

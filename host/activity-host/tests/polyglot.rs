@@ -6,7 +6,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::json;
-use support::{deploy_file, run_ok, start, validator, wait_closed, Session};
+use support::{deploy_file, get_text, run_ok, start, validator, wait_closed, Session};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_python_activity_runs_inside_user_workflow() {
@@ -49,14 +49,7 @@ async fn a_python_activity_runs_inside_user_workflow() {
         "{failed}"
     );
     // The metrics say which code ran.
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&http, format!("{base}/metrics")).await;
     let digest = version["version"]["digest"].as_str().unwrap();
     assert!(
         metrics.contains(&format!(

@@ -19,7 +19,7 @@ use activity_runtime::{
 use serde::Serialize;
 
 pub use sqlite::SqliteRegistryStore;
-pub use store::{RegistryStore, StoreError, VersionRecord};
+pub use store::{FleetHost, FleetStore, RegistryStore, StoreError, VersionRecord};
 
 /// Longest activity type name, in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
@@ -158,9 +158,31 @@ pub struct ActivityDetails {
     pub name: String,
     /// The active version's digest.
     pub active_digest: Option<ComponentDigest>,
+    /// The digest this host serves now: the active one, once this host has loaded it.
+    pub serving_digest: Option<ComponentDigest>,
     /// Every version, oldest first.
     pub versions: Vec<VersionView>,
+    /// With a shared store: every live host and the digest it serves (`null` when it does
+    /// not serve this type).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<HostServing>>,
 }
+
+/// What one live host of the fleet serves of an activity type.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostServing {
+    /// The host's id.
+    pub host_id: String,
+    /// Its REST API address.
+    pub api: String,
+    /// The digest it serves.
+    pub digest: Option<String>,
+    /// Milliseconds since its last heartbeat.
+    pub last_seen_ms_ago: u64,
+}
+
+/// Hosts whose last heartbeat is older than this are not shown.
+pub const FLEET_LIVENESS: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The result of a deploy.
 #[derive(Debug, Clone, Serialize)]
@@ -200,6 +222,8 @@ pub struct Registry {
     /// One change at a time, so history and serving map agree.
     changes: tokio::sync::Mutex<()>,
     max_component_bytes: usize,
+    /// The hosts table of a fleet, with a shared store.
+    fleet: Option<Arc<dyn FleetStore>>,
 }
 
 impl Registry {
@@ -215,7 +239,52 @@ impl Registry {
             serving: RwLock::default(),
             changes: tokio::sync::Mutex::new(()),
             max_component_bytes,
+            fleet: None,
         }
+    }
+
+    /// The registry of a fleet: heartbeats go to `fleet`, and details show every live host.
+    pub fn with_fleet(mut self, fleet: Arc<dyn FleetStore>) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
+    /// Records in the fleet table that this host is alive and what it serves (a no-op
+    /// without a fleet).
+    pub async fn heartbeat(
+        &self,
+        host_id: &str,
+        api: &str,
+        started_at_ms: u64,
+    ) -> Result<(), RegistryError> {
+        let Some(fleet) = self.fleet.clone() else {
+            return Ok(());
+        };
+        let serving: BTreeMap<String, String> = self
+            .serving
+            .read()
+            .map(|s| {
+                s.iter()
+                    .map(|(name, c)| (name.clone(), c.digest().as_str().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (host_id, api) = (host_id.to_string(), api.to_string());
+        tokio::task::spawn_blocking(move || fleet.beat(&host_id, &api, started_at_ms, &serving))
+            .await
+            .map_err(|e| StoreError::Database(format!("heartbeat interrupted: {e}")))??;
+        Ok(())
+    }
+
+    /// The live hosts of the fleet, `None` without a fleet.
+    pub async fn fleet(&self) -> Result<Option<Vec<FleetHost>>, RegistryError> {
+        let Some(fleet) = self.fleet.clone() else {
+            return Ok(None);
+        };
+        let hosts = tokio::task::spawn_blocking(move || fleet.live(FLEET_LIVENESS))
+            .await
+            .map_err(|e| StoreError::Database(format!("fleet read interrupted: {e}")))??;
+        Ok(Some(hosts))
     }
 
     /// The largest component accepted, in bytes.
@@ -483,7 +552,27 @@ impl Registry {
         if versions.is_empty() {
             return Err(RegistryError::NotFound(name.to_string()));
         }
+        let hosts = match self.fleet().await {
+            Ok(hosts) => hosts.map(|hosts| {
+                hosts
+                    .into_iter()
+                    .map(|h| HostServing {
+                        digest: h.serving.get(name).cloned(),
+                        host_id: h.host_id,
+                        api: h.api,
+                        last_seen_ms_ago: h.last_seen_ms_ago,
+                    })
+                    .collect()
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the fleet's hosts");
+                None
+            }
+        };
+        let serving_digest = ActivityCatalog::get(self, name).map(|c| c.digest().clone());
         Ok(ActivityDetails {
+            hosts,
+            serving_digest,
             name: name.to_string(),
             active_digest: versions
                 .iter()

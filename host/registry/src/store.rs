@@ -2,6 +2,9 @@
 //! history and which version is active. A trait, so a shared PostgreSQL store can stand
 //! beside the SQLite one.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use activity_runtime::{ActivitySpec, ComponentDigest};
 use serde::{Deserialize, Serialize};
 
@@ -63,4 +66,34 @@ pub trait RegistryStore: Send + Sync + 'static {
     fn active(&self) -> Result<Vec<VersionRecord>, StoreError>;
     /// Forgets `activity` (its history and active version); blobs stay for other users.
     fn remove(&self, activity: &str) -> Result<bool, StoreError>;
+}
+
+/// A live host of a fleet sharing one store, as its last heartbeat described it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetHost {
+    /// The host's id (host name and process id).
+    pub host_id: String,
+    /// Its REST API address.
+    pub api: String,
+    /// Milliseconds since the Unix epoch of its start.
+    pub started_at_ms: u64,
+    /// Milliseconds since its last heartbeat, by the database's clock.
+    pub last_seen_ms_ago: u64,
+    /// Activity type -> digest of the version it serves.
+    pub serving: BTreeMap<String, String>,
+}
+
+/// The hosts of a fleet: each heartbeats what it serves; anyone reads who is alive.
+/// Implementations block; the registry calls them off the async threads.
+pub trait FleetStore: Send + Sync + 'static {
+    /// Records that `host_id` is alive and serves `serving`.
+    fn beat(
+        &self,
+        host_id: &str,
+        api: &str,
+        started_at_ms: u64,
+        serving: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError>;
+    /// Hosts heard from within `within`, by host id.
+    fn live(&self, within: Duration) -> Result<Vec<FleetHost>, StoreError>;
 }

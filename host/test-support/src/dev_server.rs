@@ -69,7 +69,8 @@ pub struct DevServer {
     pub address: String,
     cli: PathBuf,
     port: u16,
-    db: PathBuf,
+    /// The database file; `None`: in memory.
+    db: Option<PathBuf>,
     dir: tempfile::TempDir,
 }
 
@@ -78,6 +79,14 @@ impl DevServer {
     pub fn start() -> Result<Self, DevServerError> {
         let dir = tempfile::tempdir().map_err(DevServerError::Io)?;
         Self::start_with_db(dir.path().join("temporal.db"), dir)
+    }
+
+    /// Starts a dev server on a free port with its database in memory (SQLite's `:memory:`):
+    /// nothing is written to disk, so it measures the workers rather than the disk. It
+    /// cannot be restarted with its data.
+    pub fn start_in_memory() -> Result<Self, DevServerError> {
+        let dir = tempfile::tempdir().map_err(DevServerError::Io)?;
+        Self::start_at(free_port(), None, dir)
     }
 
     /// Starts a dev server on a free port using the database file `db`.
@@ -91,8 +100,16 @@ impl DevServer {
         db: PathBuf,
         dir: tempfile::TempDir,
     ) -> Result<Self, DevServerError> {
+        Self::start_at(port, Some(db), dir)
+    }
+
+    fn start_at(
+        port: u16,
+        db: Option<PathBuf>,
+        dir: tempfile::TempDir,
+    ) -> Result<Self, DevServerError> {
         let cli = temporal_cli()?;
-        let child = Self::spawn(&cli, port, &db, &dir)?;
+        let child = Self::spawn(&cli, port, db.as_deref(), &dir)?;
         let mut server = Self {
             child,
             address: format!("127.0.0.1:{port}"),
@@ -108,7 +125,7 @@ impl DevServer {
     fn spawn(
         cli: &Path,
         port: u16,
-        db: &Path,
+        db: Option<&Path>,
         dir: &tempfile::TempDir,
     ) -> Result<Child, DevServerError> {
         let log = std::fs::OpenOptions::new()
@@ -116,21 +133,22 @@ impl DevServer {
             .append(true)
             .open(dir.path().join("server.log"))
             .map_err(DevServerError::Io)?;
-        Command::new(cli)
-            .args([
-                "server",
-                "start-dev",
-                "--headless",
-                "--ip",
-                "127.0.0.1",
-                "--log-level",
-                "error",
-            ])
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--db-filename")
-            .arg(db)
-            .stdin(Stdio::null())
+        let mut cmd = Command::new(cli);
+        cmd.args([
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--log-level",
+            "error",
+        ])
+        .arg("--port")
+        .arg(port.to_string());
+        if let Some(db) = db {
+            cmd.arg("--db-filename").arg(db);
+        }
+        cmd.stdin(Stdio::null())
             .stdout(log.try_clone().map_err(DevServerError::Io)?)
             .stderr(log)
             .spawn()
@@ -142,7 +160,7 @@ impl DevServer {
     /// [`stop`]: DevServer::stop
     pub fn restart(&mut self) -> Result<(), DevServerError> {
         self.stop();
-        self.child = Self::spawn(&self.cli, self.port, &self.db, &self.dir)?;
+        self.child = Self::spawn(&self.cli, self.port, self.db.as_deref(), &self.dir)?;
         self.wait_ready()
     }
 

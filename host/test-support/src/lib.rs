@@ -5,9 +5,11 @@
 pub mod caller;
 mod dev_server;
 mod http_sink;
+pub mod postgres;
 
 pub use dev_server::{free_port, temporal_cli, DevServer, DevServerError};
 pub use http_sink::{HttpSink, Received};
+pub use postgres::Postgres;
 
 /// Runs a `!Send` future (the SDK's workflow half is) on a thread with a multi-threaded
 /// tokio runtime of its own, as the binary runs it on its main thread.

@@ -22,6 +22,7 @@ use temporalio_client::NamespacedClient;
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
 use temporalio_common::worker::WorkerTaskTypes;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
+use temporalio_sdk::runtime::PollerBehavior;
 use temporalio_sdk::{Worker, WorkerOptions};
 use temporalio_sdk_core::{init_worker, CoreRuntime, RuntimeOptions};
 
@@ -73,6 +74,11 @@ pub struct WorkerSettings {
     pub max_cached_workflows: usize,
     /// Activity tasks the server may hand back eagerly with one workflow task completion.
     pub max_eager_activities_per_workflow_task: usize,
+    /// Workflow task polls open at once. Set explicitly, so the worker never enrolls in the
+    /// server's poller autoscaling, which scales an idle worker down to one poll.
+    pub workflow_pollers: usize,
+    /// Activity task polls open at once.
+    pub activity_pollers: usize,
     /// Timeouts and retries `UserWorkflow` gives its activities.
     pub user_workflow: ActivityCallSettings,
     /// Activity dispatch settings.
@@ -96,6 +102,8 @@ impl WorkerSettings {
             max_concurrent_workflow_tasks: 100,
             max_cached_workflows: 1000,
             max_eager_activities_per_workflow_task: 3,
+            workflow_pollers: 10,
+            activity_pollers: 10,
             user_workflow: ActivityCallSettings::default(),
             dispatch: DispatchSettings::default(),
             graceful_shutdown: Duration::from_secs(30),
@@ -171,6 +179,8 @@ impl HostWorker {
             })
             .map_err(|e| WorkerError::Create(e.to_string()))?
             .max_cached_workflows(settings.max_cached_workflows)
+            .workflow_task_poller_behavior(PollerBehavior::SimpleMaximum(settings.workflow_pollers))
+            .activity_task_poller_behavior(PollerBehavior::SimpleMaximum(settings.activity_pollers))
             .tuner(tuner)
             .max_eager_activity_reservations_per_workflow_task(
                 settings.max_eager_activities_per_workflow_task,

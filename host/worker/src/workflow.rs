@@ -74,26 +74,37 @@ pub struct UserRequest {
 
 /// The user record activities take.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct User {
-    user_id: String,
-    email: String,
-    name: String,
+pub struct User {
+    /// The user's id.
+    pub user_id: String,
+    /// Email address.
+    #[serde(default)]
+    pub email: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
 }
 
 /// ValidateUser's answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Validation {
-    valid: bool,
-    reasons: Vec<String>,
+pub struct Validation {
+    /// True when every check passed.
+    pub valid: bool,
+    /// One reason per failed check.
+    pub reasons: Vec<String>,
 }
 
 /// SendNotification's input.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Notification {
-    user_id: String,
-    email: String,
-    action: Action,
-    message: String,
+pub struct Notification {
+    /// The user's id.
+    pub user_id: String,
+    /// Where the user is reached.
+    pub email: String,
+    /// What happened to the user.
+    pub action: Action,
+    /// The text.
+    pub message: String,
 }
 
 /// The workflow's result (and its result so far, in `progress`).

@@ -61,7 +61,7 @@ pub fn start_host_at(address: &str, adjust: impl FnOnce(&mut Config), worker: bo
             .build()
             .unwrap();
         rt.block_on(async move {
-            let host = Host::open(config).unwrap();
+            let host = Host::open(config).await.unwrap();
             host.start_registry().await.unwrap();
             host.deploy_reference_activities().await.unwrap();
             let api = tokio::spawn({
@@ -173,6 +173,11 @@ pub async fn assert_errors(cases: Vec<(reqwest::RequestBuilder, u16, &str)>) {
 }
 
 /// `GET url`, answered with JSON.
+/// The body of a GET as text (a /metrics scrape).
+pub async fn get_text(http: &reqwest::Client, url: String) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 pub async fn get_json(http: &reqwest::Client, url: String) -> Value {
     let res = http.get(&url).send().await.unwrap();
     res.json()

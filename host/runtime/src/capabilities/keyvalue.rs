@@ -20,6 +20,9 @@ pub enum KeyValueError {
     /// The database lock was poisoned by a panic in another thread.
     #[error("key-value database is unavailable after an earlier failure")]
     Poisoned,
+    /// Another backend (PostgreSQL) failed.
+    #[error("key-value backend error: {0}")]
+    Backend(String),
     /// The blocking task running the operation was cancelled.
     #[error("key-value operation was interrupted")]
     Interrupted,

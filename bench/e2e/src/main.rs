@@ -1,0 +1,273 @@
+//! `bench-e2e`: activity-host against plain Temporal SDK workers, side by side.
+//!
+//! Starts one real Temporal dev server and a webhook sink, then runs each worker in turn
+//! (its own process, its own task queue, the same load): `UserWorkflow` create latency at
+//! concurrency 1, throughput at each concurrency for a fixed time, standalone `ValidateUser`
+//! round trips, and the worker's peak RSS. Every workflow and activity result is checked.
+//! Prints one table and, with `--write-docs`, writes it with the machine's details into
+//! `docs/BENCHMARKS.md` and a plot to `docs/bench-e2e.svg`.
+
+mod load;
+mod report;
+mod workers;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use load::Ids;
+use workers::{Kind, Programs, WorkerProcess};
+
+/// Command line.
+#[derive(Parser, Debug)]
+#[command(about = "activity-host against plain Temporal SDK workers, on one dev server")]
+struct Args {
+    /// Workers to run, in order: host, rust, python.
+    #[arg(long, value_delimiter = ',', default_value = "host,rust,python")]
+    workers: Vec<String>,
+    /// Sequential UserWorkflow create runs for the latency figures.
+    #[arg(long, default_value_t = 200)]
+    latency_runs: usize,
+    /// Sequential standalone ValidateUser runs.
+    #[arg(long, default_value_t = 100)]
+    invoke_runs: usize,
+    /// Concurrency levels of the throughput runs.
+    #[arg(long, value_delimiter = ',', default_value = "8,32,128")]
+    concurrency: Vec<usize>,
+    /// Seconds of each throughput run.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    /// Sequential runs before measuring, after the worker answers.
+    #[arg(long, default_value_t = 30)]
+    warmup: usize,
+    /// Keep the dev server's database in a file (as `make dev` does) instead of in memory.
+    #[arg(long)]
+    file_db: bool,
+    /// Write the table into docs/BENCHMARKS.md and the plot to docs/bench-e2e.svg.
+    #[arg(long)]
+    write_docs: bool,
+    /// The activity-host binary (default: next to this one).
+    #[arg(long)]
+    host_bin: Option<PathBuf>,
+    /// The Rust peer (default: next to this one).
+    #[arg(long)]
+    rust_bin: Option<PathBuf>,
+    /// Python with temporalio installed (default: the project's .venv).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Built reference components (default: $GUEST_TARGET_DIR or target/guests, wasm32-wasip2/release).
+    #[arg(long)]
+    components: Option<PathBuf>,
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("no directory")?;
+    // Integration tests run from target/<profile>/deps.
+    let dir = if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
+    Ok(dir.join(name))
+}
+
+fn programs(args: &Args) -> anyhow::Result<Programs> {
+    let root = repo_root();
+    let guests = std::env::var_os("GUEST_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/guests"));
+    let p = Programs {
+        host: args
+            .host_bin
+            .clone()
+            .map_or_else(|| sibling("activity-host"), Ok)?,
+        rust: args
+            .rust_bin
+            .clone()
+            .map_or_else(|| sibling("peer-rust-worker"), Ok)?,
+        python: args
+            .python
+            .clone()
+            .unwrap_or_else(|| root.join(".venv/bin/python")),
+        python_worker: root.join("bench/peers/python/worker.py"),
+        components: args
+            .components
+            .clone()
+            .unwrap_or_else(|| guests.join("wasm32-wasip2/release")),
+    };
+    for (what, path) in [
+        ("activity-host", &p.host),
+        ("the Rust peer", &p.rust),
+        ("python", &p.python),
+        ("the Python peer", &p.python_worker),
+        ("the components", &p.components),
+    ] {
+        anyhow::ensure!(path.exists(), "{what} not found at {}", path.display());
+    }
+    Ok(p)
+}
+
+/// Settings of one run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub latency_runs: usize,
+    pub invoke_runs: usize,
+    pub concurrency: Vec<usize>,
+    pub duration: Duration,
+    pub warmup: usize,
+}
+
+/// Starts `kind`, waits until it completes a workflow, measures it, stops it.
+async fn measure(
+    kind: Kind,
+    programs: &Programs,
+    server: &test_support::DevServer,
+    webhook: &str,
+    settings: &Settings,
+) -> anyhow::Result<report::WorkerResult> {
+    let temporal = server.address.as_str();
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let mut worker = WorkerProcess::start(kind, programs, temporal, webhook, &run)?;
+    let client = activity_worker::connect(temporal, "default").await?;
+    let queue = worker.task_queue.clone();
+    let ids = Arc::new(Ids::new(format!("{}-{run}", kind.slug())));
+    eprintln!("{}: waiting for the first workflow", kind.name());
+    let first = tokio::time::timeout(
+        Duration::from_secs(90),
+        load::create_user(&client, &queue, &ids),
+    )
+    .await;
+    worker.check_alive()?;
+    first
+        .context("no workflow completed within 90 s")?
+        .context("first workflow")?;
+    for _ in 0..settings.warmup {
+        load::create_user(&client, &queue, &ids).await?;
+    }
+    eprintln!("{}: latency", kind.name());
+    let (latency, workflow_ids) =
+        load::create_sequential(&client, &queue, &ids, settings.latency_runs).await?;
+    let worker_ms = workflow_ids
+        .iter()
+        .take(50)
+        .map(|id| load::worker_ms(server, id))
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    let worker_time = load::Percentiles::of(
+        worker_ms
+            .into_iter()
+            .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+            .collect(),
+    );
+    eprintln!("{}: standalone activity", kind.name());
+    let invoke = load::sequential(settings.invoke_runs, || {
+        load::invoke_validate(&client, &queue, &ids)
+    })
+    .await?;
+    let mut throughput = Vec::new();
+    for &c in &settings.concurrency {
+        eprintln!("{}: throughput at {c}", kind.name());
+        let t = load::throughput(&client, &queue, &ids, c, settings.duration).await?;
+        eprintln!(
+            "{}: {:.1} workflows/s at {c}, latency p50 {:.1} ms, p99 {:.1} ms",
+            kind.name(),
+            t.per_second,
+            t.latency.p50,
+            t.latency.p99
+        );
+        throughput.push((c, t));
+    }
+    worker.check_alive()?;
+    let peak_rss = worker.peak_rss()?;
+    Ok(report::WorkerResult {
+        kind,
+        latency,
+        worker_time,
+        throughput,
+        invoke,
+        peak_rss,
+    })
+}
+
+fn machine() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    let kernel = read("/proc/sys/kernel/osrelease").trim().to_string();
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores, {mem_gib:.0} GiB, Linux {kernel}, {date}")
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let kinds = args
+        .workers
+        .iter()
+        .map(|w| Kind::parse(w))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let programs = programs(&args)?;
+    let settings = Settings {
+        latency_runs: args.latency_runs,
+        invoke_runs: args.invoke_runs,
+        concurrency: args.concurrency.clone(),
+        duration: Duration::from_secs(args.seconds),
+        warmup: args.warmup,
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    let results = rt.block_on(async {
+        let server = if args.file_db {
+            test_support::DevServer::start()
+        } else {
+            test_support::DevServer::start_in_memory()
+        }
+        .context("starting the Temporal dev server")?;
+        let sink = test_support::HttpSink::start(200).await;
+        let webhook = sink.url("/notify");
+        let mut results = Vec::new();
+        for kind in kinds {
+            results.push(measure(kind, &programs, &server, &webhook, &settings).await?);
+        }
+        anyhow::Ok(results)
+    })?;
+    let table = report::table(&results);
+    let goals = report::goals(&results);
+    println!("{table}\n{goals}");
+    if args.write_docs {
+        let docs = repo_root().join("docs");
+        report::plot(&docs.join("bench-e2e.svg"), &results)?;
+        let section = format!(
+            "Measured {}.\nSettings: {} sequential creates for latency, {} standalone invokes, \
+             {} s per throughput level, each worker alone on its own task queue.\n\n{table}\n\
+             Ratios in brackets are the worker's figure over activity-host's.\n\n{goals}\n\
+             ![latency and throughput per worker](bench-e2e.svg)\n",
+            machine(),
+            settings.latency_runs,
+            settings.invoke_runs,
+            args.seconds,
+        );
+        report::write_section(&docs.join("BENCHMARKS.md"), &section)?;
+        eprintln!("wrote docs/BENCHMARKS.md and docs/bench-e2e.svg");
+    }
+    Ok(())
+}

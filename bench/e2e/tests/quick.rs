@@ -1,0 +1,44 @@
+//! The benchmark driver end to end, small: the real dev server, activity-host and both SDK
+//! peers each run a few `UserWorkflow`s and standalone activities, every result checked by
+//! the driver, and the table names every worker with a throughput above zero.
+
+use std::process::Command;
+
+#[test]
+fn every_worker_completes_the_checked_load() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bench-e2e"))
+        .args(["--latency-runs", "3", "--invoke-runs", "3", "--warmup", "1"])
+        .args(["--concurrency", "4", "--seconds", "2"])
+        .output()
+        .expect("run bench-e2e");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench-e2e failed:\n{stdout}\n{stderr}"
+    );
+    for worker in [
+        "activity-host (wasm)",
+        "Rust SDK worker",
+        "Python SDK worker",
+    ] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {worker} |")))
+            .unwrap_or_else(|| panic!("no row for {worker}:\n{stdout}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        // "", worker, p50, p95, p99, in worker, wf/s @4, ...
+        let per_second: f64 = cells[6]
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no throughput in {row}"));
+        assert!(per_second > 0.0, "{row}");
+        let p50: f64 = cells[2]
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no median in {row}"));
+        assert!(p50 > 0.0, "{row}");
+    }
+}

@@ -1,0 +1,105 @@
+//! `wasi:keyvalue` stores in PostgreSQL: one table keyed by (store, key), shared by the
+//! fleet, so a user created through one host is read through any other.
+
+use activity_runtime::capabilities::keyvalue::KeyPage;
+use activity_runtime::{KeyValueBackend, KeyValueError};
+use deadpool_postgres::Pool;
+
+use crate::block_on;
+
+/// Keys returned per `list-keys` page, as the SQLite backend.
+const KEYS_PER_PAGE: i64 = 1000;
+
+/// The shared key-value backend.
+pub struct PostgresKeyValue {
+    pool: Pool,
+    handle: tokio::runtime::Handle,
+}
+
+fn backend(e: impl std::fmt::Display) -> KeyValueError {
+    KeyValueError::Backend(format!("PostgreSQL: {e}"))
+}
+
+impl PostgresKeyValue {
+    /// A backend over `pool` (schema created by [`connect`](crate::connect)), running its
+    /// statements on the current tokio runtime.
+    pub fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            handle: tokio::runtime::Handle::current(),
+        }
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, KeyValueError> {
+        self.pool.get().await.map_err(backend)
+    }
+}
+
+impl KeyValueBackend for PostgresKeyValue {
+    fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KeyValueError> {
+        block_on(&self.handle, async {
+            let row = self
+                .client()
+                .await?
+                .query_opt(
+                    "SELECT value FROM kv WHERE store = $1 AND key = $2",
+                    &[&store, &key],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), KeyValueError> {
+        block_on(&self.handle, async {
+            self.client()
+                .await?
+                .execute(
+                    "INSERT INTO kv (store, key, value) VALUES ($1, $2, $3)
+                     ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+                    &[&store, &key, &value],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn delete(&self, store: &str, key: &str) -> Result<(), KeyValueError> {
+        block_on(&self.handle, async {
+            self.client()
+                .await?
+                .execute(
+                    "DELETE FROM kv WHERE store = $1 AND key = $2",
+                    &[&store, &key],
+                )
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn exists(&self, store: &str, key: &str) -> Result<bool, KeyValueError> {
+        self.get(store, key).map(|v| v.is_some())
+    }
+
+    fn list_keys(&self, store: &str, cursor: Option<u64>) -> Result<KeyPage, KeyValueError> {
+        let offset = cursor.unwrap_or(0);
+        block_on(&self.handle, async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT key FROM kv WHERE store = $1 ORDER BY key LIMIT $2 OFFSET $3",
+                    &[&store, &KEYS_PER_PAGE, &(offset as i64)],
+                )
+                .await
+                .map_err(backend)?;
+            let keys: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            let cursor =
+                (keys.len() as i64 == KEYS_PER_PAGE).then(|| offset + KEYS_PER_PAGE as u64);
+            Ok(KeyPage { keys, cursor })
+        })
+    }
+}

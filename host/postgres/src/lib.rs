@@ -1,0 +1,184 @@
+//! PostgreSQL backends, for a fleet of hosts sharing one database:
+//!
+//! - [`PostgresRegistryStore`]: the registry's index, version history and component blobs
+//!   (`RegistryStore`), so one deploy is visible to every host;
+//! - [`PostgresKeyValue`]: the `wasi:keyvalue` stores (`KeyValueBackend`), the users store
+//!   among them;
+//! - [`PostgresFleet`]: the hosts table, where each host heartbeats what it serves;
+//! - [`listen`]: the registry's change notifications (`LISTEN activity_registry`), which
+//!   every write above sends (`NOTIFY`) in its own transaction.
+//!
+//! The traits are blocking (their callers run them in `spawn_blocking`); these backends hold
+//! a deadpool of tokio-postgres connections and run each operation on the tokio runtime they
+//! were connected on, through [`tokio::runtime::Handle::block_on`]. The schema is created by
+//! [`connect`] under an advisory lock, so hosts starting together do not race.
+
+mod fleet;
+mod keyvalue;
+mod registry;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+pub use fleet::PostgresFleet;
+pub use keyvalue::PostgresKeyValue;
+pub use registry::PostgresRegistryStore;
+
+/// The channel registry changes are notified on; the payload is the activity type.
+pub const CHANNEL: &str = "activity_registry";
+
+/// A database failure.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// The URL is not a PostgreSQL connection string.
+    #[error("invalid PostgreSQL URL: {0}")]
+    Url(String),
+    /// The pool could not be built or hand out a connection.
+    #[error("PostgreSQL unavailable: {0}")]
+    Pool(String),
+    /// A statement failed.
+    #[error("PostgreSQL: {0}")]
+    Query(#[from] tokio_postgres::Error),
+}
+
+impl From<deadpool_postgres::PoolError> for PgError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        PgError::Pool(e.to_string())
+    }
+}
+
+/// How long a statement may wait for a connection from the pool.
+const CONNECT_WAIT: Duration = Duration::from_secs(5);
+
+/// The schema, created idempotently.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS registry_blobs (
+    digest TEXT PRIMARY KEY,
+    bytes  BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registry_versions (
+    activity       TEXT   NOT NULL,
+    seq            BIGINT NOT NULL,
+    digest         TEXT   NOT NULL,
+    size           BIGINT NOT NULL,
+    deployed_at_ms BIGINT NOT NULL,
+    deployed_by    TEXT   NOT NULL,
+    spec           TEXT   NOT NULL,
+    PRIMARY KEY (activity, seq)
+);
+CREATE TABLE IF NOT EXISTS registry_active (
+    activity TEXT PRIMARY KEY,
+    seq      BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fleet_hosts (
+    host_id       TEXT        PRIMARY KEY,
+    api           TEXT        NOT NULL,
+    started_at_ms BIGINT      NOT NULL,
+    heartbeat_at  TIMESTAMPTZ NOT NULL,
+    serving       TEXT        NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kv (
+    store TEXT  NOT NULL,
+    key   TEXT  NOT NULL,
+    value BYTEA NOT NULL,
+    PRIMARY KEY (store, key)
+);
+";
+
+/// Connects a pool of `size` connections to `url` and creates the schema.
+pub async fn connect(url: &str, size: usize) -> Result<Pool, PgError> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| PgError::Url(e.to_string()))?;
+    let mut config = config;
+    config.connect_timeout(CONNECT_WAIT);
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(CONNECT_WAIT))
+        .create_timeout(Some(CONNECT_WAIT))
+        .build()
+        .map_err(|e| PgError::Pool(e.to_string()))?;
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    // One host creates the schema; the others wait for it.
+    tx.execute("SELECT pg_advisory_xact_lock(4242001)", &[])
+        .await?;
+    tx.batch_execute(SCHEMA).await?;
+    tx.commit().await?;
+    Ok(pool)
+}
+
+/// Runs `f` to completion on `handle`'s runtime from a blocking thread.
+fn block_on<F: std::future::Future>(handle: &tokio::runtime::Handle, f: F) -> F::Output {
+    handle.block_on(f)
+}
+
+/// Listens for registry changes on a connection of its own and sends each changed activity
+/// type to `changed`, reconnecting after a failure; ends when `changed` is closed. After
+/// every (re)connection it sends `None`: notifications may have been missed, reconcile all.
+pub async fn listen(url: String, changed: tokio::sync::mpsc::Sender<Option<String>>) {
+    use futures::StreamExt;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let connected = tokio_postgres::connect(&url, NoTls).await;
+        match connected {
+            Ok((client, mut connection)) => {
+                backoff = Duration::from_millis(200);
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let stream = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                let forward = tokio::spawn(async move {
+                    let mut stream = std::pin::pin!(stream);
+                    while let Some(message) = stream.next().await {
+                        match message {
+                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                                if tx.send(Some(n.payload().to_string())).is_err() {
+                                    break;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "registry notifications connection failed");
+                                break;
+                            }
+                        }
+                    }
+                });
+                match client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+                    Ok(()) => {
+                        tracing::info!("listening for registry changes");
+                        if changed.send(None).await.is_err() {
+                            forward.abort();
+                            return;
+                        }
+                        while let Some(activity) = rx.recv().await {
+                            if changed.send(activity).await.is_err() {
+                                forward.abort();
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "LISTEN failed"),
+                }
+                forward.abort();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot connect for registry notifications");
+            }
+        }
+        if changed.is_closed() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}

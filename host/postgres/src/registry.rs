@@ -1,0 +1,234 @@
+//! The registry's store in PostgreSQL: blobs, version history and active versions in three
+//! tables. Every change notifies [`CHANNEL`](crate::CHANNEL) in its own transaction, so
+//! listeners hear of it exactly when it is committed.
+
+use activity_registry::store::{RegistryStore, StoreError, VersionRecord};
+use activity_runtime::ComponentDigest;
+use deadpool_postgres::Pool;
+use tokio_postgres::Row;
+
+use crate::{block_on, PgError, CHANNEL};
+
+/// The shared registry store.
+pub struct PostgresRegistryStore {
+    pool: Pool,
+    handle: tokio::runtime::Handle,
+}
+
+impl From<PgError> for StoreError {
+    fn from(e: PgError) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+fn db(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Database(format!("PostgreSQL: {e}"))
+}
+
+const SELECT: &str =
+    "SELECT seq, digest, size, deployed_at_ms, deployed_by, spec FROM registry_versions";
+
+fn decode(row: &Row) -> Result<VersionRecord, StoreError> {
+    let seq: i64 = row.get(0);
+    let digest: String = row.get(1);
+    let digest: ComponentDigest = serde_json::from_value(serde_json::Value::String(digest))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let spec: String = row.get(5);
+    let spec = serde_json::from_str(&spec)
+        .map_err(|e| StoreError::Corrupt(format!("spec of version {seq}: {e}")))?;
+    Ok(VersionRecord {
+        seq: seq as u64,
+        digest,
+        size: row.get::<_, i64>(2) as u64,
+        deployed_at_ms: row.get::<_, i64>(3) as u64,
+        deployed_by: row.get(4),
+        spec,
+    })
+}
+
+impl PostgresRegistryStore {
+    /// A store over `pool` (schema created by [`connect`](crate::connect)), running its
+    /// statements on the current tokio runtime.
+    pub fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            handle: tokio::runtime::Handle::current(),
+        }
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await.map_err(PgError::from)?)
+    }
+}
+
+impl RegistryStore for PostgresRegistryStore {
+    fn put_blob(&self, digest: &ComponentDigest, bytes: &[u8]) -> Result<(), StoreError> {
+        block_on(&self.handle, async {
+            self.client()
+                .await?
+                .execute(
+                    "INSERT INTO registry_blobs (digest, bytes) VALUES ($1, $2)
+                     ON CONFLICT (digest) DO NOTHING",
+                    &[&digest.as_str(), &bytes],
+                )
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn blob(&self, digest: &ComponentDigest) -> Result<Option<Vec<u8>>, StoreError> {
+        block_on(&self.handle, async {
+            let row = self
+                .client()
+                .await?
+                .query_opt(
+                    "SELECT bytes FROM registry_blobs WHERE digest = $1",
+                    &[&digest.as_str()],
+                )
+                .await
+                .map_err(db)?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn add_version(
+        &self,
+        activity: &str,
+        mut record: VersionRecord,
+    ) -> Result<VersionRecord, StoreError> {
+        let spec =
+            serde_json::to_string(&record.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        block_on(&self.handle, async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(db)?;
+            // Deploys of one activity type from several hosts take turns.
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&activity])
+                .await
+                .map_err(db)?;
+            let seq: i64 = tx
+                .query_one(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM registry_versions WHERE activity = $1",
+                    &[&activity],
+                )
+                .await
+                .map_err(db)?
+                .get(0);
+            tx.execute(
+                "INSERT INTO registry_versions
+                 (activity, seq, digest, size, deployed_at_ms, deployed_by, spec)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &activity,
+                    &seq,
+                    &record.digest.as_str(),
+                    &(record.size as i64),
+                    &(record.deployed_at_ms as i64),
+                    &record.deployed_by,
+                    &spec,
+                ],
+            )
+            .await
+            .map_err(db)?;
+            activate(&tx, activity, seq).await?;
+            tx.commit().await.map_err(db)?;
+            record.seq = seq as u64;
+            Ok(record)
+        })
+    }
+
+    fn set_active(&self, activity: &str, seq: u64) -> Result<(), StoreError> {
+        block_on(&self.handle, async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(db)?;
+            activate(&tx, activity, seq as i64).await?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    fn versions(&self, activity: &str) -> Result<(Vec<VersionRecord>, Option<u64>), StoreError> {
+        block_on(&self.handle, async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    &format!("{SELECT} WHERE activity = $1 ORDER BY seq"),
+                    &[&activity],
+                )
+                .await
+                .map_err(db)?;
+            let active = client
+                .query_opt(
+                    "SELECT seq FROM registry_active WHERE activity = $1",
+                    &[&activity],
+                )
+                .await
+                .map_err(db)?
+                .map(|r| r.get::<_, i64>(0) as u64);
+            Ok((rows.iter().map(decode).collect::<Result<_, _>>()?, active))
+        })
+    }
+
+    fn active(&self) -> Result<Vec<VersionRecord>, StoreError> {
+        block_on(&self.handle, async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT v.seq, v.digest, v.size, v.deployed_at_ms, v.deployed_by, v.spec
+                     FROM registry_active a
+                     JOIN registry_versions v ON v.activity = a.activity AND v.seq = a.seq
+                     ORDER BY a.activity",
+                    &[],
+                )
+                .await
+                .map_err(db)?;
+            rows.iter().map(decode).collect()
+        })
+    }
+
+    fn remove(&self, activity: &str) -> Result<bool, StoreError> {
+        block_on(&self.handle, async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(db)?;
+            let removed = tx
+                .execute(
+                    "DELETE FROM registry_active WHERE activity = $1",
+                    &[&activity],
+                )
+                .await
+                .map_err(db)?;
+            tx.execute(
+                "DELETE FROM registry_versions WHERE activity = $1",
+                &[&activity],
+            )
+            .await
+            .map_err(db)?;
+            notify(&tx, activity).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(removed > 0)
+        })
+    }
+}
+
+/// Makes `seq` active and notifies, inside `tx`.
+async fn activate(
+    tx: &deadpool_postgres::Transaction<'_>,
+    activity: &str,
+    seq: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO registry_active (activity, seq) VALUES ($1, $2)
+         ON CONFLICT (activity) DO UPDATE SET seq = excluded.seq",
+        &[&activity, &seq],
+    )
+    .await
+    .map_err(db)?;
+    notify(tx, activity).await
+}
+
+async fn notify(tx: &deadpool_postgres::Transaction<'_>, activity: &str) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &activity])
+        .await
+        .map_err(db)?;
+    Ok(())
+}

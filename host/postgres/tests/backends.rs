@@ -1,0 +1,163 @@
+//! The PostgreSQL backends against a real throw-away PostgreSQL cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use activity_postgres::{connect, listen, PostgresKeyValue, PostgresRegistryStore};
+use activity_registry::store::{RegistryStore, VersionRecord};
+use activity_runtime::{ActivitySpec, ComponentDigest, KeyValueBackend};
+use test_support::Postgres;
+
+fn record(bytes: &[u8], by: &str) -> VersionRecord {
+    VersionRecord {
+        seq: 0,
+        digest: ComponentDigest::of(bytes),
+        size: bytes.len() as u64,
+        deployed_at_ms: 1,
+        deployed_by: by.into(),
+        spec: ActivitySpec::new("ValidateUser"),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_store_keeps_history_and_notifies_every_change() {
+    let pg = Postgres::start().expect("postgres");
+    let pool = connect(&pg.url(), 4).await.expect("connect");
+    // A second connect (another host starting) finds the schema in place.
+    connect(&pg.url(), 1).await.expect("connect again");
+    let store = Arc::new(PostgresRegistryStore::new(pool));
+    let (tx, mut changes) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(listen(pg.url(), tx));
+    assert_eq!(
+        changes.recv().await,
+        Some(None),
+        "first the catch-up signal"
+    );
+
+    let s = store.clone();
+    let (v1, v2, blob, missing, history, active) = blocking(move || {
+        s.put_blob(&ComponentDigest::of(b"one"), b"one").unwrap();
+        s.put_blob(&ComponentDigest::of(b"one"), b"one").unwrap();
+        let v1 = s.add_version("ValidateUser", record(b"one", "a")).unwrap();
+        let v2 = s.add_version("ValidateUser", record(b"two", "b")).unwrap();
+        let blob = s.blob(&ComponentDigest::of(b"one")).unwrap();
+        let missing = s.blob(&ComponentDigest::of(b"nothing")).unwrap();
+        s.set_active("ValidateUser", 1).unwrap();
+        let history = s.versions("ValidateUser").unwrap();
+        let active = s.active().unwrap();
+        (v1, v2, blob, missing, history, active)
+    })
+    .await;
+    assert_eq!((v1.seq, v2.seq), (1, 2));
+    assert_eq!(blob.as_deref(), Some(&b"one"[..]));
+    assert_eq!(missing, None);
+    assert_eq!(history.0.len(), 2);
+    assert_eq!(history.0[1].deployed_by, "b");
+    assert_eq!(history.0[1].spec, v2.spec);
+    assert_eq!(history.1, Some(1));
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].digest, ComponentDigest::of(b"one"));
+    for _ in 0..3 {
+        let got = tokio::time::timeout(Duration::from_secs(5), changes.recv()).await;
+        assert_eq!(
+            got.expect("a notification"),
+            Some(Some("ValidateUser".into()))
+        );
+    }
+
+    let s = store.clone();
+    let (removed, again, after) = blocking(move || {
+        let removed = s.remove("ValidateUser").unwrap();
+        let again = s.remove("ValidateUser").unwrap();
+        (removed, again, s.active().unwrap())
+    })
+    .await;
+    assert!(removed && !again && after.is_empty());
+    let got = tokio::time::timeout(Duration::from_secs(5), changes.recv()).await;
+    assert_eq!(
+        got.expect("a notification"),
+        Some(Some("ValidateUser".into()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_deploys_of_one_activity_get_distinct_versions() {
+    let pg = Postgres::start().expect("postgres");
+    let store = Arc::new(PostgresRegistryStore::new(
+        connect(&pg.url(), 8).await.expect("connect"),
+    ));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            s.add_version("CreateUser", record(format!("v{i}").as_bytes(), "host"))
+                .unwrap()
+                .seq
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap());
+    }
+    seqs.sort();
+    assert_eq!(seqs, (1..=8).collect::<Vec<u64>>());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_value_stores_are_shared_and_paged() {
+    let pg = Postgres::start().expect("postgres");
+    let a = Arc::new(PostgresKeyValue::new(connect(&pg.url(), 2).await.unwrap()));
+    let b = Arc::new(PostgresKeyValue::new(connect(&pg.url(), 2).await.unwrap()));
+    let (a2, b2) = (a.clone(), b.clone());
+    blocking(move || {
+        a2.set("users", "user:1", b"{\"n\":1}").unwrap();
+        assert_eq!(
+            b2.get("users", "user:1").unwrap().as_deref(),
+            Some(&b"{\"n\":1}"[..])
+        );
+        assert!(b2.exists("users", "user:1").unwrap());
+        assert!(!b2.exists("other", "user:1").unwrap());
+        b2.set("users", "user:1", b"2").unwrap();
+        assert_eq!(
+            a2.get("users", "user:1").unwrap().as_deref(),
+            Some(&b"2"[..])
+        );
+        for i in 0..1500 {
+            a2.set("many", &format!("k{i:05}"), b"x").unwrap();
+        }
+        let first = b2.list_keys("many", None).unwrap();
+        assert_eq!(first.keys.len(), 1000);
+        assert_eq!(first.keys[0], "k00000");
+        let second = b2.list_keys("many", first.cursor).unwrap();
+        assert_eq!(second.keys.len(), 500);
+        assert_eq!(second.cursor, None);
+        a2.delete("users", "user:1").unwrap();
+        a2.delete("users", "user:1").unwrap();
+        assert_eq!(b2.get("users", "user:1").unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_database_is_a_clear_error_and_recovery_needs_no_restart() {
+    let mut pg = Postgres::start().expect("postgres");
+    let kv = Arc::new(PostgresKeyValue::new(connect(&pg.url(), 2).await.unwrap()));
+    let k = kv.clone();
+    blocking(move || k.set("users", "a", b"1").unwrap()).await;
+    pg.stop();
+    let k = kv.clone();
+    let err = blocking(move || k.get("users", "a").unwrap_err()).await;
+    assert!(err.to_string().contains("PostgreSQL"), "{err}");
+    pg.start_again().expect("postgres back");
+    let k = kv.clone();
+    let back = test_support::eventually(Duration::from_secs(10), || {
+        let k = k.clone();
+        async move { blocking(move || k.get("users", "a").ok().flatten()).await }
+    })
+    .await;
+    assert_eq!(back.as_deref(), Some(&b"1"[..]));
+}

@@ -201,6 +201,11 @@ pub struct WorkerConfig {
     pub workflow_pollers: usize,
     /// Activity task polls open at once (at least 1).
     pub activity_pollers: usize,
+    /// Activities started per second on the whole task queue, across every host (Temporal
+    /// enforces it on the server; the last host to poll sets it). `None`: no limit.
+    pub max_task_queue_activities_per_second: Option<f64>,
+    /// Activities started per second by this host. `None`: no limit.
+    pub max_worker_activities_per_second: Option<f64>,
     /// Milliseconds a cancelled activity may run on to stop by itself before it is interrupted.
     pub cancel_grace_ms: u64,
     /// Milliseconds shutdown waits for running activities.
@@ -218,6 +223,8 @@ impl Default for WorkerConfig {
             max_eager_activities_per_workflow_task: 3,
             workflow_pollers: 10,
             activity_pollers: 10,
+            max_task_queue_activities_per_second: None,
+            max_worker_activities_per_second: None,
             cancel_grace_ms: 5000,
             graceful_shutdown_ms: 30_000,
             user_workflow: UserWorkflowConfig::default(),
@@ -488,6 +495,23 @@ impl Config {
                 reason: "must be at least 2 (one sticky, one normal queue poll)".into(),
             });
         }
+        for (key, rate) in [
+            (
+                "worker.max_task_queue_activities_per_second",
+                self.worker.max_task_queue_activities_per_second,
+            ),
+            (
+                "worker.max_worker_activities_per_second",
+                self.worker.max_worker_activities_per_second,
+            ),
+        ] {
+            if rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+                return Err(ConfigError::Value {
+                    key,
+                    reason: "must be a positive number of activities per second".into(),
+                });
+            }
+        }
         if self.worker.activity_pollers == 0 {
             return Err(ConfigError::Value {
                 key: "worker.activity_pollers",
@@ -683,6 +707,8 @@ mod tests {
             "telemetry.otlp_endpoint" => Some(json!("http://collector:4318")),
             // Valid only with a URL: the test sets registry.postgres_url beside it.
             "registry.backend" => Some(json!("postgres")),
+            "worker.max_task_queue_activities_per_second" => Some(json!(50.5)),
+            "worker.max_worker_activities_per_second" => Some(json!(20.5)),
             "registry.postgres_url" => Some(json!("postgres://pg.example.com/activities")),
             _ => None,
         };

@@ -284,6 +284,8 @@ impl Host {
         s.max_cached_workflows = w.max_cached_workflows;
         s.max_eager_activities_per_workflow_task = w.max_eager_activities_per_workflow_task;
         s.workflow_pollers = w.workflow_pollers;
+        s.max_task_queue_activities_per_second = w.max_task_queue_activities_per_second;
+        s.max_worker_activities_per_second = w.max_worker_activities_per_second;
         s.activity_pollers = w.activity_pollers;
         s.dispatch = DispatchSettings {
             cancel_grace: Duration::from_millis(w.cancel_grace_ms),

@@ -62,6 +62,39 @@ async fn executions_by_version(http: &reqwest::Client, base: &str) -> Vec<(Strin
         .collect()
 }
 
+/// `n` hosts started one after another (the first deploys the reference activities, the
+/// others find them), each ready; answers them and the ValidateUser digest they all serve.
+async fn start_fleet(
+    http: &reqwest::Client,
+    server: &DevServer,
+    pg: &Postgres,
+    queue: &str,
+    n: usize,
+) -> (Vec<RunningHost>, String) {
+    let mut hosts: Vec<RunningHost> = Vec::new();
+    let mut digests = Vec::new();
+    for _ in 0..n {
+        let host = fleet_host(server, pg, queue);
+        let ready = eventually(Duration::from_secs(60), || async {
+            let ok = http
+                .get(format!("{}/readyz", host.base))
+                .send()
+                .await
+                .ok()?;
+            if !ok.status().is_success() {
+                return None;
+            }
+            serving_digest(http, &host.base).await
+        })
+        .await;
+        digests.push(ready.expect("host ready, serving ValidateUser"));
+        hosts.push(host);
+    }
+    let v1 = digests[0].clone();
+    assert!(digests.iter().all(|d| d == &v1), "{digests:?}");
+    (hosts, v1)
+}
+
 async fn deploy(http: &reqwest::Client, base: &str, bytes: Vec<u8>) -> reqwest::Response {
     http.put(format!("{base}/api/v1/activities/ValidateUser"))
         .header("content-type", "application/wasm")
@@ -214,4 +247,270 @@ async fn one_deploy_reaches_every_host_and_an_outage_of_the_database_loses_nothi
         .await;
         assert!(seen.is_some(), "{base} never served v3");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hosts_reconnect_by_themselves_when_temporal_restarts_under_load() {
+    let pg = Postgres::start().expect("postgres");
+    let mut server = DevServer::start().expect("dev server");
+    let queue = format!("fleet-{}", test_support::free_port());
+    let http = reqwest::Client::new();
+    let (hosts, _) = start_fleet(&http, &server, &pg, &queue, 2).await;
+    let bases: Vec<String> = hosts.iter().map(|h| h.base.clone()).collect();
+    let mut started = Vec::new();
+    for i in 0..6 {
+        let base = &bases[i % bases.len()];
+        let body = json!({"user_id": format!("before-{i}"), "email": "r@example.com", "name": "R", "action": "create"});
+        started.push((base.clone(), start(&http, base, body).await));
+    }
+    // Down and up on the same port and database file, with workflows in flight.
+    server.restart().expect("dev server back");
+    for i in 0..6 {
+        let base = &bases[i % bases.len()];
+        let body = json!({"user_id": format!("after-{i}"), "email": "r@example.com", "name": "R", "action": "create"});
+        // The API reconnects too: the first starts may answer 503 while it does.
+        let (id, run) = eventually(Duration::from_secs(30), || async {
+            let res = http
+                .post(format!("{base}/api/v1/workflows/user"))
+                .json(&body)
+                .send()
+                .await
+                .ok()?;
+            let v: Value = res.json().await.ok()?;
+            Some((
+                v["workflow_id"].as_str()?.to_string(),
+                v["run_id"].as_str()?.to_string(),
+            ))
+        })
+        .await
+        .expect("starts work again after the restart");
+        started.push((base.clone(), (id, run)));
+    }
+    for (base, (id, run)) in &started {
+        let closed =
+            support::wait_closed_within(&http, base, id, run, Duration::from_secs(90)).await;
+        assert_eq!(closed["status"], "COMPLETED", "{id}: {closed}");
+    }
+}
+
+/// `activity-host ROLE` as a process of its own on `pg` and the task queue `queue`, its
+/// API (or, for a worker, its health and metrics endpoints) at the returned base URL; with
+/// `reference`, it deploys the reference activities at start.
+fn host_process(
+    role: &str,
+    reference: bool,
+    pg: &Postgres,
+    temporal: &str,
+    queue: &str,
+    data: &std::path::Path,
+) -> (std::process::Child, String) {
+    let listen = format!("127.0.0.1:{}", test_support::free_port());
+    let components = std::path::Path::new(test_components::VALIDATE_USER)
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_activity-host"))
+        .arg(role)
+        .env("ACTIVITY_HOST_WORKFLOW__TEMPORAL__ADDRESS", temporal)
+        .env("ACTIVITY_HOST_WORKFLOW__TEMPORAL__TASK_QUEUE", queue)
+        .env("ACTIVITY_HOST_DATA_DIR", data)
+        .env("ACTIVITY_HOST_API__LISTEN", &listen)
+        .env("ACTIVITY_HOST_REGISTRY__BACKEND", "postgres")
+        .env("ACTIVITY_HOST_REGISTRY__POSTGRES_URL", pg.url())
+        .env("ACTIVITY_HOST_ACTIVITIES__COMPONENTS_DIR", components)
+        // An activity on a killed host is retried after this, not after the default 30 s.
+        .env(
+            "ACTIVITY_HOST_WORKER__USER_WORKFLOW__START_TO_CLOSE_MS",
+            "5000",
+        )
+        .env(
+            "ACTIVITY_HOST_ACTIVITIES__DEPLOY_REFERENCE",
+            if reference { "true" } else { "false" },
+        )
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("activity-host");
+    (child, format!("http://{listen}"))
+}
+
+async fn wait_healthy(http: &reqwest::Client, base: &str) {
+    let up = eventually(Duration::from_secs(60), || async {
+        let res = http.get(format!("{base}/readyz")).send().await.ok()?;
+        res.status().is_success().then_some(())
+    })
+    .await;
+    assert!(up.is_some(), "{base} never became ready");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_killed_during_deploys_leaves_a_whole_version_active() {
+    let pg = Postgres::start().expect("postgres");
+    let server = DevServer::start().expect("dev server");
+    let http = reqwest::Client::new();
+    let data = tempfile::tempdir().unwrap();
+    let mut deployed = vec![];
+    for round in 0..6u64 {
+        let (mut child, base) =
+            host_process("server", false, &pg, &server.address, "q", data.path());
+        wait_healthy(&http, &base).await;
+        let bytes = variant(&format!("round{round}"));
+        deployed.push(
+            activity_runtime::ComponentDigest::of(&bytes)
+                .as_str()
+                .to_string(),
+        );
+        let request = deploy(&http, &base, bytes);
+        if round == 0 {
+            // One whole version first.
+            assert_eq!(request.await.status(), 201);
+        } else {
+            // Then killed at a different point of the deploy each round: before, during or
+            // after its transaction.
+            let _ = tokio::time::timeout(Duration::from_millis(5 * round * round), request).await;
+        }
+        child.kill().expect("kill -9");
+        child.wait().unwrap();
+    }
+    // A fresh host finds one whole version active, and serves it.
+    let (mut child, base) = host_process("server", false, &pg, &server.address, "q", data.path());
+    let details = eventually(Duration::from_secs(30), || async {
+        let d: Value = http
+            .get(format!("{base}/api/v1/activities/ValidateUser"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        d["serving_digest"].is_string().then_some(d)
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let d = details.expect("a fresh host serves ValidateUser");
+    let active = d["active_digest"].as_str().unwrap();
+    assert_eq!(d["serving_digest"], active, "{d}");
+    assert!(
+        deployed.iter().any(|v| v == active),
+        "{active} is none of {deployed:?}"
+    );
+    for v in d["versions"].as_array().unwrap() {
+        assert!(deployed.iter().any(|x| x == &v["digest"]), "{v}");
+    }
+}
+
+/// `activity_task_slots_in_use` of the worker process at `base`.
+async fn slots_in_use(http: &reqwest::Client, base: &str) -> f64 {
+    let text = get_text(http, format!("{base}/metrics")).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("activity_task_slots_in_use "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_killed_mid_activity_loses_no_work() {
+    let pg = Postgres::start().expect("postgres");
+    let server = DevServer::start().expect("dev server");
+    let http = reqwest::Client::new();
+    let queue = format!("fleet-{}", test_support::free_port());
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // The API host deploys the reference activities; two worker hosts serve them.
+    let (mut api_host, api) =
+        host_process("server", true, &pg, &server.address, &queue, dirs[0].path());
+    wait_healthy(&http, &api).await;
+    let mut workers: Vec<_> = (1..3)
+        .map(|i| {
+            host_process(
+                "worker",
+                false,
+                &pg,
+                &server.address,
+                &queue,
+                dirs[i].path(),
+            )
+        })
+        .collect();
+    for (_, base) in &workers {
+        wait_healthy(&http, base).await;
+    }
+    // A long activity that heartbeats its progress: 40 steps of 100 ms.
+    let res = http
+        .put(format!(
+            "{api}/api/v1/activities/Resume?export=resume&allow_host=hosts.invalid"
+        ))
+        .header("content-type", "application/wasm")
+        .body(test_components::read(test_components::MISBEHAVING))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+
+    let caller_queue = format!("caller-{}", test_support::free_port());
+    let _caller = test_support::caller::start_caller_worker(&server.address, &caller_queue);
+    let client = activity_worker::connect(&server.address, "default")
+        .await
+        .unwrap();
+    let mut request =
+        test_support::caller::CallRequest::new("Resume", vec![json!(40), json!(100)], &queue);
+    request.heartbeat_timeout_ms = Some(1500);
+    request.start_to_close_ms = 60_000;
+    let call = {
+        let (client, caller_queue) = (client.clone(), caller_queue.clone());
+        tokio::spawn(async move {
+            test_support::caller::call(&client, &caller_queue, "resume-after-kill", request).await
+        })
+    };
+    // Find the worker running Resume (nothing else runs yet), let it heartbeat a while.
+    let running = eventually(Duration::from_secs(30), || async {
+        for (i, (_, base)) in workers.iter().enumerate() {
+            if slots_in_use(&http, base).await >= 1.0 {
+                return Some(i);
+            }
+        }
+        None
+    })
+    .await
+    .expect("one worker runs Resume");
+    // Users created meanwhile, through the API host; some of their activities die too.
+    let mut users = Vec::new();
+    for i in 0..4 {
+        let body = json!({"user_id": format!("kill-{i}"), "email": "k@example.com", "name": "K", "action": "create"});
+        users.push(start(&http, &api, body).await);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // kill -9.
+    let (mut victim, _) = workers.remove(running);
+    victim.kill().expect("kill -9");
+    victim.wait().unwrap();
+
+    let result = call.await.unwrap();
+    assert!(result.failures.is_empty(), "{:?}", result.failures);
+    let resumed_at = result
+        .output
+        .as_ref()
+        .and_then(|v| v.as_u64())
+        .expect("a step");
+    assert!(
+        resumed_at > 0,
+        "the retry started over instead of resuming: {result:?}"
+    );
+    assert!(resumed_at < 40, "{result:?}");
+    for (id, run) in &users {
+        let closed =
+            support::wait_closed_within(&http, &api, id, run, Duration::from_secs(60)).await;
+        assert_eq!(closed["status"], "COMPLETED", "{id}: {closed}");
+        assert_eq!(
+            closed["result"]["user"]["version"], 1,
+            "created once: {closed}"
+        );
+    }
+    for (mut child, _) in workers {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    api_host.kill().unwrap();
+    api_host.wait().unwrap();
 }

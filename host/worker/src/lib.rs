@@ -79,6 +79,10 @@ pub struct WorkerSettings {
     pub workflow_pollers: usize,
     /// Activity task polls open at once.
     pub activity_pollers: usize,
+    /// Activities started per second on the task queue across all workers (server-side).
+    pub max_task_queue_activities_per_second: Option<f64>,
+    /// Activities started per second by this worker.
+    pub max_worker_activities_per_second: Option<f64>,
     /// Timeouts and retries `UserWorkflow` gives its activities.
     pub user_workflow: ActivityCallSettings,
     /// Activity dispatch settings.
@@ -104,6 +108,8 @@ impl WorkerSettings {
             max_eager_activities_per_workflow_task: 3,
             workflow_pollers: 10,
             activity_pollers: 10,
+            max_task_queue_activities_per_second: None,
+            max_worker_activities_per_second: None,
             user_workflow: ActivityCallSettings::default(),
             dispatch: DispatchSettings::default(),
             graceful_shutdown: Duration::from_secs(30),
@@ -181,6 +187,10 @@ impl HostWorker {
             .max_cached_workflows(settings.max_cached_workflows)
             .workflow_task_poller_behavior(PollerBehavior::SimpleMaximum(settings.workflow_pollers))
             .activity_task_poller_behavior(PollerBehavior::SimpleMaximum(settings.activity_pollers))
+            .maybe_max_task_queue_activities_per_second(
+                settings.max_task_queue_activities_per_second,
+            )
+            .maybe_max_worker_activities_per_second(settings.max_worker_activities_per_second)
             .tuner(tuner)
             .max_eager_activity_reservations_per_workflow_task(
                 settings.max_eager_activities_per_workflow_task,

@@ -122,6 +122,25 @@ impl Guest for Misbehaving {
         previous
     }
 
+    fn resume(steps: u32, step_ms: u32) -> u32 {
+        let start = context::last_heartbeat_details()
+            .and_then(|d| {
+                let digits: String = d
+                    .split("\"step\":")
+                    .nth(1)?
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                digits.parse::<u32>().ok()
+            })
+            .map_or(0, |last| last + 1);
+        for i in start..steps {
+            std::thread::sleep(std::time::Duration::from_millis(u64::from(step_ms)));
+            context::heartbeat(Some(&format!("{{\"step\":{i}}}")));
+        }
+        start
+    }
+
     fn log(message: String) {
         log(Level::Info, "misbehaving", &message);
     }

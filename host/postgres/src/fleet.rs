@@ -7,12 +7,11 @@ use std::time::Duration;
 use activity_registry::{FleetHost, FleetStore, StoreError};
 use deadpool_postgres::Pool;
 
-use crate::block_on;
+use crate::Db;
 
 /// The hosts table.
 pub struct PostgresFleet {
-    pool: Pool,
-    handle: tokio::runtime::Handle,
+    db: Db,
 }
 
 fn db(e: impl std::fmt::Display) -> StoreError {
@@ -22,10 +21,7 @@ fn db(e: impl std::fmt::Display) -> StoreError {
 impl PostgresFleet {
     /// The hosts table over `pool` (schema created by [`connect`](crate::connect)).
     pub fn new(pool: Pool) -> Self {
-        Self {
-            pool,
-            handle: tokio::runtime::Handle::current(),
-        }
+        Self { db: Db::new(pool) }
     }
 }
 
@@ -38,9 +34,9 @@ impl FleetStore for PostgresFleet {
         serving: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
         let serving = serde_json::to_string(serving).map_err(db)?;
-        block_on(&self.handle, async {
-            self.pool
-                .get()
+        self.db.block_on(async {
+            self.db
+                .client()
                 .await
                 .map_err(db)?
                 .execute(
@@ -58,10 +54,10 @@ impl FleetStore for PostgresFleet {
     }
 
     fn live(&self, within: Duration) -> Result<Vec<FleetHost>, StoreError> {
-        block_on(&self.handle, async {
+        self.db.block_on(async {
             let rows = self
-                .pool
-                .get()
+                .db
+                .client()
                 .await
                 .map_err(db)?
                 .query(

@@ -5,15 +5,14 @@ use activity_runtime::capabilities::keyvalue::KeyPage;
 use activity_runtime::{KeyValueBackend, KeyValueError};
 use deadpool_postgres::Pool;
 
-use crate::block_on;
+use crate::Db;
 
 /// Keys returned per `list-keys` page, as the SQLite backend.
 const KEYS_PER_PAGE: i64 = 1000;
 
 /// The shared key-value backend.
 pub struct PostgresKeyValue {
-    pool: Pool,
-    handle: tokio::runtime::Handle,
+    db: Db,
 }
 
 fn backend(e: impl std::fmt::Display) -> KeyValueError {
@@ -24,20 +23,17 @@ impl PostgresKeyValue {
     /// A backend over `pool` (schema created by [`connect`](crate::connect)), running its
     /// statements on the current tokio runtime.
     pub fn new(pool: Pool) -> Self {
-        Self {
-            pool,
-            handle: tokio::runtime::Handle::current(),
-        }
+        Self { db: Db::new(pool) }
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, KeyValueError> {
-        self.pool.get().await.map_err(backend)
+        self.db.client().await.map_err(backend)
     }
 }
 
 impl KeyValueBackend for PostgresKeyValue {
     fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KeyValueError> {
-        block_on(&self.handle, async {
+        self.db.block_on(async {
             let row = self
                 .client()
                 .await?
@@ -52,7 +48,7 @@ impl KeyValueBackend for PostgresKeyValue {
     }
 
     fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), KeyValueError> {
-        block_on(&self.handle, async {
+        self.db.block_on(async {
             self.client()
                 .await?
                 .execute(
@@ -67,7 +63,7 @@ impl KeyValueBackend for PostgresKeyValue {
     }
 
     fn delete(&self, store: &str, key: &str) -> Result<(), KeyValueError> {
-        block_on(&self.handle, async {
+        self.db.block_on(async {
             self.client()
                 .await?
                 .execute(
@@ -86,7 +82,7 @@ impl KeyValueBackend for PostgresKeyValue {
 
     fn list_keys(&self, store: &str, cursor: Option<u64>) -> Result<KeyPage, KeyValueError> {
         let offset = cursor.unwrap_or(0);
-        block_on(&self.handle, async {
+        self.db.block_on(async {
             let rows = self
                 .client()
                 .await?

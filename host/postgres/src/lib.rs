@@ -118,9 +118,31 @@ pub async fn connect(url: &str, size: usize) -> Result<Pool, PgError> {
     Ok(pool)
 }
 
-/// Runs `f` to completion on `handle`'s runtime from a blocking thread.
-fn block_on<F: std::future::Future>(handle: &tokio::runtime::Handle, f: F) -> F::Output {
-    handle.block_on(f)
+/// The pool and the runtime every backend runs its statements on: the traits are blocking
+/// and called from `spawn_blocking` threads, which may block on the runtime.
+struct Db {
+    pool: Pool,
+    handle: tokio::runtime::Handle,
+}
+
+impl Db {
+    /// Over `pool`, on the current tokio runtime.
+    fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            handle: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// Runs `f` to completion on the runtime, from a blocking thread.
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.handle.block_on(f)
+    }
+
+    /// A connection from the pool.
+    async fn client(&self) -> Result<deadpool_postgres::Object, PgError> {
+        Ok(self.pool.get().await?)
+    }
 }
 
 /// Listens for registry changes on a connection of its own and sends each changed activity

@@ -7,12 +7,11 @@ use activity_runtime::ComponentDigest;
 use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 
-use crate::{block_on, PgError, CHANNEL};
+use crate::{Db, PgError, CHANNEL};
 
 /// The shared registry store.
 pub struct PostgresRegistryStore {
-    pool: Pool,
-    handle: tokio::runtime::Handle,
+    db: Db,
 }
 
 impl From<PgError> for StoreError {
@@ -50,20 +49,17 @@ impl PostgresRegistryStore {
     /// A store over `pool` (schema created by [`connect`](crate::connect)), running its
     /// statements on the current tokio runtime.
     pub fn new(pool: Pool) -> Self {
-        Self {
-            pool,
-            handle: tokio::runtime::Handle::current(),
-        }
+        Self { db: Db::new(pool) }
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        Ok(self.pool.get().await.map_err(PgError::from)?)
+        Ok(self.db.client().await?)
     }
 }
 
 impl RegistryStore for PostgresRegistryStore {
     fn put_blob(&self, digest: &ComponentDigest, bytes: &[u8]) -> Result<(), StoreError> {
-        block_on(&self.handle, async {
+        self.db.block_on(async {
             self.client()
                 .await?
                 .execute(
@@ -78,7 +74,7 @@ impl RegistryStore for PostgresRegistryStore {
     }
 
     fn blob(&self, digest: &ComponentDigest) -> Result<Option<Vec<u8>>, StoreError> {
-        block_on(&self.handle, async {
+        self.db.block_on(async {
             let row = self
                 .client()
                 .await?
@@ -99,7 +95,7 @@ impl RegistryStore for PostgresRegistryStore {
     ) -> Result<VersionRecord, StoreError> {
         let spec =
             serde_json::to_string(&record.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        block_on(&self.handle, async {
+        self.db.block_on(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(db)?;
             // Deploys of one activity type from several hosts take turns.
@@ -138,7 +134,7 @@ impl RegistryStore for PostgresRegistryStore {
     }
 
     fn set_active(&self, activity: &str, seq: u64) -> Result<(), StoreError> {
-        block_on(&self.handle, async {
+        self.db.block_on(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(db)?;
             activate(&tx, activity, seq as i64).await?;
@@ -147,7 +143,7 @@ impl RegistryStore for PostgresRegistryStore {
     }
 
     fn versions(&self, activity: &str) -> Result<(Vec<VersionRecord>, Option<u64>), StoreError> {
-        block_on(&self.handle, async {
+        self.db.block_on(async {
             let client = self.client().await?;
             let rows = client
                 .query(
@@ -169,7 +165,7 @@ impl RegistryStore for PostgresRegistryStore {
     }
 
     fn active(&self) -> Result<Vec<VersionRecord>, StoreError> {
-        block_on(&self.handle, async {
+        self.db.block_on(async {
             let rows = self
                 .client()
                 .await?
@@ -187,7 +183,7 @@ impl RegistryStore for PostgresRegistryStore {
     }
 
     fn remove(&self, activity: &str) -> Result<bool, StoreError> {
-        block_on(&self.handle, async {
+        self.db.block_on(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(db)?;
             let removed = tx

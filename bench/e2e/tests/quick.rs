@@ -28,17 +28,13 @@ fn every_worker_completes_the_checked_load() {
             .unwrap_or_else(|| panic!("no row for {worker}:\n{stdout}"));
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         // "", worker, p50, p95, p99, in worker, wf/s @4, ...
-        let per_second: f64 = cells[6]
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no throughput in {row}"));
-        assert!(per_second > 0.0, "{row}");
-        let p50: f64 = cells[2]
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no median in {row}"));
-        assert!(p50 > 0.0, "{row}");
+        let number = |cell: &str, what: &str| -> f64 {
+            cell.split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {what} in {row}"))
+        };
+        assert!(number(cells[6], "throughput") > 0.0, "{row}");
+        assert!(number(cells[2], "median") > 0.0, "{row}");
     }
 }

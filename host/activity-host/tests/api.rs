@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{assert_errors, get_json, start, start_host_at, wait_closed, Session};
+use support::{assert_errors, get_json, start, start_host_at, try_start, wait_closed, Session};
 use test_support::{eventually, DevServer};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -455,21 +455,9 @@ async fn temporal_away_is_503_and_the_api_recovers_without_a_restart() {
     assert_eq!(shown["status"], "COMPLETED");
     let again =
         json!({"user_id": "r2", "email": "r2@example.com", "name": "R", "action": "create"});
-    let (id, run_id) = eventually(Duration::from_secs(60), || async {
-        let res = http
-            .post(format!("{base}/api/v1/workflows/user"))
-            .json(&again)
-            .send()
-            .await
-            .ok()?;
-        let v: Value = res.json().await.ok()?;
-        Some((
-            v["workflow_id"].as_str()?.to_string(),
-            v["run_id"].as_str()?.to_string(),
-        ))
-    })
-    .await
-    .expect("starts work again");
+    let (id, run_id) = eventually(Duration::from_secs(60), || try_start(&http, &base, &again))
+        .await
+        .expect("starts work again");
     assert_eq!(
         wait_closed(&http, &base, &id, &run_id).await["status"],
         "COMPLETED"

@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{get_json, get_text, start, wait_closed};
+use support::{get_json, get_text, start, try_get_json, try_start, wait_closed};
 use test_support::{eventually, DevServer, Postgres};
 
 /// ValidateUser with a custom section appended: the same code, another digest.
@@ -21,14 +21,7 @@ fn variant(name: &str) -> Vec<u8> {
 
 /// The digest of ValidateUser that the host at `base` serves now (not the store's active one).
 async fn serving_digest(http: &reqwest::Client, base: &str) -> Option<String> {
-    let d: Value = http
-        .get(format!("{base}/api/v1/activities/ValidateUser"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    let d = try_get_json(http, format!("{base}/api/v1/activities/ValidateUser")).await?;
     d["serving_digest"].as_str().map(String::from)
 }
 
@@ -224,21 +217,9 @@ async fn hosts_reconnect_by_themselves_when_temporal_restarts_under_load() {
         let base = &bases[i % bases.len()];
         let body = json!({"user_id": format!("after-{i}"), "email": "r@example.com", "name": "R", "action": "create"});
         // The API reconnects too: the first starts may answer 503 while it does.
-        let (id, run) = eventually(Duration::from_secs(30), || async {
-            let res = http
-                .post(format!("{base}/api/v1/workflows/user"))
-                .json(&body)
-                .send()
-                .await
-                .ok()?;
-            let v: Value = res.json().await.ok()?;
-            Some((
-                v["workflow_id"].as_str()?.to_string(),
-                v["run_id"].as_str()?.to_string(),
-            ))
-        })
-        .await
-        .expect("starts work again after the restart");
+        let (id, run) = eventually(Duration::from_secs(30), || try_start(&http, base, &body))
+            .await
+            .expect("starts work again after the restart");
         started.push((base.clone(), (id, run)));
     }
     for (base, (id, run)) in &started {
@@ -358,14 +339,7 @@ async fn a_host_killed_during_deploys_leaves_a_whole_version_active() {
     let mut host = host_process("server", false, &pg, &server.address, "q");
     let base = host.base.clone();
     let details = eventually(Duration::from_secs(30), || async {
-        let d: Value = http
-            .get(format!("{base}/api/v1/activities/ValidateUser"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let d = try_get_json(&http, format!("{base}/api/v1/activities/ValidateUser")).await?;
         d["serving_digest"].is_string().then_some(d)
     })
     .await;

@@ -96,18 +96,38 @@ pub async fn wait_closed_within(
     timeout: Duration,
 ) -> Value {
     eventually(timeout, || async {
-        let body: Value = http
-            .get(format!("{base}/api/v1/workflows/user/{id}?run_id={run_id}"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let url = format!("{base}/api/v1/workflows/user/{id}?run_id={run_id}");
+        let body = try_get_json(http, url).await?;
         (body["status"] != "RUNNING").then_some(body)
     })
     .await
     .expect("workflow closes")
+}
+
+/// The JSON body of a GET, or `None` when the request or the body fails (a host starting
+/// or away).
+pub async fn try_get_json(http: &reqwest::Client, url: String) -> Option<Value> {
+    http.get(url).send().await.ok()?.json().await.ok()
+}
+
+/// Starts a `UserWorkflow` through the API, `None` when it does not answer with ids (a
+/// host reconnecting to Temporal answers 503).
+pub async fn try_start(
+    http: &reqwest::Client,
+    base: &str,
+    body: &Value,
+) -> Option<(String, String)> {
+    let res = http
+        .post(format!("{base}/api/v1/workflows/user"))
+        .json(body)
+        .send()
+        .await
+        .ok()?;
+    let v: Value = res.json().await.ok()?;
+    Some((
+        v["workflow_id"].as_str()?.to_string(),
+        v["run_id"].as_str()?.to_string(),
+    ))
 }
 
 pub async fn start(http: &reqwest::Client, base: &str, body: Value) -> (String, String) {

@@ -97,16 +97,6 @@ async fn start_fleet(
     Ok(hosts)
 }
 
-/// ValidateUser with a custom section appended: the same code under another digest.
-fn variant(bytes: &[u8], tag: &str) -> Vec<u8> {
-    let payload = [&[tag.len() as u8][..], tag.as_bytes()].concat();
-    let mut out = bytes.to_vec();
-    out.push(0);
-    out.push(payload.len() as u8);
-    out.extend_from_slice(&payload);
-    out
-}
-
 /// Propagation times of `rounds` deploys through the first host, until every host serves.
 async fn propagation(
     hosts: &[FleetHost],
@@ -116,7 +106,8 @@ async fn propagation(
     let http = reqwest::Client::new();
     let mut samples = Vec::new();
     for round in 0..rounds {
-        let bytes = variant(component, &format!("fleet-{}-{round}", hosts.len()));
+        let tag = format!("fleet-{}-{round}", hosts.len());
+        let bytes = test_support::with_custom_section(component, &tag, b"");
         let res = http
             .put(format!("{}/api/v1/activities/ValidateUser", hosts[0].base))
             .header("content-type", "application/wasm")

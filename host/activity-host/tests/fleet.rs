@@ -11,12 +11,8 @@ use test_support::{eventually, DevServer, Postgres};
 
 /// ValidateUser with a custom section appended: the same code, another digest.
 fn variant(name: &str) -> Vec<u8> {
-    let mut bytes = test_components::read(test_components::VALIDATE_USER);
-    let payload = [&[name.len() as u8][..], name.as_bytes(), b"fleet"].concat();
-    bytes.push(0);
-    bytes.push(payload.len() as u8);
-    bytes.extend_from_slice(&payload);
-    bytes
+    let bytes = test_components::read(test_components::VALIDATE_USER);
+    test_support::with_custom_section(&bytes, name, b"fleet")
 }
 
 /// The digest of ValidateUser that the host at `base` serves now (not the store's active one).

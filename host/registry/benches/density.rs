@@ -17,16 +17,7 @@ use common::registry;
 
 /// The component with a custom section appended: same code, different bytes.
 fn distinct(base: &[u8], i: usize) -> Vec<u8> {
-    let name = b"density";
-    let payload = format!("{i:08}");
-    let body_len = 1 + name.len() + payload.len();
-    let mut out = base.to_vec();
-    out.push(0); // custom section
-    out.push(body_len as u8);
-    out.push(name.len() as u8);
-    out.extend_from_slice(name);
-    out.extend_from_slice(payload.as_bytes());
-    out
+    test_support::with_custom_section(base, "density", format!("{i:08}").as_bytes())
 }
 
 /// Resident set size of this process, in bytes.

@@ -45,3 +45,41 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// `component` with a custom section `name` holding `payload` appended: the same code under
+/// another digest (a new version to deploy).
+pub fn with_custom_section(component: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
+    fn leb128(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut body = Vec::new();
+    leb128(name.len(), &mut body);
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(payload);
+    let mut out = component.to_vec();
+    out.push(0); // custom section id
+    leb128(body.len(), &mut out);
+    out.extend_from_slice(&body);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_custom_section_is_id_zero_then_sizes_name_and_payload() {
+        let out = super::with_custom_section(b"\0asm", "ab", b"xyz");
+        assert_eq!(out, b"\0asm\x00\x06\x02abxyz");
+        let long = super::with_custom_section(b"", "n", &[7; 200]);
+        // 1 + 1 + 200 = 202 bytes: two LEB128 bytes.
+        assert_eq!(&long[..3], &[0x00, 0xca, 0x01]);
+        assert_eq!(long.len(), 3 + 202);
+    }
+}

@@ -174,7 +174,10 @@ pub async fn run(
         let queue = format!("fleet-t{n}-{}", test_support::free_port());
         eprintln!("fleet: throughput with {n} hosts");
         let _hosts = start_fleet(n, programs, temporal, &pg.url(), &queue, webhook).await?;
-        let ids = Arc::new(Ids::new(format!("fleet{n}-{}", test_support::free_port())));
+        let ids = Arc::new(Ids::new(
+            format!("fleet{n}-{}", test_support::free_port()),
+            activity_worker::ActivityMode::Remote,
+        ));
         for _ in 0..10 {
             load::create_user(&client, &queue, &ids).await?;
         }

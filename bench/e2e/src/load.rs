@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use activity_worker::workflow::{Action, UserOutcome, UserRequest};
+use activity_worker::workflow::{Action, ActivityMode, UserOutcome, UserRequest};
 use activity_worker::UserWorkflow;
 use anyhow::{bail, ensure, Context};
 use temporalio_client::{
@@ -41,18 +41,21 @@ impl Percentiles {
     }
 }
 
-/// Unique ids across one benchmark run.
+/// Unique ids across one benchmark run, and where the workflows started with them run
+/// their activities.
 pub struct Ids {
     prefix: String,
     next: AtomicU64,
+    mode: ActivityMode,
 }
 
 impl Ids {
-    /// Ids starting with `prefix`.
-    pub fn new(prefix: String) -> Self {
+    /// Ids starting with `prefix`, for workflows whose activities run as `mode` says.
+    pub fn new(prefix: String, mode: ActivityMode) -> Self {
         Self {
             prefix,
             next: AtomicU64::new(0),
+            mode,
         }
     }
 
@@ -67,17 +70,23 @@ impl Ids {
 
 /// Runs one `UserWorkflow` create to its result, checks the result, answers how long it took.
 pub async fn create_user(client: &Client, queue: &str, ids: &Ids) -> anyhow::Result<Duration> {
-    create_user_as(client, queue, &ids.next()).await
+    create_user_as(client, queue, &ids.next(), ids.mode).await
 }
 
 /// Runs `UserWorkflow` create for user `id` (workflow id `wf-<id>`).
-async fn create_user_as(client: &Client, queue: &str, id: &str) -> anyhow::Result<Duration> {
+async fn create_user_as(
+    client: &Client,
+    queue: &str,
+    id: &str,
+    activity_mode: ActivityMode,
+) -> anyhow::Result<Duration> {
     let id = id.to_string();
     let request = UserRequest {
         user_id: id.clone(),
         email: format!("{id}@example.com"),
         name: "Bench User".into(),
         action: Action::Create,
+        activity_mode,
     };
     let started = Instant::now();
     let handle = client
@@ -150,7 +159,7 @@ pub async fn create_sequential(
     let mut workflow_ids = Vec::with_capacity(count);
     for _ in 0..count {
         let id = ids.next();
-        samples.push(create_user_as(client, queue, &id).await?);
+        samples.push(create_user_as(client, queue, &id, ids.mode).await?);
         workflow_ids.push(format!("wf-{id}"));
     }
     Ok((Percentiles::of(samples), workflow_ids))

@@ -25,8 +25,13 @@ use workers::{Kind, Programs, WorkerProcess};
 #[derive(Parser, Debug)]
 #[command(about = "activity-host against plain Temporal SDK workers, on one dev server")]
 struct Args {
-    /// Workers to run, in order: host, rust, python.
-    #[arg(long, value_delimiter = ',', default_value = "host,rust,python")]
+    /// Workers to run, in order: host, host-local (UserWorkflow's activities in-process),
+    /// rust, python.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "host,host-local,rust,python"
+    )]
     workers: Vec<String>,
     /// Sequential UserWorkflow create runs for the latency figures.
     #[arg(long, default_value_t = 200)]
@@ -142,7 +147,10 @@ async fn measure(
     let mut worker = WorkerProcess::start(kind, programs, temporal, webhook, &run)?;
     let client = activity_worker::connect(temporal, "default").await?;
     let queue = worker.task_queue.clone();
-    let ids = Arc::new(Ids::new(format!("{}-{run}", kind.slug())));
+    let ids = Arc::new(Ids::new(
+        format!("{}-{run}", kind.slug()),
+        kind.activity_mode(),
+    ));
     eprintln!("{}: waiting for the first workflow", kind.name());
     let first = tokio::time::timeout(
         Duration::from_secs(90),

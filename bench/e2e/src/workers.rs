@@ -10,6 +10,8 @@ use anyhow::{bail, Context};
 pub enum Kind {
     /// activity-host: native workflow, activities as WebAssembly components.
     Host,
+    /// activity-host with `UserWorkflow`'s activities in-process (local activities).
+    HostLocal,
     /// Plain Temporal Rust SDK worker, activities as Rust functions.
     Rust,
     /// Plain Temporal Python SDK worker, activities as Python functions.
@@ -21,6 +23,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Host => "activity-host (wasm)",
+            Kind::HostLocal => "activity-host (wasm, in-process)",
             Kind::Rust => "Rust SDK worker",
             Kind::Python => "Python SDK worker",
         }
@@ -30,8 +33,17 @@ impl Kind {
     pub fn slug(self) -> &'static str {
         match self {
             Kind::Host => "host",
+            Kind::HostLocal => "host-local",
             Kind::Rust => "rust",
             Kind::Python => "python",
+        }
+    }
+
+    /// Where `UserWorkflow` runs its activities for this worker's load.
+    pub fn activity_mode(self) -> activity_worker::ActivityMode {
+        match self {
+            Kind::HostLocal => activity_worker::ActivityMode::Local,
+            _ => activity_worker::ActivityMode::Remote,
         }
     }
 
@@ -39,9 +51,10 @@ impl Kind {
     pub fn parse(s: &str) -> anyhow::Result<Self> {
         Ok(match s {
             "host" => Kind::Host,
+            "host-local" => Kind::HostLocal,
             "rust" => Kind::Rust,
             "python" => Kind::Python,
-            other => bail!("unknown worker {other:?}: expected host, rust or python"),
+            other => bail!("unknown worker {other:?}: expected host, host-local, rust or python"),
         })
     }
 }
@@ -82,7 +95,7 @@ impl WorkerProcess {
         let task_queue = format!("bench-{}-{run}", kind.slug());
         let db = dir.path().join("users.sqlite");
         let mut cmd = match kind {
-            Kind::Host => {
+            Kind::Host | Kind::HostLocal => {
                 let mut c = Command::new(&programs.host);
                 c.arg("worker")
                     .env("ACTIVITY_HOST_WORKFLOW__TEMPORAL__ADDRESS", temporal)

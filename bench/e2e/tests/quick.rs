@@ -19,6 +19,7 @@ fn every_worker_completes_the_checked_load() {
     );
     for worker in [
         "activity-host (wasm)",
+        "activity-host (wasm, in-process)",
         "Rust SDK worker",
         "Python SDK worker",
     ] {

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 /// joined with a double underscore: `ACTIVITY_HOST_WORKFLOW__TEMPORAL__ADDRESS`.
 pub const ENV_PREFIX: &str = "ACTIVITY_HOST_";
 
+/// `ACTIVITY_HOST_*` variables that are not configuration keys (after the prefix, as figment
+/// compares them): the client commands' `--api` and `--token`, and `--config`.
+const NOT_KEYS: &[&str] = &["api", "token", "config"];
+
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -110,6 +114,9 @@ pub struct ApiConfig {
     pub max_json_body_bytes: usize,
     /// `POST /api/v1/activities/{name}/invoke` defaults.
     pub invoke: InvokeConfig,
+    /// Where `UserWorkflow` runs its activities when a start request does not say:
+    /// `remote` (Temporal activities, any host) or `local` (in-process on the workflow's host).
+    pub activity_mode: activity_worker::ActivityMode,
 }
 
 impl Default for ApiConfig {
@@ -121,6 +128,7 @@ impl Default for ApiConfig {
             request_timeout_ms: 60_000,
             max_json_body_bytes: 1 << 20,
             invoke: InvokeConfig::default(),
+            activity_mode: activity_worker::ActivityMode::Remote,
         }
     }
 }
@@ -379,7 +387,14 @@ impl Config {
             }
             figment = figment.merge(Yaml::file(path));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        // ACTIVITY_HOST_API, _TOKEN and _CONFIG are the client commands' and the config
+        // file's own variables, not keys: they would read as a section named `api` (or an
+        // unknown key) and make every command fail.
+        figment = figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .ignore(NOT_KEYS)
+                .split("__"),
+        );
         let config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -699,6 +714,7 @@ mod tests {
             "api.listen" => Some(json!("127.0.0.1:9090")),
             "api.admin_token" => Some(json!("0123456789abcdef0123")),
             "telemetry.log_format" => Some(json!("json")),
+            "api.activity_mode" => Some(json!("local")),
             "telemetry.log_level" => Some(json!("debug")),
             "notifications.webhook_url" => Some(json!("http://hooks.example.com/x")),
             "activities.watch_dir" => Some(json!("/srv/activities")),
@@ -783,6 +799,19 @@ mod tests {
                 Ok(())
             });
         }
+    }
+
+    #[test]
+    fn the_client_commands_variables_are_not_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ACTIVITY_HOST_API", "http://127.0.0.1:9999");
+            jail.set_env("ACTIVITY_HOST_TOKEN", "0123456789abcdef0123");
+            jail.set_env("ACTIVITY_HOST_CONFIG", "elsewhere.yaml");
+            jail.set_env("ACTIVITY_HOST_API__LISTEN", "127.0.0.1:9090");
+            let loaded = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(loaded.api.listen, "127.0.0.1:9090");
+            Ok(())
+        });
     }
 
     #[test]

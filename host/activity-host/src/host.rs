@@ -386,6 +386,7 @@ impl Host {
             registry: self.registry.clone(),
             default_limits: self.config.runtime.limits,
             metrics: activity_api::observe::prometheus(),
+            activity_mode: self.config.api.activity_mode,
             invoke: {
                 let i = &self.config.api.invoke;
                 activity_api::InvokeDefaults {

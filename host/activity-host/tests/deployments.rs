@@ -50,6 +50,31 @@ fn the_compose_file_follows_the_compose_spec_and_the_seed() {
         assert!(services.contains_key(name), "service {name} missing");
     }
     assert_eq!(compose["services"]["temporal-ui"]["ports"][0], "8088:8080");
+    // Temporal gets the same dynamic config as the dev server: the mounted file, named by
+    // DYNAMIC_CONFIG_FILE_PATH, sets every key of temporal_dev_server::DYNAMIC_CONFIG.
+    let temporal = &compose["services"]["temporal"];
+    let path = temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+        .as_str()
+        .expect("DYNAMIC_CONFIG_FILE_PATH");
+    let mount = temporal["volumes"][0].as_str().unwrap();
+    let (host_dir, rest) = mount.split_once(':').unwrap();
+    let container_dir = rest.trim_end_matches(":ro");
+    let file = path
+        .strip_prefix("config/dynamicconfig/")
+        .expect("a file in the mounted directory");
+    assert_eq!(container_dir, "/etc/temporal/config/dynamicconfig");
+    let dynamic: Value = serde_yaml::from_str(&read(&format!(
+        "deployments/docker/{}/{file}",
+        host_dir.trim_start_matches("./")
+    )))
+    .unwrap();
+    for (key, value) in temporal_dev_server::DYNAMIC_CONFIG {
+        assert_eq!(
+            dynamic[key][0]["value"].to_string(),
+            *value,
+            "{key} in the compose dynamic config"
+        );
+    }
     for (name, service) in services {
         let image = service["image"].as_str().unwrap();
         let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("");

@@ -80,6 +80,8 @@ pub struct ApiState {
     pub metrics: Option<PrometheusHandle>,
     /// Options of invoked activities a request does not set.
     pub invoke: InvokeDefaults,
+    /// Where `UserWorkflow` runs its activities when the start request does not say.
+    pub activity_mode: activity_worker::ActivityMode,
     /// Bearer token of the admin routes; `None`: they are open.
     pub admin_token: Option<String>,
     /// Longest a request may take.

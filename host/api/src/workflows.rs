@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use activity_worker::workflow::{Action, UserRequest};
+use activity_worker::workflow::{Action, ActivityMode, UserRequest};
 use activity_worker::UserWorkflow;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -58,6 +58,23 @@ pub struct StartUserWorkflow {
     /// `create`, `update` or `delete`.
     #[schema(value_type = ActionName)]
     action: Action,
+    /// `remote`: each activity is a Temporal activity on the task queue, run by any host;
+    /// `local`: in-process on the host that runs the workflow (Temporal local activities, in
+    /// the same sandbox). Default: `api.activity_mode`. Recorded in the run's input.
+    #[serde(default)]
+    #[schema(value_type = Option<ActivityModeName>)]
+    activity_mode: Option<ActivityMode>,
+}
+
+/// Where `UserWorkflow` runs its activities.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ActivityModeName {
+    /// Temporal activities on the task queue.
+    Remote,
+    /// Temporal local activities on the workflow's host.
+    Local,
 }
 
 /// What `UserWorkflow` does.
@@ -137,6 +154,7 @@ pub async fn start(
         email: body.email,
         name: body.name,
         action: body.action,
+        activity_mode: body.activity_mode.unwrap_or(state.activity_mode),
     };
     let input = serde_json::to_value(&request).map_err(|e| ApiError::internal(e.to_string()))?;
     // The raw start answers whether a run was started or an open one found (conflict

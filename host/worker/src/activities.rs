@@ -131,6 +131,7 @@ impl Dispatcher {
                 .map(|w| w.run_id.as_str())
                 .unwrap_or(""),
             attempt = start.attempt,
+            local = start.is_local,
             version = tracing::field::Empty,
         );
         let me = self.clone();
@@ -215,10 +216,13 @@ impl Dispatcher {
                 .heartbeat_details
                 .first()
                 .and_then(payload::to_json_text),
-            heartbeats: Some(Arc::new(CoreHeartbeats {
-                core: self.core.clone(),
-                token: token.to_vec(),
-            })),
+            // A local activity has no heartbeats to send: it runs inside a workflow task.
+            heartbeats: (!start.is_local).then(|| {
+                Arc::new(CoreHeartbeats {
+                    core: self.core.clone(),
+                    token: token.to_vec(),
+                }) as Arc<dyn HeartbeatSink>
+            }),
             cancellation: cancellation.clone(),
         };
         let outcome = tokio::select! {

@@ -10,6 +10,7 @@
 
 pub mod activities;
 pub mod payload;
+pub mod probe;
 pub mod workflow;
 
 use std::future::Future;
@@ -28,7 +29,7 @@ use temporalio_sdk_core::{init_worker, CoreRuntime, RuntimeOptions};
 
 pub use activities::DispatchSettings;
 pub use activity_runtime::{ActivityCatalog, ActivityTable};
-pub use workflow::{ActivityCallSettings, UserWorkflow};
+pub use workflow::{ActivityCallSettings, ActivityMode, UserWorkflow};
 
 /// Why the worker could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +177,11 @@ impl HostWorker {
             .activity_task_slot_supplier(FixedSizeSlotSupplier::new(
                 settings.max_concurrent_activities,
             ))
-            .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+            // Local activities (UserWorkflow's in-process mode) run in the same sandbox and
+            // share the host's capacity for activities.
+            .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+                settings.max_concurrent_activities,
+            ))
             .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
             .build();
         let options = WorkerOptions::new(settings.task_queue.clone())
@@ -203,7 +208,7 @@ impl HostWorker {
         // The SDK derives task types from what is registered; activities are ours.
         core_config.task_types = WorkerTaskTypes {
             enable_workflows: true,
-            enable_local_activities: false,
+            enable_local_activities: true,
             enable_remote_activities: true,
             enable_nexus: false,
         };

@@ -16,8 +16,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use temporalio_common::{ActivityDefinition, RetryPolicy};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
-    ActivityOptions, ApplicationFailure, SyncWorkflowContext, WorkflowContext, WorkflowContextView,
-    WorkflowResult, WorkflowTermination,
+    ActivityOptions, ApplicationFailure, LocalActivityOptions, SyncWorkflowContext,
+    WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination,
 };
 
 /// The workflow type name, as clients start it.
@@ -57,7 +57,32 @@ impl Action {
     }
 }
 
-/// The workflow's input: `{"user_id","email","name","action"}`.
+/// Where `UserWorkflow` runs its activities. Part of the run's input, so a replay makes the
+/// same choice whatever the host's configuration says today.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivityMode {
+    /// As Temporal activities on the task queue: any host of the fleet (or any SDK worker
+    /// serving the type) may run each one, with its own history events and heartbeats.
+    #[default]
+    Remote,
+    /// As Temporal local activities, in the sandbox of the host that runs the workflow task:
+    /// no dispatch through the server, results recorded in a marker.
+    Local,
+}
+
+impl ActivityMode {
+    /// The mode's name in requests and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivityMode::Remote => "remote",
+            ActivityMode::Local => "local",
+        }
+    }
+}
+
+/// The workflow's input: `{"user_id","email","name","action"}`, and optionally
+/// `"activity_mode": "remote" | "local"` (remote when absent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRequest {
     /// The user's id.
@@ -70,6 +95,9 @@ pub struct UserRequest {
     pub name: String,
     /// What to do.
     pub action: Action,
+    /// Where the activities run.
+    #[serde(default)]
+    pub activity_mode: ActivityMode,
 }
 
 /// The user record activities take.
@@ -163,16 +191,29 @@ impl Default for ActivityCallSettings {
 }
 
 impl ActivityCallSettings {
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::builder()
+            .initial_interval(self.initial_interval)
+            .backoff_coefficient(self.backoff_coefficient)
+            .maximum_interval(self.maximum_interval)
+            .maximum_attempts(self.maximum_attempts)
+            .build()
+    }
+
     fn options(&self) -> ActivityOptions {
         ActivityOptions::with_start_to_close_timeout(self.start_to_close)
-            .retry_policy(
-                RetryPolicy::builder()
-                    .initial_interval(self.initial_interval)
-                    .backoff_coefficient(self.backoff_coefficient)
-                    .maximum_interval(self.maximum_interval)
-                    .maximum_attempts(self.maximum_attempts)
-                    .build(),
-            )
+            .retry_policy(self.retry_policy())
+            .build()
+    }
+
+    /// The same timeout and retries for a local activity; the summary shows in the Web UI.
+    fn local_options(&self, activity_type: &str) -> LocalActivityOptions {
+        LocalActivityOptions::builder()
+            .start_to_close_timeout(self.start_to_close)
+            .retry_policy(self.retry_policy())
+            .summary(format!(
+                "{activity_type}, in-process on the workflow's host (sandboxed)"
+            ))
             .build()
     }
 }
@@ -238,11 +279,29 @@ fn check_cancel(ctx: &WorkflowContext<UserWorkflow>) -> WorkflowResult<()> {
     Ok(())
 }
 
-fn begin(ctx: &mut WorkflowContext<UserWorkflow>, step: &str) -> WorkflowResult<ActivityOptions> {
+/// Runs one step: the activity `act` with `input`, remote or local as the run asked.
+async fn call<I, O>(
+    ctx: &mut WorkflowContext<UserWorkflow>,
+    mode: ActivityMode,
+    act: Named<I, O>,
+    input: I,
+) -> WorkflowResult<O>
+where
+    I: Serialize + DeserializeOwned + 'static,
+    O: Serialize + DeserializeOwned + 'static,
+{
     check_cancel(ctx)?;
-    let step = step.to_string();
+    let step = act.name.to_string();
     ctx.state_mut(|s| s.progress.running = Some(step));
-    Ok(ctx.state(|s| s.settings.options()))
+    let settings = ctx.state(|s| s.settings.clone());
+    let output = match mode {
+        ActivityMode::Remote => ctx.execute_activity(act, input, settings.options()).await?,
+        ActivityMode::Local => {
+            let options = settings.local_options(act.name);
+            ctx.execute_local_activity(act, input, options).await?
+        }
+    };
+    Ok(output)
 }
 
 fn finish(ctx: &mut WorkflowContext<UserWorkflow>, update: impl FnOnce(&mut UserOutcome)) {
@@ -272,11 +331,9 @@ impl UserWorkflow {
             s.progress.result.action = Some(request.action);
         });
 
+        let mode = request.activity_mode;
         if request.action != Action::Delete {
-            let opts = begin(ctx, VALIDATE_USER.name)?;
-            let validation = ctx
-                .execute_activity(VALIDATE_USER, user.clone(), opts)
-                .await?;
+            let validation = call(ctx, mode, VALIDATE_USER, user.clone()).await?;
             finish(ctx, |_| {});
             if !validation.valid {
                 return Err(ApplicationFailure::builder(format!(
@@ -299,15 +356,11 @@ impl UserWorkflow {
                 } else {
                     UPDATE_USER
                 };
-                let opts = begin(ctx, act.name)?;
-                let stored = ctx.execute_activity(act, user, opts).await?;
+                let stored = call(ctx, mode, act, user).await?;
                 finish(ctx, |r| r.user = Some(stored));
             }
             Action::Delete => {
-                let opts = begin(ctx, DELETE_USER.name)?;
-                let deleted = ctx
-                    .execute_activity(DELETE_USER, request.user_id.clone(), opts)
-                    .await?;
+                let deleted = call(ctx, mode, DELETE_USER, request.user_id.clone()).await?;
                 finish(ctx, |r| r.deleted = Some(deleted));
             }
         }
@@ -322,10 +375,7 @@ impl UserWorkflow {
                 request.action.past_tense()
             ),
         };
-        let opts = begin(ctx, SEND_NOTIFICATION.name)?;
-        let delivery = ctx
-            .execute_activity(SEND_NOTIFICATION, notification, opts)
-            .await?;
+        let delivery = call(ctx, mode, SEND_NOTIFICATION, notification).await?;
         finish(ctx, |r| r.notification = Some(delivery));
         Ok(ctx.state(|s| s.progress.result.clone()))
     }

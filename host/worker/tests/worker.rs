@@ -19,6 +19,7 @@ fn request(user_id: &str, email: &str, name: &str, action: Action) -> UserReques
         email: email.into(),
         name: name.into(),
         action,
+        activity_mode: Default::default(),
     }
 }
 

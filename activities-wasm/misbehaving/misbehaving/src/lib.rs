@@ -155,6 +155,20 @@ impl Guest for Misbehaving {
         }
     }
 
+    fn unruly_validate_user(user: User) -> Validation {
+        match user.name.as_str() {
+            "trap" => panic!("unruly-validate-user: asked to trap for {}", user.user_id),
+            "spin" => {
+                Self::spin();
+                unreachable!()
+            }
+            _ => Validation {
+                valid: true,
+                reasons: Vec::new(),
+            },
+        }
+    }
+
     fn config_get(key: String) -> Option<String> {
         wasi::config::store::get(&key).ok().flatten()
     }

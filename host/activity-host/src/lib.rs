@@ -5,6 +5,7 @@ pub mod client;
 pub mod config;
 pub mod dev_server;
 pub mod host;
+pub mod live_reload;
 pub mod manifest;
 pub mod notifications;
 pub mod reference;

@@ -6,6 +6,7 @@ use activity_host::client::{ApiClient, ClientError, DeployOptions};
 use activity_host::config::Config;
 use activity_host::dev_server;
 use activity_host::host::{shutdown_signal, Host};
+use activity_host::live_reload::{BuildTool, LiveReload};
 use activity_host::manifest::Manifest;
 use activity_host::scaffold;
 use activity_runtime::ActivitySpec;
@@ -47,7 +48,31 @@ struct Cli {
 enum Command {
     /// Everything on one machine: starts the Temporal dev server (UI on dev.ui_port) when
     /// none answers, loads the reference activities, runs the worker and the REST API.
-    Dev,
+    Dev {
+        /// Also watch this activity crate: rebuild, deploy and call it on every save (as
+        /// `activity-host watch`).
+        #[arg(long, value_name = "DIR", requires = "name")]
+        watch: Option<PathBuf>,
+        #[command(flatten)]
+        reload: ReloadArgs,
+    },
+    /// Watch an activity crate: on every save rebuild it, deploy it to a host and call it
+    /// with the sample inputs. A failed build or a refused component leaves the running
+    /// version in place.
+    Watch {
+        /// The activity crate (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[command(flatten)]
+        reload: ReloadArgs,
+        #[command(flatten)]
+        grants: GrantArgs,
+        /// Config value KEY=VALUE the activity reads through wasi:config (repeatable).
+        #[arg(long = "config-value")]
+        config_values: Vec<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// The Temporal worker only: native workflows and WASM activities. Run many. Serves
     /// /healthz, /readyz and /metrics on api.listen for its orchestrator.
     Worker,
@@ -218,7 +243,23 @@ async fn run() -> anyhow::Result<()> {
 
 async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command {
-        Command::Dev => dev(config).await,
+        Command::Dev { watch, reload } => {
+            let reload = watch.map(|dir| reload.live_reload(dir, DeployOptions::default()));
+            dev(config, reload.transpose()?).await
+        }
+        Command::Watch {
+            dir,
+            reload,
+            grants,
+            config_values,
+            api,
+        } => {
+            let reload = reload.live_reload(dir, grants.deploy_options(config_values))?;
+            reload
+                .run(&api_client(&config, &api), shutdown_signal())
+                .await?;
+            Ok(())
+        }
         Command::Worker => worker(config).await,
         Command::Server => server(config).await,
         Command::Deploy {
@@ -234,14 +275,12 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
             api,
         } => {
             let options = DeployOptions {
-                allow_hosts: grants.allow_hosts,
-                kv_stores: grants.kv_stores,
-                config: config_values,
                 export,
                 max_memory_bytes: max_memory,
                 max_execution_ms,
                 max_output_bytes,
                 fuel,
+                ..grants.deploy_options(config_values)
             };
             let v = api_client(&config, &api)
                 .deploy(&file, &name, &options)
@@ -354,11 +393,12 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
             let wasm = scaffold::kebab(&name).replace('-', "_");
             println!("created {} for activity type {name}", dir.display());
             println!("  cd {}", dir.display());
-            println!("  cargo build --release --target wasm32-wasip2");
+            println!("  cargo build --release --target wasm32-wasip2   # or: cargo component build --release");
             println!(
                 "  activity-host deploy target/wasm32-wasip2/release/{wasm}.wasm --name {name}"
             );
             println!("  activity-host invoke {name} --input '{{\"name\":\"Ann\"}}'");
+            println!("  activity-host watch . --name {name} --input '{{\"name\":\"Ann\"}}'   # rebuild, deploy, call on every save");
             Ok(())
         }
         Command::Check { file, name, grants } => {
@@ -367,6 +407,44 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
             spec.grants.key_value_stores = grants.kv_stores;
             check(config, &file, spec).await
         }
+    }
+}
+
+/// What the save-to-running loop deploys and calls.
+#[derive(clap::Args)]
+struct ReloadArgs {
+    /// The activity type to deploy the crate as (required with a crate to watch).
+    #[arg(long)]
+    name: Option<String>,
+    /// A sample argument (JSON) to call the activity with after each deploy (repeatable:
+    /// one per parameter).
+    #[arg(long = "input", short = 'i')]
+    inputs: Vec<String>,
+    /// The build command.
+    #[arg(long, value_enum, default_value = "cargo")]
+    build: BuildTool,
+}
+
+impl ReloadArgs {
+    fn live_reload(self, dir: PathBuf, options: DeployOptions) -> anyhow::Result<LiveReload> {
+        let name = self
+            .name
+            .context("--name: the activity type to deploy the crate as")?;
+        let inputs = self
+            .inputs
+            .iter()
+            .map(|i| {
+                serde_json::from_str::<serde_json::Value>(i)
+                    .with_context(|| format!("--input {i:?} is not JSON"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(LiveReload {
+            dir,
+            name,
+            build: self.build,
+            inputs,
+            options,
+        })
     }
 }
 
@@ -379,6 +457,18 @@ struct GrantArgs {
     /// Key-value store the activity may open (repeatable).
     #[arg(long = "kv-store")]
     kv_stores: Vec<String>,
+}
+
+impl GrantArgs {
+    /// A deploy with these grants and `config` values (`KEY=VALUE`), the rest defaults.
+    fn deploy_options(self, config: Vec<String>) -> DeployOptions {
+        DeployOptions {
+            allow_hosts: self.allow_hosts,
+            kv_stores: self.kv_stores,
+            config,
+            ..Default::default()
+        }
+    }
 }
 
 /// Where the client commands find a host.
@@ -398,6 +488,17 @@ struct ApiArgs {
     /// Print the API's JSON answer instead of a summary.
     #[arg(long, global = true, value_enum, default_value = "text")]
     output: Output,
+}
+
+impl ApiArgs {
+    /// This process's own API (api.listen, api.admin_token).
+    fn local() -> Self {
+        Self {
+            api: None,
+            token: None,
+            output: Output::Text,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -788,7 +889,7 @@ fn shutdown_flag() -> watch::Receiver<bool> {
     rx
 }
 
-async fn dev(config: Config) -> anyhow::Result<()> {
+async fn dev(config: Config, reload: Option<LiveReload>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir.0)?;
     let temporal = tokio::task::spawn_blocking({
         let config = config.clone();
@@ -798,6 +899,13 @@ async fn dev(config: Config) -> anyhow::Result<()> {
     let host = Host::open(config).await?;
     host.start_registry().await?;
     host.deploy_reference_activities().await?;
+    if temporal.is_none() {
+        // Someone else's server: tell the user when it holds every task ~40 ms.
+        let t = host.config.workflow.temporal.clone();
+        tokio::spawn(
+            async move { dev_server::warn_if_slow_dispatch(&t.address, &t.namespace).await },
+        );
+    }
     let shutdown = shutdown_flag();
     let api = {
         let host = host.clone();
@@ -819,6 +927,18 @@ async fn dev(config: Config) -> anyhow::Result<()> {
     println!("          -d '{{\"user_id\":\"user-123\",\"email\":\"test@example.com\",\"name\":\"Test User\",\"action\":\"create\"}}'");
     println!("  Ctrl-C stops everything.");
     println!();
+    if let Some(reload) = reload {
+        let client = api_client(&host.config, &ApiArgs::local());
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = reload.run(&client, stopped).await {
+                tracing::error!(error = %e, "the watch loop stopped");
+            }
+        });
+    }
     let worker = host.run_worker(shutdown).await;
     let api = api.await.context("REST API task")?;
     drop(temporal);

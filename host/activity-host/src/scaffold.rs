@@ -97,7 +97,10 @@ pub fn files(name: &str) -> Vec<(PathBuf, String)> {
     let mut out = vec![
         (
             PathBuf::from("Cargo.toml"),
-            CARGO_TOML.replace("{kebab}", &kebab),
+            CARGO_TOML.replace("{kebab}", &kebab).replace(
+                "{component_dependencies}",
+                &component_dependencies("wit/deps"),
+            ),
         ),
         (
             PathBuf::from("src/lib.rs"),
@@ -117,7 +120,11 @@ pub fn files(name: &str) -> Vec<(PathBuf, String)> {
                 .replace("{snake}", &snake)
                 .replace("{Name}", name),
         ),
-        (PathBuf::from(".gitignore"), "/target\n".to_string()),
+        // cargo-component writes its generated bindings into src/.
+        (
+            PathBuf::from(".gitignore"),
+            "/target\n/src/bindings.rs\n".to_string(),
+        ),
     ];
     out.extend(
         WIT_DEPS
@@ -125,6 +132,35 @@ pub fn files(name: &str) -> Vec<(PathBuf, String)> {
             .map(|(p, text)| (Path::new("wit/deps").join(p), text.to_string())),
     );
     out
+}
+
+/// The `package` a vendored WIT file declares (`wasi:http@0.2.12` -> `wasi:http`).
+fn package_of(text: &str) -> Option<&str> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("package "))
+        .map(|p| {
+            p.trim_end_matches(';')
+                .split('@')
+                .next()
+                .unwrap_or(p)
+                .trim()
+        })
+}
+
+/// `[package.metadata.component.target.dependencies]` entries for every vendored package,
+/// under `deps` (relative to the crate): cargo-component resolves WIT packages from these
+/// paths, not from a `deps/` folder.
+pub fn component_dependencies(deps: &str) -> String {
+    let mut packages: Vec<(&str, &str)> = WIT_DEPS
+        .iter()
+        .filter_map(|(path, text)| Some((package_of(text)?, path.split('/').next()?)))
+        .collect();
+    packages.sort();
+    packages.dedup();
+    packages
+        .iter()
+        .map(|(package, dir)| format!("\"{package}\" = {{ path = \"{deps}/{dir}\" }}\n"))
+        .collect()
 }
 
 /// Writes a new activity crate for `name` into `dir` (which must not exist).
@@ -173,6 +209,9 @@ package = "my:{kebab}"
 path = "wit"
 world = "{kebab}"
 
+# The WIT packages under wit/deps, for cargo-component (plain cargo reads wit/deps itself).
+[package.metadata.component.target.dependencies]
+{component_dependencies}
 [profile.release]
 opt-level = "s"
 lto = true
@@ -256,13 +295,16 @@ A Temporal activity for activity-host, as a WebAssembly component.
 
 ```sh
 # build (either way)
-cargo build --release --target wasm32-wasip2
-cargo component build --release
+cargo build --release --target wasm32-wasip2    # target/wasm32-wasip2/release/{snake}.wasm
+cargo component build --release                 # target/wasm32-wasip1/release/{snake}.wasm
 
 # deploy to a running host, then call it
 activity-host deploy target/wasm32-wasip2/release/{snake}.wasm --name {Name}
 activity-host invoke {Name} --input '{"name":"Ann","language":"fr"}'
 temporal activity execute --type {Name} --task-queue user-task-queue   --activity-id try-1 --start-to-close-timeout 10s --input '{"name":"Ann"}'
+
+# or: rebuild, deploy and call on every save
+activity-host watch . --name {Name} --input '{"name":"Ann"}'
 ```
 
 The contract is `wit/world.wit`; `wit/deps/` holds the host's packages

@@ -159,19 +159,9 @@ async fn one_deploy_reaches_every_host_and_an_outage_of_the_database_loses_nothi
     let error: Value = refused.json().await.unwrap();
     assert_eq!(error["error"]["code"], "registry_unavailable", "{error}");
     // ValidateUser needs no database: it keeps answering, here as a standalone activity.
-    let invoked: Value = http
-        .post(format!(
-            "{}/api/v1/activities/ValidateUser/invoke",
-            bases[2]
-        ))
-        .json(&json!({"args": [{"user_id": "u", "email": "u@example.com", "name": "U"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(invoked["result"]["valid"], true, "{invoked}");
+    let body = json!({"args": [{"user_id": "u", "email": "u@example.com", "name": "U"}]});
+    let invoked = support::invoke_ok(&http, &bases[2], "ValidateUser", body).await;
+    assert_eq!(invoked["valid"], true, "{invoked}");
     tokio::time::sleep(Duration::from_secs(10)).await;
     pg.start_again().expect("postgres back");
     let closed = wait_closed(&http, &bases[1], &id, &run).await;

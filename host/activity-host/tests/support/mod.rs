@@ -270,3 +270,19 @@ pub async fn deploy_file(base: &str, file: &std::path::Path, name: &str) -> Valu
         .env("RUST_LOG", "error");
     serde_json::from_slice(&run_ok(cmd).await.stdout).unwrap()
 }
+
+/// `POST {base}/api/v1/activities/{name}/invoke` with `body` (the arguments, or the object
+/// form), which must complete; answers the result.
+pub async fn invoke_ok(http: &reqwest::Client, base: &str, name: &str, body: Value) -> Value {
+    let answer: Value = http
+        .post(format!("{base}/api/v1/activities/{name}/invoke"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["status"], "COMPLETED", "{name}: {answer}");
+    answer["result"].clone()
+}

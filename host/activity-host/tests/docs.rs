@@ -1,0 +1,191 @@
+//! docs/authoring.md, run as a reader would: every `sh` block in order, in one shell, from
+//! a checkout (`make install` first, then scaffold, both builds, check, deploy, invoke, the
+//! temporal CLI, the other languages), against a real host and dev server. A block marked
+//! `sh until-ctrl-c` runs in the background until it prints the text of its `# until:`
+//! comment, then gets Ctrl-C.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::Session;
+
+/// A fenced code block: its info string and its text.
+struct Block {
+    info: String,
+    text: String,
+}
+
+fn blocks(markdown: &str) -> Vec<Block> {
+    let mut out = Vec::new();
+    let mut current: Option<Block> = None;
+    for line in markdown.lines() {
+        match (&mut current, line.strip_prefix("```")) {
+            (None, Some(info)) => {
+                current = Some(Block {
+                    info: info.trim().to_string(),
+                    text: String::new(),
+                })
+            }
+            (Some(_), Some(_)) => out.extend(current.take()),
+            (Some(b), None) => {
+                b.text.push_str(line);
+                b.text.push('\n');
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+/// The shell script that runs the document's blocks in order: the first `sh` block in the
+/// directory the script starts in (the repository), the others in `$DOCS_SCRATCH`, without
+/// the repository's `CARGO_TARGET_DIR`.
+fn script(markdown: &str) -> String {
+    let mut script = String::from("set -euo pipefail\n");
+    let mut first = true;
+    for (i, block) in blocks(markdown).iter().enumerate() {
+        match block.info.as_str() {
+            "sh" => {
+                script.push_str(&format!("echo '--- block {i}'\n"));
+                script.push_str(&block.text);
+                if std::mem::take(&mut first) {
+                    script.push_str("cd \"$DOCS_SCRATCH\"\nunset CARGO_TARGET_DIR\n");
+                }
+            }
+            "sh until-ctrl-c" => {
+                let until = block
+                    .text
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("# until:"))
+                    .expect("an until-ctrl-c block says what to wait for")
+                    .trim()
+                    .replace('\'', r"'\''");
+                let command: Vec<&str> = block
+                    .text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty() && !l.trim().starts_with('#'))
+                    .collect();
+                script.push_str(&format!(
+                    "echo '--- block {i} (until Ctrl-C)'\n\
+                     log=$(mktemp)\n\
+                     {command} >\"$log\" 2>&1 &\n\
+                     pid=$!\n\
+                     for _ in $(seq 1 1200); do grep -qF -- '{until}' \"$log\" && break; kill -0 $pid 2>/dev/null || break; sleep 0.5; done\n\
+                     cat \"$log\"\n\
+                     grep -qF -- '{until}' \"$log\" || {{ echo 'never printed: {until}'; exit 1; }}\n\
+                     kill -INT $pid\n\
+                     wait $pid\n",
+                    command = command.join("\n")
+                ));
+            }
+            _ => {}
+        }
+    }
+    script
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The target directory this test was built in (`<target>/debug/deps/docs-...`).
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .unwrap()
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .to_path_buf()
+}
+
+#[test]
+fn the_script_runs_sh_blocks_and_waits_for_until_blocks() {
+    let md = "text\n```sh\necho a\n```\n```rust\nfn x() {}\n```\n```sh until-ctrl-c\nloop --x\n# until: ready'now\n```\n";
+    let s = script(md);
+    assert!(s.contains("echo a\ncd \"$DOCS_SCRATCH\"\n"), "{s}");
+    assert!(!s.contains("fn x"));
+    assert!(s.contains("loop --x >\"$log\" 2>&1 &"), "{s}");
+    assert!(s.contains(r"grep -qF -- 'ready'\''now'"), "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_authoring_guide_runs_as_written() {
+    let repo = repo();
+    let markdown = std::fs::read_to_string(repo.join("docs/authoring.md")).unwrap();
+    let session = Session::start_with(|c| {
+        c.workflow.temporal.task_queue = "user-task-queue".into();
+    })
+    .await;
+
+    // `make install` runs in this checkout, with its build directory (warm); the rest in a
+    // scratch directory that stands for the checkout's root (links to what
+    // `cd ../activities-wasm/...` reaches), so the scaffold is not written into the
+    // repository; only the other languages' outputs (git-ignored) are.
+    let work = tempfile::tempdir().unwrap();
+    let scratch = work.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    for entry in ["wit", "activities-wasm", ".venv", "rust-toolchain.toml"] {
+        std::os::unix::fs::symlink(repo.join(entry), scratch.join(entry)).unwrap();
+    }
+    let prefix = work.path().join("prefix");
+    let cargo_bin = which_dir("cargo");
+    let path = format!(
+        "{}:{}:{}:{}",
+        prefix.join("bin").display(),
+        repo.join(".venv/bin").display(),
+        cargo_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let script_path = work.path().join("authoring.sh");
+    std::fs::write(&script_path, script(&markdown)).unwrap();
+    let mut run = std::process::Command::new("bash");
+    run.arg(&script_path)
+        .current_dir(&repo)
+        .env("DOCS_SCRATCH", &scratch)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env("PATH", path)
+        .env("PREFIX", &prefix)
+        .env("DEBUG_INSTALL", "1")
+        .env("ACTIVITY_HOST_API", &session.base)
+        .env("TEMPORAL_ADDRESS", &session.server.address)
+        .env("RUST_LOG", "error")
+        .env_remove("ACTIVITY_HOST_CONFIG");
+    let out = tokio::task::spawn_blocking(move || run.output().unwrap())
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "docs/authoring.md failed:\n{text}");
+    assert!(prefix.join("bin/activity-host").exists(), "{text}");
+    // What the guide deployed is served.
+    let listed =
+        support::get_json(&session.http, format!("{}/api/v1/activities", session.base)).await;
+    for name in ["GreetUser", "ValidateUserPy", "ValidateUserJs"] {
+        assert!(
+            listed.as_array().unwrap().iter().any(|a| a["name"] == name),
+            "{name} not deployed: {listed}\n{text}"
+        );
+    }
+}
+
+/// The directory of `program` on the PATH (cargo's, so cargo-component next to it is found).
+fn which_dir(program: &str) -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap();
+    let bin = home.join("bin");
+    assert!(
+        bin.join(program).exists(),
+        "{program} is not in {}",
+        bin.display()
+    );
+    bin
+}

@@ -16,7 +16,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 pub enum DevServerError {
     /// No `temporal` CLI.
-    #[error("no Temporal server answers at {address} and {source}; set dev.temporal_cli, or run `make setup`")]
+    #[error("no Temporal server answers at {address} and none can be started (set dev.temporal_cli, or run `make setup`)")]
     NoCli {
         /// The configured address.
         address: String,

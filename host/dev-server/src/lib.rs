@@ -40,7 +40,7 @@ pub enum DevServerError {
     #[error("the temporal CLI was not found ({0})")]
     NoCli(String),
     /// Spawning it or writing its log failed.
-    #[error("could not start the Temporal dev server: {0}")]
+    #[error("could not start the Temporal dev server")]
     Spawn(#[from] std::io::Error),
     /// It exited or did not answer in time.
     #[error("the Temporal dev server did not become ready: {0}")]

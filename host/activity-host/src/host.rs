@@ -82,6 +82,8 @@ pub struct Host {
     pub registry: Arc<Registry>,
     /// What `/readyz` reports.
     pub readiness: Arc<Readiness>,
+    /// Pulls OCI artifacts for deploys by reference (API, watched directory).
+    pub oci: Arc<activity_oci::OciClient>,
 }
 
 impl Host {
@@ -147,12 +149,14 @@ impl Host {
             registry = registry.with_fleet(fleet);
         }
         let registry = Arc::new(registry);
+        let oci = Arc::new(activity_oci::OciClient::new(config.oci.clone()));
         Ok(Self {
             config,
             store,
             runtime,
             registry,
             readiness: Arc::default(),
+            oci,
         })
     }
 
@@ -229,6 +233,7 @@ impl Host {
             })?;
             tokio::spawn(crate::watch::watch(
                 self.registry.clone(),
+                self.oci.clone(),
                 dir.clone(),
                 Duration::from_millis(self.config.activities.watch_interval_ms),
                 self.config.runtime.limits,
@@ -259,6 +264,7 @@ impl Host {
                 grants: spec.grants,
                 limits: self.config.runtime.limits,
                 deployed_by: "dev".into(),
+                source: None,
             };
             let outcome = self
                 .registry
@@ -384,6 +390,7 @@ impl Host {
             task_queue: t.task_queue.clone(),
             store: self.store.clone(),
             registry: self.registry.clone(),
+            oci: self.oci.clone(),
             default_limits: self.config.runtime.limits,
             metrics: activity_api::observe::prometheus(),
             activity_mode: self.config.api.activity_mode,

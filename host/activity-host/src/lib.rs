@@ -2,6 +2,7 @@
 //! assembly of runtime, worker and API into the roles `dev`, `worker` and `server`.
 
 pub mod client;
+pub mod commands;
 pub mod config;
 pub mod dev_server;
 pub mod host;

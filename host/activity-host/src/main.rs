@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use activity_host::client::{ApiClient, ClientError, DeployOptions};
+use activity_host::commands::{self, Output};
 use activity_host::config::Config;
 use activity_host::dev_server;
 use activity_host::host::{shutdown_signal, Host};
@@ -78,10 +79,12 @@ enum Command {
     Worker,
     /// The REST API only.
     Server,
-    /// Deploy a component as an activity type through a host's REST API.
+    /// Deploy a component as an activity type through a host's REST API: a file, or an OCI
+    /// artifact that the host pulls (`oci://REGISTRY/REPOSITORY:TAG` or `...@sha256:DIGEST`).
     Deploy {
-        /// The component file (.wasm).
-        file: PathBuf,
+        /// The component file (.wasm), or oci://REGISTRY/REPOSITORY[:TAG|@sha256:DIGEST].
+        #[arg(value_name = "FILE|oci://REF")]
+        source: String,
         /// The activity type name to deploy it as.
         #[arg(long)]
         name: String,
@@ -108,6 +111,10 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Push a component to an OCI registry as a Wasm artifact; prints the manifest digest.
+    Push(commands::oci::PushArgs),
+    /// Pull a component from an OCI registry, checking its digests.
+    Pull(commands::oci::PullArgs),
     /// List, show, roll back or remove deployed activity types.
     Activities {
         #[command(subcommand)]
@@ -117,7 +124,8 @@ enum Command {
     },
     /// Deploy every activity of a manifest (TOML or YAML) through a host's REST API.
     ///
-    /// Each `[activity.NAME]` table names its component (`source`, relative to the manifest),
+    /// Each `[activity.NAME]` table names its component (`source`: a file relative to the
+    /// manifest, or an OCI artifact `oci://...` the host pulls),
     /// and optionally `export`, `allowed_hosts`, `key_value_stores`, `config` and `limits`.
     /// Activities whose bytes and settings are unchanged stay as they are. The manifest is
     /// checked whole before anything is deployed; a refused activity does not stop the others,
@@ -207,6 +215,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    activity_oci::install_crypto_provider();
     // Library errors are values here (guest failures, refused deploys): capturing a
     // backtrace for each costs more than a whole activity call. Panics keep theirs.
     // Set before any thread starts.
@@ -235,7 +244,13 @@ async fn run() -> anyhow::Result<()> {
         default.exists().then_some(default)
     });
     let config = Config::load(config_path.as_deref())?;
-    let telemetry = activity_host::telemetry::init(&config.telemetry)?;
+    // The roles log to stdout, as services do; client commands log to stderr, so their
+    // stdout is only their answer (`PINNED=$(activity-host push ... --quiet)`).
+    let service = matches!(
+        cli.command,
+        Command::Dev { .. } | Command::Worker | Command::Server
+    );
+    let telemetry = activity_host::telemetry::init(&config.telemetry, !service)?;
     let outcome = dispatch(cli, config).await;
     telemetry.shutdown();
     outcome
@@ -263,7 +278,7 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Worker => worker(config).await,
         Command::Server => server(config).await,
         Command::Deploy {
-            file,
+            source,
             name,
             grants,
             config_values,
@@ -283,7 +298,7 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
                 ..grants.deploy_options(config_values)
             };
             let v = api_client(&config, &api)
-                .deploy(&file, &name, &options)
+                .deploy_source(&source, &name, &options)
                 .await?;
             print(&api, &v, |v| {
                 let version = &v["version"];
@@ -301,6 +316,11 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
                 }
             });
             Ok(())
+        }
+        Command::Push(args) => commands::oci::push(args, &config.oci).await,
+        Command::Pull(args) => {
+            let max = config.registry.max_component_bytes as u64;
+            commands::oci::pull(args, &config.oci, max).await
         }
         Command::Activities { command, api } => activities(&config, command, &api).await,
         Command::Apply { file, prune, api } => apply(&config, &file, prune, &api).await,
@@ -361,6 +381,7 @@ async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
                 shown.api.admin_token = Some("********".into());
             }
             shown.registry.postgres_url = config.masked_postgres_url();
+            shown.oci = config.oci.masked();
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
                 Output::Text => print!("{}", serde_yaml::to_string(&shown)?),
@@ -501,12 +522,6 @@ impl ApiArgs {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Output {
-    Text,
-    Json,
-}
-
 #[derive(Subcommand)]
 enum WorkflowCommand {
     /// Start UserWorkflow; a run with the same id that is still open is answered instead.
@@ -599,13 +614,7 @@ fn print(
     value: &serde_json::Value,
     summary: impl FnOnce(&serde_json::Value) -> String,
 ) {
-    match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_default()
-        ),
-        Output::Text => println!("{}", summary(value)),
-    }
+    commands::print(args.output, value, summary)
 }
 
 async fn activities(
@@ -648,8 +657,15 @@ async fn activities(
                     .map(|a| {
                         a.iter()
                             .map(|x| {
+                                let from = match x["source"]["reference"].as_str() {
+                                    Some(r) => format!(
+                                        ", from {r} ({})",
+                                        x["source"]["manifest_digest"].as_str().unwrap_or("")
+                                    ),
+                                    None => String::new(),
+                                };
                                 format!(
-                                    "{} {:>3} {} {} bytes, by {}",
+                                    "{} {:>3} {} {} bytes, by {}{from}",
                                     if x["active"] == true { "*" } else { " " },
                                     x["seq"].as_u64().unwrap_or(0),
                                     x["digest"].as_str().unwrap_or(""),
@@ -813,7 +829,7 @@ async fn apply(config: &Config, file: &Path, prune: bool, args: &ApiArgs) -> any
     let mut failed = Vec::new();
     for (name, activity) in &manifest.activity {
         match client
-            .deploy(&activity.source, name, &activity.deploy_options())
+            .deploy_source(&activity.source, name, &activity.deploy_options())
             .await
         {
             Ok(v) => report.push(serde_json::json!({

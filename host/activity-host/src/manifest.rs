@@ -2,11 +2,15 @@
 //! components, grants, limits and config values, applied by `activity-host apply FILE`.
 //!
 //! Shaped after `spin.toml`: one table per activity under `activity`, the component under
-//! `source` (relative to the manifest), grants beside it.
+//! `source` (a file relative to the manifest, or an OCI artifact `oci://...` the host
+//! pulls), grants beside it.
 //!
 //! ```toml
 //! [activity.ValidateUser]
 //! source = "target/wasm32-wasip2/release/validate_user.wasm"
+//!
+//! [activity.CreateUser]
+//! source = "oci://ghcr.io/acme/create-user@sha256:4f1c..."
 //!
 //! [activity.SendNotification]
 //! source = "send_notification.wasm"
@@ -17,7 +21,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use figment::providers::{Format, Toml, Yaml};
 use figment::Figment;
@@ -59,8 +63,9 @@ pub struct LimitOverrides {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestActivity {
-    /// The component file, relative to the manifest.
-    pub source: PathBuf,
+    /// The component file, relative to the manifest (resolved by [`Manifest::load`]), or an
+    /// OCI artifact `oci://REGISTRY/REPOSITORY:TAG` / `...@sha256:DIGEST`.
+    pub source: String,
     /// The export to call, when not the type name in kebab case.
     #[serde(default)]
     pub export: Option<String>,
@@ -138,12 +143,18 @@ impl Manifest {
         for (name, activity) in &mut manifest.activity {
             activity_registry::check_name(name)
                 .map_err(|e| invalid(format!("activity.{name}: {e}")))?;
-            activity.source = dir.join(&activity.source);
-            if !activity.source.is_file() {
-                return Err(invalid(format!(
-                    "activity.{name}.source: no file at {}",
-                    activity.source.display()
-                )));
+            if activity.source.starts_with(activity_oci::SCHEME) {
+                activity_oci::ArtifactRef::parse(&activity.source)
+                    .map_err(|e| invalid(format!("activity.{name}.source: {e}")))?;
+            } else {
+                let file = dir.join(&activity.source);
+                if !file.is_file() {
+                    return Err(invalid(format!(
+                        "activity.{name}.source: no file at {}",
+                        file.display()
+                    )));
+                }
+                activity.source = file.display().to_string();
             }
             if let Some(key) = activity.config.keys().find(|k| k.is_empty()) {
                 return Err(invalid(format!(
@@ -158,6 +169,7 @@ impl Manifest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
@@ -197,7 +209,10 @@ activity:
         let a = Manifest::load(&toml).unwrap();
         assert_eq!(a, Manifest::load(&yaml).unwrap());
         let notify = &a.activity["Notify"];
-        assert_eq!(notify.source, dir.path().join("a.wasm"));
+        assert_eq!(
+            notify.source,
+            dir.path().join("a.wasm").display().to_string()
+        );
         let options = notify.deploy_options();
         assert_eq!(options.config, vec!["url=https://hooks.example.com/x"]);
         assert_eq!(options.max_execution_ms, Some(5000));
@@ -223,6 +238,10 @@ activity:
                 "max_execution_ms",
             ),
             ("[activity.A]\n", "source"),
+            (
+                "[activity.A]\nsource = \"oci://localhost:5000/Bad Ref\"\n",
+                "activity.A.source: invalid OCI reference",
+            ),
             ("", "nothing to apply"),
             ("[activity.A\n", "m.toml"),
         ] {

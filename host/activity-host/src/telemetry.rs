@@ -60,13 +60,22 @@ impl opentelemetry_http::HttpClient for OnRuntime {
 }
 
 /// Installs the global subscriber: `RUST_LOG` (else `telemetry.log_level`) filters, lines in
-/// `telemetry.log_format`, and an OpenTelemetry layer when an endpoint is configured.
-pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
+/// `telemetry.log_format` on stdout (or stderr, for client commands), and an OpenTelemetry
+/// layer when an endpoint is configured.
+pub fn init(config: &TelemetryConfig, to_stderr: bool) -> Result<Telemetry, TelemetryError> {
     let filter =
         || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
+    let writer = move || -> Box<dyn std::io::Write> {
+        if to_stderr {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        }
+    };
     let logs = match config.log_format {
-        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
             .json()
             .flatten_event(true)
             .with_current_span(true)

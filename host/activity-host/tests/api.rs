@@ -25,7 +25,7 @@ async fn cancel_and_list_through_the_api() {
         move |c| c.workflow.temporal.task_queue = q,
         false,
     );
-    let http = reqwest::Client::new();
+    let http = support::http();
     let base = api.base.clone();
     let ready: Value = eventually(Duration::from_secs(30), || async {
         let res = http.get(format!("{base}/readyz")).send().await.ok()?;
@@ -374,7 +374,7 @@ async fn temporal_away_is_503_and_the_api_recovers_without_a_restart() {
     let port = test_support::free_port();
     let address = format!("127.0.0.1:{port}");
     let host = start_host_at(&address, |_| {}, true);
-    let http = reqwest::Client::new();
+    let http = support::http();
     let base = host.base.clone();
     eventually(Duration::from_secs(30), || async {
         http.get(format!("{base}/healthz")).send().await.ok()

@@ -120,6 +120,19 @@ async fn the_authoring_guide_runs_as_written() {
         c.workflow.temporal.task_queue = "user-task-queue".into();
     })
     .await;
+    // The OCI section pushes to a registry and promotes to a second ("production") host.
+    let registry = tokio::task::spawn_blocking(|| test_support::OciRegistry::start(None))
+        .await
+        .unwrap()
+        .expect("docker-registry");
+    let production = support::start_host_at(&session.server.address, |_| {}, false);
+    test_support::eventually(std::time::Duration::from_secs(60), || async {
+        let url = format!("{}/api/v1/activities", production.base);
+        let res = session.http.get(url).send().await.ok()?;
+        (res.status() == 200).then_some(())
+    })
+    .await
+    .expect("the production host answers");
 
     // `make install` runs in this checkout, with its build directory (warm); the rest in a
     // scratch directory that stands for the checkout's root (links to what
@@ -151,6 +164,9 @@ async fn the_authoring_guide_runs_as_written() {
         .env("PREFIX", &prefix)
         .env("DEBUG_INSTALL", "1")
         .env("ACTIVITY_HOST_API", &session.base)
+        .env("REGISTRY", registry.host())
+        .env("PRODUCTION_API", &production.base)
+        .env("DOCKER_CONFIG", work.path().join("no-docker-config"))
         .env("TEMPORAL_ADDRESS", &session.server.address)
         .env("RUST_LOG", "error")
         .env_remove("ACTIVITY_HOST_CONFIG");
@@ -173,6 +189,38 @@ async fn the_authoring_guide_runs_as_written() {
             "{name} not deployed: {listed}\n{text}"
         );
     }
+    // Production serves the artifact staging serves, recorded with its reference.
+    let shown = |base: String| {
+        let http = session.http.clone();
+        async move { support::get_json(&http, format!("{base}/api/v1/activities/GreetUser")).await }
+    };
+    let (staging, prod) = (
+        shown(session.base.clone()).await,
+        shown(production.base.clone()).await,
+    );
+    let active = |v: &serde_json::Value| {
+        v["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["active"] == true)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        active(&prod)["digest"],
+        active(&staging)["digest"],
+        "{prod}\n{staging}"
+    );
+    let source = &active(&prod)["source"];
+    assert!(
+        source["reference"].as_str().unwrap().starts_with(&format!(
+            "oci://{}/team/greet-user@sha256:",
+            registry.host()
+        )),
+        "{prod}"
+    );
+    assert_eq!(source, &active(&staging)["source"], "{prod}\n{staging}");
 }
 
 /// The directory of `program` on the PATH (cargo's, so cargo-component next to it is found).

@@ -71,7 +71,7 @@ async fn one_deploy_reaches_every_host_and_an_outage_of_the_database_loses_nothi
     let mut pg = Postgres::start().expect("postgres");
     let server = DevServer::start().expect("dev server");
     let queue = format!("fleet-{}", test_support::free_port());
-    let http = reqwest::Client::new();
+    let http = support::http();
     let (hosts, v1) = start_fleet(&http, &server, &pg, &queue, 3).await;
     let bases: Vec<String> = hosts.iter().map(|h| h.base.clone()).collect();
 
@@ -188,7 +188,7 @@ async fn hosts_reconnect_by_themselves_when_temporal_restarts_under_load() {
     let pg = Postgres::start().expect("postgres");
     let mut server = DevServer::start().expect("dev server");
     let queue = format!("fleet-{}", test_support::free_port());
-    let http = reqwest::Client::new();
+    let http = support::http();
     let (hosts, _) = start_fleet(&http, &server, &pg, &queue, 2).await;
     let bases: Vec<String> = hosts.iter().map(|h| h.base.clone()).collect();
     let mut started = Vec::new();
@@ -213,6 +213,69 @@ async fn hosts_reconnect_by_themselves_when_temporal_restarts_under_load() {
             support::wait_closed_within(&http, base, id, run, Duration::from_secs(90)).await;
         assert_eq!(closed["status"], "COMPLETED", "{id}: {closed}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_by_reference_is_pulled_once_and_every_host_gets_it_from_the_store() {
+    let pg = Postgres::start().expect("postgres");
+    let server = DevServer::start().expect("dev server");
+    let mut registry = test_support::OciRegistry::start(None).expect("docker-registry");
+    let queue = format!("fleet-{}", test_support::free_port());
+    let http = support::http();
+    let (hosts, v1) = start_fleet(&http, &server, &pg, &queue, 2).await;
+    let bases: Vec<String> = hosts.iter().map(|h| h.base.clone()).collect();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), variant("oci")).unwrap();
+    let tag = format!("{}/fleet/validate-user:1", registry.host());
+    let mut push = std::process::Command::new(env!("CARGO_BIN_EXE_activity-host"));
+    push.arg("push").arg(file.path()).arg(&tag).arg("--quiet");
+    let pinned = String::from_utf8(support::run_ok(push).await.stdout).unwrap();
+    let source = format!("oci://{}", pinned.trim());
+
+    let res = http
+        .put(format!("{}/api/v1/activities/ValidateUser", bases[0]))
+        .json(&json!({ "source": source }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    // The registry goes away: the other host still gets the version, from the shared store.
+    registry.stop();
+    let v2 = serving_digest(&http, &bases[0]).await.unwrap();
+    assert_ne!(v1, v2);
+    let seen = eventually(Duration::from_secs(10), || async {
+        (serving_digest(&http, &bases[1]).await.as_deref() == Some(v2.as_str())).then_some(())
+    })
+    .await;
+    assert!(
+        seen.is_some(),
+        "the second host never served the pulled version"
+    );
+    let details = get_json(
+        &http,
+        format!("{}/api/v1/activities/ValidateUser", bases[1]),
+    )
+    .await;
+    let active = details["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["active"] == true)
+        .cloned()
+        .unwrap();
+    assert_eq!(active["source"]["reference"], source.as_str(), "{details}");
+    // A deploy by reference while the registry is down: 503 on any host, nothing changes.
+    let res = http
+        .put(format!("{}/api/v1/activities/ValidateUser", bases[1]))
+        .json(&json!({ "source": format!("oci://{tag}") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(
+        serving_digest(&http, &bases[1]).await.as_deref(),
+        Some(v2.as_str())
+    );
 }
 
 /// An `activity-host` process, killed (SIGKILL) when dropped.
@@ -298,7 +361,7 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) {
 async fn a_host_killed_during_deploys_leaves_a_whole_version_active() {
     let pg = Postgres::start().expect("postgres");
     let server = DevServer::start().expect("dev server");
-    let http = reqwest::Client::new();
+    let http = support::http();
     let mut deployed = vec![];
     for round in 0..6u64 {
         let mut host = host_process("server", false, &pg, &server.address, "q");
@@ -355,7 +418,7 @@ async fn slots_in_use(http: &reqwest::Client, base: &str) -> f64 {
 async fn a_host_killed_mid_activity_loses_no_work() {
     let pg = Postgres::start().expect("postgres");
     let server = DevServer::start().expect("dev server");
-    let http = reqwest::Client::new();
+    let http = support::http();
     let queue = format!("fleet-{}", test_support::free_port());
     // The API host deploys the reference activities; two worker hosts serve them.
     let api_host = host_process("server", true, &pg, &server.address, &queue);

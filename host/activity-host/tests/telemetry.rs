@@ -27,7 +27,10 @@ async fn spans_are_exported_to_the_configured_collector() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = {
+        activity_oci::install_crypto_provider();
+        reqwest::Client::new()
+    };
     let base = format!("http://{listen}");
     eventually(Duration::from_secs(30), || async {
         http.get(format!("{base}/healthz")).send().await.ok()

@@ -1,10 +1,12 @@
-//! The activity routes: deploy (`PUT` with the component's bytes), list, show, roll back,
-//! remove.
+//! The activity routes: deploy (`PUT` with the component's bytes, or a JSON body naming an
+//! OCI artifact to pull), list, show, roll back, remove.
 
 use std::sync::Arc;
 
+use activity_oci::{ArtifactRef, OciClient, OciError};
 use activity_registry::{
-    ActivityDetails, ActivitySummary, DeployOutcome, DeployRequest, RegistryError, VersionView,
+    ActivityDetails, ActivitySummary, ArtifactSource, DeployOutcome, DeployRequest, Registry,
+    RegistryError, VersionView,
 };
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -38,6 +40,73 @@ fn registry_error(e: RegistryError) -> ApiError {
         code,
         message: e.to_string(),
     }
+}
+
+fn oci_error(e: OciError) -> ApiError {
+    let (status, code) = match &e {
+        OciError::InvalidReference { .. } => (StatusCode::BAD_REQUEST, "invalid_reference"),
+        OciError::NotFound { .. } => (StatusCode::NOT_FOUND, "artifact_not_found"),
+        OciError::Unreachable { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, "oci_registry_unreachable")
+        }
+        OciError::Unauthorized { .. } => (StatusCode::BAD_GATEWAY, "oci_registry_unauthorized"),
+        OciError::Registry { .. } | OciError::Invalid(_) => {
+            (StatusCode::BAD_GATEWAY, "oci_registry_failed")
+        }
+        OciError::DigestMismatch(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "artifact_digest_mismatch")
+        }
+        OciError::NotWasm(_) | OciError::NotAComponent(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "not_a_wasm_artifact")
+        }
+        OciError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "component_too_large"),
+    };
+    ApiError {
+        status,
+        code,
+        message: e.to_string(),
+    }
+}
+
+/// Pulls the artifact `source` names (`oci://REF`) and deploys it as `name`, recording the
+/// reference and the manifest digest with the version. A pull that fails changes nothing.
+pub async fn deploy_reference(
+    registry: &Registry,
+    oci: &OciClient,
+    name: &str,
+    source: &str,
+    mut request: DeployRequest,
+) -> Result<DeployOutcome, ApiError> {
+    activity_registry::check_name(name).map_err(registry_error)?;
+    if !source.starts_with(activity_oci::SCHEME) {
+        return Err(ApiError::bad_request(
+            "invalid_reference",
+            format!("source must be an OCI reference written oci://REGISTRY/REPOSITORY:TAG or oci://REGISTRY/REPOSITORY@sha256:DIGEST, found {source:?}"),
+        ));
+    }
+    let reference = ArtifactRef::parse(source).map_err(oci_error)?;
+    let pulled = oci
+        .pull(&reference, registry.max_component_bytes() as u64)
+        .await
+        .map_err(oci_error)?;
+    request.source = Some(ArtifactSource {
+        reference: reference.to_string(),
+        manifest_digest: pulled.manifest_digest,
+    });
+    registry
+        .deploy(name, pulled.bytes, request)
+        .await
+        .map_err(registry_error)
+}
+
+/// A deploy by reference: the JSON body of `PUT /api/v1/activities/{name}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeploySource {
+    /// The OCI artifact to pull: `oci://REGISTRY/REPOSITORY:TAG` or
+    /// `oci://REGISTRY/REPOSITORY@sha256:DIGEST` (then the manifest must hash to it).
+    #[schema(example = "oci://localhost:5000/team/validate-user:1.2.0")]
+    pub source: String,
 }
 
 /// Reads grants, limits and the export from the query string:
@@ -83,22 +152,27 @@ fn deploy_request(query: Option<&str>, state: &ApiState) -> Result<DeployRequest
     Ok(request)
 }
 
-/// `PUT /api/v1/activities/{name}`: deploys the body as activity type `name`. `201` when a
-/// new version became active, `200` when the same one already was.
+/// `PUT /api/v1/activities/{name}`: deploys the body (the component's bytes, or a JSON
+/// `{"source": "oci://..."}` naming an artifact the host pulls) as activity type `name`.
+/// `201` when a new version became active, `200` when the same one already was.
 #[utoipa::path(put, operation_id = "deploy_activity", path = "/api/v1/activities/{name}", tag = "activities",
     params(("name" = String, Path, description = "Activity type name: letters, digits, '_', '-', '.'"), DeployParams),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component's bytes"),
+    request_body(description = "The component's bytes, or the OCI artifact to pull", content(
+        (Vec<u8> = "application/wasm"),
+        (DeploySource = "application/json"))),
     security(("admin_token" = [])),
     responses(
         (status = 201, description = "A new version is active", body = Object),
         (status = 200, description = "The same version was already active", body = Object),
-        (status = 400, description = "Invalid name, empty body or parameter", body = ErrorBody),
+        (status = 400, description = "Invalid name, empty body, parameter or reference", body = ErrorBody),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
+        (status = 404, description = "The OCI artifact is not in its registry", body = ErrorBody),
         (status = 413, description = "Over registry.max_component_bytes", body = ErrorBody),
-        (status = 415, description = "Not application/wasm", body = ErrorBody),
-        (status = 422, description = "Not a component that fits; nothing changed", body = ErrorBody),
-        (status = 503, description = "The registry store is unavailable", body = ErrorBody)))]
+        (status = 415, description = "Neither application/wasm nor application/json", body = ErrorBody),
+        (status = 422, description = "Not a component that fits, not a Wasm artifact, or a digest mismatch; nothing changed", body = ErrorBody),
+        (status = 502, description = "The OCI registry refused the host's credentials or failed", body = ErrorBody),
+        (status = 503, description = "The registry store or the OCI registry is unavailable", body = ErrorBody)))]
 pub async fn deploy(
     State(state): State<Arc<ApiState>>,
     ApiPath(name): ApiPath<String>,
@@ -111,11 +185,12 @@ pub async fn deploy(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let essence = content_type.split(';').next().unwrap_or_default().trim();
-    if !WASM_CONTENT_TYPES.contains(&essence) {
+    let by_reference = essence.eq_ignore_ascii_case("application/json");
+    if !by_reference && !WASM_CONTENT_TYPES.contains(&essence) {
         return Err(ApiError {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
             code: "unsupported_media_type",
-            message: format!("send the component's bytes with Content-Type: application/wasm (found {content_type:?})"),
+            message: format!("send the component's bytes with Content-Type: application/wasm, or {{\"source\": \"oci://...\"}} with Content-Type: application/json (found {content_type:?})"),
         });
     }
     let body = body.map_err(|e| match e.status() {
@@ -135,11 +210,24 @@ pub async fn deploy(
     })?;
     activity_registry::check_name(&name).map_err(registry_error)?;
     let request = deploy_request(query.as_deref(), &state)?;
-    let outcome = state
-        .registry
-        .deploy(&name, body.to_vec(), request)
-        .await
-        .map_err(registry_error)?;
+    let outcome = if by_reference {
+        if body.starts_with(b"\0asm") {
+            return Err(ApiError {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                code: "unsupported_media_type",
+                message: "the body is a WebAssembly binary sent as application/json: send it with Content-Type: application/wasm".into(),
+            });
+        }
+        let DeploySource { source } = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("malformed_json", e.to_string()))?;
+        deploy_reference(&state.registry, &state.oci, &name, &source, request).await?
+    } else {
+        state
+            .registry
+            .deploy(&name, body.to_vec(), request)
+            .await
+            .map_err(registry_error)?
+    };
     let status = if outcome.changed {
         StatusCode::CREATED
     } else {

@@ -3,7 +3,7 @@
 //! Handlers validate everything a client sends before anything reaches Temporal, and answer
 //! errors as `{"error":{"code","message"}}`.
 
-mod activities;
+pub mod activities;
 mod error;
 pub mod guard;
 mod invoke;
@@ -74,6 +74,8 @@ pub struct ApiState {
     pub store: Arc<dyn KeyValueBackend>,
     /// The module registry.
     pub registry: Arc<Registry>,
+    /// Pulls OCI artifacts for deploys by reference, with the host's registry credentials.
+    pub oci: Arc<activity_oci::OciClient>,
     /// Limits a deployment gets for what it does not set.
     pub default_limits: ActivityLimits,
     /// The process's metrics, rendered by `GET /metrics`.

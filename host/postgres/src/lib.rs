@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS registry_versions (
     spec           TEXT   NOT NULL,
     PRIMARY KEY (activity, seq)
 );
+ALTER TABLE registry_versions ADD COLUMN IF NOT EXISTS source TEXT;
 CREATE TABLE IF NOT EXISTS registry_active (
     activity TEXT PRIMARY KEY,
     seq      BIGINT NOT NULL

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use activity_postgres::{connect, listen, PostgresKeyValue, PostgresRegistryStore};
-use activity_registry::store::{RegistryStore, VersionRecord};
+use activity_registry::store::{ArtifactSource, RegistryStore, VersionRecord};
 use activity_runtime::{ActivitySpec, ComponentDigest, KeyValueBackend};
 use test_support::Postgres;
 
@@ -16,6 +16,11 @@ fn record(bytes: &[u8], by: &str) -> VersionRecord {
         deployed_at_ms: 1,
         deployed_by: by.into(),
         spec: ActivitySpec::new("ValidateUser"),
+        // The second version of each test comes from an OCI artifact: the column round-trips.
+        source: (by == "b").then(|| ArtifactSource {
+            reference: "oci://localhost:5000/team/validate-user:1.0.0".into(),
+            manifest_digest: format!("sha256:{}", "0".repeat(64)),
+        }),
     }
 }
 
@@ -58,6 +63,8 @@ async fn registry_store_keeps_history_and_notifies_every_change() {
     assert_eq!(history.0.len(), 2);
     assert_eq!(history.0[1].deployed_by, "b");
     assert_eq!(history.0[1].spec, v2.spec);
+    assert_eq!(history.0[1].source, v2.source);
+    assert!(history.0[1].source.is_some() && history.0[0].source.is_none());
     assert_eq!(history.1, Some(1));
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].digest, ComponentDigest::of(b"one"));

@@ -19,7 +19,7 @@ use activity_runtime::{
 use serde::Serialize;
 
 pub use sqlite::SqliteRegistryStore;
-pub use store::{FleetHost, FleetStore, RegistryStore, StoreError, VersionRecord};
+pub use store::{ArtifactSource, FleetHost, FleetStore, RegistryStore, StoreError, VersionRecord};
 
 /// Longest activity type name, in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
@@ -97,6 +97,8 @@ pub struct DeployRequest {
     pub limits: ActivityLimits,
     /// Who deploys (for the history).
     pub deployed_by: String,
+    /// The OCI artifact the bytes were pulled from, when deployed by reference.
+    pub source: Option<ArtifactSource>,
 }
 
 /// A version as the API shows it.
@@ -120,6 +122,9 @@ pub struct VersionView {
     pub limits: ActivityLimits,
     /// True for the version serving now.
     pub active: bool,
+    /// The OCI artifact it was pulled from, when deployed by reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<ArtifactSource>,
 }
 
 impl VersionView {
@@ -134,6 +139,7 @@ impl VersionView {
             grants: r.spec.grants.clone(),
             limits: r.spec.limits,
             active: Some(r.seq) == active,
+            source: r.source.clone(),
         }
     }
 }
@@ -403,7 +409,8 @@ impl Registry {
             self.blocking(move |s| s.versions(&name)).await?
         };
         if let Some(current) = versions.iter().find(|v| Some(v.seq) == active) {
-            if current.digest == digest && current.spec == spec {
+            if current.digest == digest && current.spec == spec && current.source == request.source
+            {
                 return Ok(DeployOutcome {
                     changed: false,
                     version: VersionView::of(current, active),
@@ -417,6 +424,7 @@ impl Registry {
             deployed_at_ms: now_ms(),
             deployed_by: request.deployed_by,
             spec,
+            source: request.source,
         };
         let record = {
             let (name, digest) = (name.to_string(), digest.clone());

@@ -8,7 +8,7 @@ use std::time::Duration;
 use activity_runtime::ComponentDigest;
 use rusqlite::{params, OptionalExtension};
 
-use crate::store::{RegistryStore, StoreError, VersionRecord};
+use crate::store::{ArtifactSource, RegistryStore, StoreError, VersionRecord};
 
 /// How long SQLite waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,6 +42,13 @@ impl SqliteRegistryStore {
                 seq      INTEGER NOT NULL
             );",
         )?;
+        // Added with deploys by OCI reference; older indexes get the column here.
+        let has_source = conn
+            .prepare("SELECT 1 FROM pragma_table_info('versions') WHERE name = 'source'")?
+            .exists([])?;
+        if !has_source {
+            conn.execute("ALTER TABLE versions ADD COLUMN source TEXT", [])?;
+        }
         Ok(Self {
             conn: Mutex::new(conn),
             blobs: blobs.to_path_buf(),
@@ -59,7 +66,9 @@ impl SqliteRegistryStore {
     }
 }
 
-fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(u64, String, u64, u64, String, String)> {
+type Raw = (u64, String, u64, u64, String, String, Option<String>);
+
+fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -67,11 +76,12 @@ fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(u64, String, u64, u64, S
         row.get(3)?,
         row.get(4)?,
         row.get(5)?,
+        row.get(6)?,
     ))
 }
 
-fn decode(raw: (u64, String, u64, u64, String, String)) -> Result<VersionRecord, StoreError> {
-    let (seq, digest, size, deployed_at_ms, deployed_by, spec) = raw;
+fn decode(raw: Raw) -> Result<VersionRecord, StoreError> {
+    let (seq, digest, size, deployed_at_ms, deployed_by, spec, source) = raw;
     let digest: ComponentDigest = serde_json::from_value(serde_json::Value::String(digest))
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let spec = serde_json::from_str(&spec)
@@ -83,10 +93,12 @@ fn decode(raw: (u64, String, u64, u64, String, String)) -> Result<VersionRecord,
         deployed_at_ms,
         deployed_by,
         spec,
+        source: ArtifactSource::from_column(seq, source)?,
     })
 }
 
-const SELECT: &str = "SELECT seq, digest, size, deployed_at_ms, deployed_by, spec FROM versions";
+const SELECT: &str =
+    "SELECT seq, digest, size, deployed_at_ms, deployed_by, spec, source FROM versions";
 
 impl RegistryStore for SqliteRegistryStore {
     fn put_blob(&self, digest: &ComponentDigest, bytes: &[u8]) -> Result<(), StoreError> {
@@ -124,8 +136,9 @@ impl RegistryStore for SqliteRegistryStore {
             |r| r.get(0),
         )?;
         tx.execute(
-            "INSERT INTO versions (activity, seq, digest, size, deployed_at_ms, deployed_by, spec)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO versions
+             (activity, seq, digest, size, deployed_at_ms, deployed_by, spec, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 activity,
                 seq,
@@ -133,7 +146,8 @@ impl RegistryStore for SqliteRegistryStore {
                 record.size,
                 record.deployed_at_ms,
                 record.deployed_by,
-                spec
+                spec,
+                ArtifactSource::to_column(&record.source)
             ],
         )?;
         tx.execute(
@@ -178,7 +192,7 @@ impl RegistryStore for SqliteRegistryStore {
         let conn = self.conn()?;
         let raw: Vec<_> = conn
             .prepare_cached(
-                "SELECT v.seq, v.digest, v.size, v.deployed_at_ms, v.deployed_by, v.spec
+                "SELECT v.seq, v.digest, v.size, v.deployed_at_ms, v.deployed_by, v.spec, v.source
                  FROM active a JOIN versions v ON v.activity = a.activity AND v.seq = a.seq
                  ORDER BY a.activity",
             )?
@@ -197,5 +211,60 @@ impl RegistryStore for SqliteRegistryStore {
         )?;
         tx.commit()?;
         Ok(removed > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use activity_runtime::ActivitySpec;
+
+    #[test]
+    fn an_index_from_before_oci_sources_gets_the_column_and_keeps_its_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = dir.path().join("registry.sqlite");
+        {
+            let old = rusqlite::Connection::open(&index).unwrap();
+            old.execute_batch(
+                "CREATE TABLE versions (activity TEXT NOT NULL, seq INTEGER NOT NULL,
+                   digest TEXT NOT NULL, size INTEGER NOT NULL, deployed_at_ms INTEGER NOT NULL,
+                   deployed_by TEXT NOT NULL, spec TEXT NOT NULL, PRIMARY KEY (activity, seq));
+                 CREATE TABLE active (activity TEXT PRIMARY KEY, seq INTEGER NOT NULL);",
+            )
+            .unwrap();
+            let spec = serde_json::to_string(&ActivitySpec::new("A")).unwrap();
+            old.execute(
+                "INSERT INTO versions VALUES ('A', 1, ?1, 3, 1, 'api', ?2)",
+                params![ComponentDigest::of(b"one").as_str(), spec],
+            )
+            .unwrap();
+        }
+        let store = SqliteRegistryStore::open(&index, &dir.path().join("modules")).unwrap();
+        let source = ArtifactSource {
+            reference: "oci://localhost:5000/a:1".into(),
+            manifest_digest: format!("sha256:{}", "1".repeat(64)),
+        };
+        let added = store
+            .add_version(
+                "A",
+                VersionRecord {
+                    seq: 0,
+                    digest: ComponentDigest::of(b"two"),
+                    size: 3,
+                    deployed_at_ms: 2,
+                    deployed_by: "api".into(),
+                    spec: ActivitySpec::new("A"),
+                    source: Some(source.clone()),
+                },
+            )
+            .unwrap();
+        assert_eq!(added.seq, 2);
+        let (versions, active) = store.versions("A").unwrap();
+        assert_eq!(active, Some(2));
+        assert_eq!(versions[0].source, None);
+        assert_eq!(versions[1].source, Some(source));
+        // Opening again (the column is there now) is fine.
+        drop(store);
+        SqliteRegistryStore::open(&index, &dir.path().join("modules")).unwrap();
     }
 }

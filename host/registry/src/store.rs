@@ -43,6 +43,34 @@ pub struct VersionRecord {
     pub deployed_by: String,
     /// Activity type, export, grants and limits.
     pub spec: ActivitySpec,
+    /// The OCI artifact it was pulled from, when deployed by reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ArtifactSource>,
+}
+
+/// The OCI artifact a version was pulled from: what CI built, traceable from what runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactSource {
+    /// The reference deployed (`oci://registry/repository:tag` or `...@sha256:...`).
+    pub reference: String,
+    /// The manifest digest the reference resolved to (`REPOSITORY@DIGEST` pins it).
+    pub manifest_digest: String,
+}
+
+impl ArtifactSource {
+    /// The stored form (JSON), for a text column.
+    pub fn to_column(source: &Option<Self>) -> Option<String> {
+        source.as_ref().and_then(|s| serde_json::to_string(s).ok())
+    }
+
+    /// Reads the stored form back.
+    pub fn from_column(seq: u64, text: Option<String>) -> Result<Option<Self>, StoreError> {
+        text.map(|t| {
+            serde_json::from_str(&t)
+                .map_err(|e| StoreError::Corrupt(format!("source of version {seq}: {e}")))
+        })
+        .transpose()
+    }
 }
 
 /// Storage of the registry. Implementations block; the registry calls them off the async threads.

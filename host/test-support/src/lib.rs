@@ -5,10 +5,12 @@
 pub mod caller;
 mod dev_server;
 mod http_sink;
+pub mod oci_registry;
 pub mod postgres;
 
 pub use dev_server::{free_port, temporal_cli, DevServer, DevServerError};
 pub use http_sink::{HttpSink, Received};
+pub use oci_registry::OciRegistry;
 pub use postgres::Postgres;
 
 /// Runs a `!Send` future (the SDK's workflow half is) on a thread with a multi-threaded

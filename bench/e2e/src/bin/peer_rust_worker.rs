@@ -296,7 +296,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let activities = UserActivities {
         store: Arc::new(SqliteKeyValue::open(&args.db).context("users store")?),
         webhook_url: args.webhook_url,
-        http: reqwest::Client::new(),
+        http: {
+            // The workspace builds reqwest without a TLS provider of its own (see activity-oci).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::new()
+        },
     };
     let tuner = TunerHolder::builder()
         .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(100))

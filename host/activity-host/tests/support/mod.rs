@@ -26,6 +26,12 @@ impl Drop for RunningHost {
     }
 }
 
+/// An HTTP client for the tests (the process's TLS provider installed first).
+pub fn http() -> reqwest::Client {
+    activity_oci::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 pub fn start_host(server: &DevServer) -> RunningHost {
     start_host_with(server, |_| {})
 }
@@ -167,7 +173,7 @@ impl Session {
             .unwrap()
             .unwrap();
         let host = start_host_with(&server, adjust);
-        let http = reqwest::Client::new();
+        let http = http();
         let base = host.base.clone();
         // Ready: Temporal connected, registry loaded, worker polling.
         eventually(Duration::from_secs(30), || async {

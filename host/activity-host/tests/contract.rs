@@ -30,6 +30,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/api/v1/openapi.json"),
     ("get", "/docs"),
+    ("get", "/docs/{file}"),
 ];
 
 fn validator() -> PathBuf {

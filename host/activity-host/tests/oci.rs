@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{cli, run_ok, start_host_at, RunningHost, Session};
+use support::{api_only, cli, run_ok, Session};
 use test_support::{eventually, OciRegistry};
 
 fn bin() -> Command {
@@ -54,26 +54,6 @@ async fn show(http: &reqwest::Client, base: &str, name: &str) -> (u16, Value) {
 
 fn sha256_of(path: &str) -> String {
     activity_oci::sha256_digest(&std::fs::read(path).unwrap())
-}
-
-/// A host with no Temporal behind it: deploys need none.
-async fn api_only(
-    adjust: impl FnOnce(&mut activity_host::config::Config),
-) -> (RunningHost, reqwest::Client) {
-    let host = start_host_at("127.0.0.1:1", adjust, false);
-    let http = support::http();
-    let base = host.base.clone();
-    eventually(Duration::from_secs(30), || async {
-        let res = http
-            .get(format!("{base}/api/v1/activities"))
-            .send()
-            .await
-            .ok()?;
-        (res.status() == 200).then_some(())
-    })
-    .await
-    .expect("the API answers");
-    (host, http)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -44,10 +44,8 @@ async fn spans_are_exported_to_the_configured_collector() {
             .unwrap();
     }
     // SIGTERM: graceful shutdown flushes the buffered spans.
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();

@@ -162,8 +162,8 @@ fn deploy_request(query: Option<&str>, state: &ApiState) -> Result<DeployRequest
         (DeploySource = "application/json"))),
     security(("admin_token" = [])),
     responses(
-        (status = 201, description = "A new version is active", body = Object),
-        (status = 200, description = "The same version was already active", body = Object),
+        (status = 201, description = "A new version is active", body = DeployOutcome),
+        (status = 200, description = "The same version was already active", body = DeployOutcome),
         (status = 400, description = "Invalid name, empty body, parameter or reference", body = ErrorBody),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
@@ -238,7 +238,7 @@ pub async fn deploy(
 
 /// `GET /api/v1/activities`.
 #[utoipa::path(get, operation_id = "list_activities", path = "/api/v1/activities", tag = "activities",
-    responses((status = 200, description = "Activity types and their active versions", body = Object)))]
+    responses((status = 200, description = "Activity types and their active versions", body = Vec<ActivitySummary>)))]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
 ) -> Result<Json<Vec<ActivitySummary>>, ApiError> {
@@ -254,7 +254,7 @@ pub async fn list(
 #[utoipa::path(get, operation_id = "show_activity", path = "/api/v1/activities/{name}", tag = "activities",
     params(("name" = String, Path, description = "Activity type name")),
     responses(
-        (status = 200, description = "The activity type's versions", body = Object),
+        (status = 200, description = "The activity type's versions", body = ActivityDetails),
         (status = 400, description = "Invalid name", body = ErrorBody),
         (status = 404, description = "Not deployed", body = ErrorBody)))]
 pub async fn show(
@@ -307,7 +307,7 @@ pub struct DeployParams {
     request_body(content = Option<Rollback>, content_type = "application/json", description = "Empty for the previous version, or the digest to return to"),
     security(("admin_token" = [])),
     responses(
-        (status = 200, description = "The version now active", body = Object),
+        (status = 200, description = "The version now active", body = VersionView),
         (status = 400, description = "Invalid name or body", body = ErrorBody),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),

@@ -138,6 +138,7 @@ pub fn router_and_openapi(state: ApiState) -> (Router, utoipa::openapi::OpenApi)
         .routes(routes!(observe::metrics))
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(openapi::docs))
+        .routes(routes!(openapi::docs_asset))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::require_admin,

@@ -1,8 +1,14 @@
 //! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations and
-//! types as the router is built, served at `/api/v1/openapi.json` and rendered at `/docs`.
+//! types as the router is built, served at `/api/v1/openapi.json` and rendered at `/docs` by
+//! Swagger UI, whose files the host serves itself (`/docs/{file}`): they come from the zip the
+//! `utoipa-swagger-ui-vendored` crate carries (crates.io), read once at the first request, so
+//! the page loads nothing from outside the host and works with no internet.
 
+use std::collections::HashMap;
+use std::io::Read;
 use std::sync::OnceLock;
 
+use axum::extract::Path;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -58,31 +64,118 @@ impl Modify for AdminToken {
 )]
 pub struct ApiDoc;
 
-/// The document as JSON and as a rendered page, set once per process.
-static RENDERED: OnceLock<(String, String)> = OnceLock::new();
+/// The document as JSON, set once per process.
+static RENDERED: OnceLock<String> = OnceLock::new();
 
 /// Keeps the document the router was built with.
 pub fn publish(doc: &utoipa::openapi::OpenApi) {
-    RENDERED.get_or_init(|| {
-        let json = doc.to_json().unwrap_or_else(|_| "{}".into());
-        let html = utoipa_scalar::Scalar::new(doc.clone()).to_html();
-        (json, html)
-    });
+    RENDERED.get_or_init(|| doc.to_json().unwrap_or_else(|_| "{}".into()));
+}
+
+/// The page at `/docs`. URLs are relative, so it also works behind a path prefix; no
+/// validator badge (Swagger UI would call validator.swagger.io).
+const DOCS_PAGE: &str = r##"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>activity-host API</title>
+<link rel="icon" type="image/png" href="docs/favicon-32x32.png">
+<link rel="stylesheet" href="docs/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="docs/swagger-ui-bundle.js"></script>
+<script>
+window.ui = SwaggerUIBundle({
+  url: "api/v1/openapi.json",
+  dom_id: "#swagger-ui",
+  presets: [SwaggerUIBundle.presets.apis],
+  layout: "BaseLayout",
+  validatorUrl: null,
+  deepLinking: true,
+});
+</script>
+</body>
+</html>
+"##;
+
+/// The Swagger UI files `/docs` uses, by name, with their content types.
+const ASSET_TYPES: &[(&str, &str)] = &[
+    ("swagger-ui-bundle.js", "text/javascript; charset=utf-8"),
+    ("swagger-ui.css", "text/css; charset=utf-8"),
+    ("favicon-32x32.png", "image/png"),
+];
+
+/// Swagger UI's `dist/` files from the vendored zip, read once.
+fn assets() -> &'static HashMap<&'static str, Vec<u8>> {
+    static ASSETS: OnceLock<HashMap<&'static str, Vec<u8>>> = OnceLock::new();
+    ASSETS.get_or_init(|| {
+        let mut out = HashMap::new();
+        let bytes = std::io::Cursor::new(utoipa_swagger_ui_vendored::SWAGGER_UI_VENDORED);
+        let Ok(mut zip) = zip::ZipArchive::new(bytes) else {
+            tracing::error!("the vendored Swagger UI archive does not open: /docs has no assets");
+            return out;
+        };
+        for i in 0..zip.len() {
+            let Ok(mut file) = zip.by_index(i) else {
+                continue;
+            };
+            let Ok(path) = file.name().map(|p| p.to_string()) else {
+                continue;
+            };
+            let Some((_, name)) = path.split_once("/dist/") else {
+                continue;
+            };
+            let Some(&(name, _)) = ASSET_TYPES.iter().find(|(n, _)| *n == name) else {
+                continue;
+            };
+            let mut content = Vec::new();
+            if file.read_to_end(&mut content).is_ok() {
+                out.insert(name, content);
+            }
+        }
+        out
+    })
 }
 
 /// `GET /api/v1/openapi.json`.
 #[utoipa::path(get, operation_id = "openapi", path = "/api/v1/openapi.json", tag = "operations",
     responses((status = 200, description = "This OpenAPI document", content_type = "application/json")))]
 pub async fn openapi_json() -> Response {
-    let json = RENDERED.get().map(|r| r.0.clone()).unwrap_or_default();
+    let json = RENDERED.get().cloned().unwrap_or_default();
     ([(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
-/// `GET /docs`.
+/// `GET /docs`: Swagger UI over this document, every file served by the host.
 #[utoipa::path(get, operation_id = "docs", path = "/docs", tag = "operations",
     responses((status = 200, description = "The API reference, rendered from the OpenAPI document", content_type = "text/html")))]
-pub async fn docs() -> Html<String> {
-    Html(RENDERED.get().map(|r| r.1.clone()).unwrap_or_default())
+pub async fn docs() -> Html<&'static str> {
+    Html(DOCS_PAGE)
+}
+
+/// `GET /docs/{file}`: the page's scripts, stylesheet and icon.
+#[utoipa::path(get, operation_id = "docs_asset", path = "/docs/{file}", tag = "operations",
+    params(("file" = String, Path, description = "swagger-ui-bundle.js, swagger-ui.css or favicon-32x32.png")),
+    responses(
+        (status = 200, description = "The file"),
+        (status = 404, description = "No such file", body = ErrorBody)))]
+pub async fn docs_asset(Path(file): Path<String>) -> Response {
+    let content_type = ASSET_TYPES
+        .iter()
+        .find(|(name, _)| *name == file)
+        .map(|(_, t)| *t);
+    match (content_type, assets().get(file.as_str())) {
+        (Some(content_type), Some(bytes)) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "public, max-age=86400"),
+            ],
+            bytes.clone(),
+        )
+            .into_response(),
+        _ => crate::ApiError::not_found("no_such_file", format!("/docs has no file {file:?}"))
+            .into_response(),
+    }
 }
 
 /// `GET /healthz`.

@@ -102,7 +102,7 @@ pub struct DeployRequest {
 }
 
 /// A version as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VersionView {
     /// Position in the history.
     pub seq: u64,
@@ -145,7 +145,7 @@ impl VersionView {
 }
 
 /// An activity type in the listing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActivitySummary {
     /// Activity type name.
     pub name: String,
@@ -158,7 +158,7 @@ pub struct ActivitySummary {
 }
 
 /// An activity type with its history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActivityDetails {
     /// Activity type name.
     pub name: String,
@@ -175,7 +175,7 @@ pub struct ActivityDetails {
 }
 
 /// What one live host of the fleet serves of an activity type.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HostServing {
     /// The host's id.
     pub host_id: String,
@@ -191,7 +191,7 @@ pub struct HostServing {
 pub const FLEET_LIVENESS: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The result of a deploy.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeployOutcome {
     /// False when the same component with the same grants and limits was already active.
     pub changed: bool,

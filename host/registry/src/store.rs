@@ -49,7 +49,7 @@ pub struct VersionRecord {
 }
 
 /// The OCI artifact a version was pulled from: what CI built, traceable from what runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArtifactSource {
     /// The reference deployed (`oci://registry/repository:tag` or `...@sha256:...`).
     pub reference: String,

@@ -67,8 +67,11 @@ pub enum RuntimeError {
 }
 
 /// `sha256:<hex>` of a component's bytes: the identity of an activity version.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
+#[schema(value_type = String, example = "sha256:9f2c...")]
 pub struct ComponentDigest(String);
 
 impl ComponentDigest {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What one activity may use per call. Defaults come from configuration; each deployment
 /// may lower or raise them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ActivityLimits {
     /// Largest total linear memory of one call's instance, in bytes.

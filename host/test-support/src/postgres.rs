@@ -98,11 +98,7 @@ fn user_ids(name: &str) -> Option<(u32, u32)> {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    rustix::process::getuid().is_root()
 }
 
 impl Postgres {

@@ -292,3 +292,22 @@ pub async fn invoke_ok(http: &reqwest::Client, base: &str, name: &str, body: Val
     assert_eq!(answer["status"], "COMPLETED", "{name}: {answer}");
     answer["result"].clone()
 }
+
+/// A host with its API and no Temporal behind it (deploys, the document, the docs page need
+/// none), once its API answers.
+pub async fn api_only(adjust: impl FnOnce(&mut Config)) -> (RunningHost, reqwest::Client) {
+    let host = start_host_at("127.0.0.1:1", adjust, false);
+    let http = http();
+    let base = host.base.clone();
+    eventually(Duration::from_secs(30), || async {
+        let res = http
+            .get(format!("{base}/api/v1/activities"))
+            .send()
+            .await
+            .ok()?;
+        (res.status() == 200).then_some(())
+    })
+    .await
+    .expect("the API answers");
+    (host, http)
+}

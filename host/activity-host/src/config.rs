@@ -71,8 +71,11 @@ pub struct RegistryConfig {
     pub reconcile_ms: u64,
     /// Where the registry and the key-value stores live.
     pub backend: RegistryBackend,
+    /// Where the key-value stores (`wasi:keyvalue`, the users store among them) live; `None`:
+    /// where `backend` puts the registry.
+    pub keyvalue_backend: Option<RegistryBackend>,
     /// PostgreSQL connection URL (`postgres://user:password@host:5432/db`), with
-    /// `backend: postgres`.
+    /// `backend: postgres` or `keyvalue_backend: postgres`.
     pub postgres_url: Option<String>,
     /// Connections in the PostgreSQL pool.
     pub postgres_pool_size: usize,
@@ -88,12 +91,25 @@ pub enum RegistryBackend {
     Postgres,
 }
 
+impl RegistryConfig {
+    /// Where the key-value stores live: `keyvalue_backend`, else the registry's `backend`.
+    pub fn keyvalue(&self) -> RegistryBackend {
+        self.keyvalue_backend.unwrap_or(self.backend)
+    }
+
+    /// True when the registry or the key-value stores use `backend`.
+    pub fn uses(&self, backend: RegistryBackend) -> bool {
+        self.backend == backend || self.keyvalue() == backend
+    }
+}
+
 impl Default for RegistryConfig {
     fn default() -> Self {
         Self {
             max_component_bytes: 50 << 20,
             reconcile_ms: 2000,
             backend: RegistryBackend::Sqlite,
+            keyvalue_backend: None,
             postgres_url: None,
             postgres_pool_size: 16,
         }
@@ -558,7 +574,7 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
-        if self.registry.backend == RegistryBackend::Postgres
+        if self.registry.uses(RegistryBackend::Postgres)
             && self
                 .registry
                 .postgres_url
@@ -568,7 +584,8 @@ impl Config {
         {
             return Err(ConfigError::Value {
                 key: "registry.postgres_url",
-                reason: "is required with registry.backend: postgres".into(),
+                reason: "is required with registry.backend or registry.keyvalue_backend: postgres"
+                    .into(),
             });
         }
         if self.registry.postgres_pool_size == 0 {
@@ -724,6 +741,7 @@ mod tests {
             "worker.max_task_queue_activities_per_second" => Some(json!(50.5)),
             "worker.max_worker_activities_per_second" => Some(json!(20.5)),
             "registry.postgres_url" => Some(json!("postgres://pg.example.com/activities")),
+            "registry.keyvalue_backend" => Some(json!("sqlite")),
             _ => None,
         };
         let value = special.unwrap_or_else(|| match default {

@@ -101,38 +101,41 @@ impl Host {
         std::fs::create_dir_all(&config.data_dir.0)
             .map_err(|e| storage("data directory", &config.data_dir.0, &e))?;
         let mut fleet: Option<Arc<dyn activity_registry::FleetStore>> = None;
-        let (store, registry_store): (Arc<dyn KeyValueBackend>, Arc<dyn RegistryStore>) =
-            match config.registry.backend {
-                RegistryBackend::Sqlite => (
-                    Arc::new(
-                        SqliteKeyValue::open(&config.store_path())
-                            .map_err(|e| storage("store", &config.store_path(), &e))?,
-                    ),
-                    Arc::new(
-                        SqliteRegistryStore::open(
-                            &config.registry_index_path(),
-                            &config.modules_dir(),
-                        )
-                        .map_err(|e| storage("registry", &config.registry_index_path(), &e))?,
-                    ),
-                ),
-                RegistryBackend::Postgres => {
-                    let url = config.registry.postgres_url.clone().unwrap_or_default();
-                    let shown = config.masked_postgres_url().unwrap_or_default();
-                    let pool = activity_postgres::connect(&url, config.registry.postgres_pool_size)
-                        .await
-                        .map_err(|e| {
-                            storage("PostgreSQL database", std::path::Path::new(&shown), &e)
-                        })?;
-                    fleet = Some(Arc::new(activity_postgres::PostgresFleet::new(
-                        pool.clone(),
-                    )));
-                    (
-                        Arc::new(activity_postgres::PostgresKeyValue::new(pool.clone())),
-                        Arc::new(activity_postgres::PostgresRegistryStore::new(pool)),
-                    )
-                }
-            };
+        // One pool serves whichever of the registry and the key-value stores is in PostgreSQL.
+        let pool = if config.registry.uses(RegistryBackend::Postgres) {
+            let url = config.registry.postgres_url.clone().unwrap_or_default();
+            let shown = config.masked_postgres_url().unwrap_or_default();
+            Some(
+                activity_postgres::connect(&url, config.registry.postgres_pool_size)
+                    .await
+                    .map_err(|e| {
+                        storage("PostgreSQL database", std::path::Path::new(&shown), &e)
+                    })?,
+            )
+        } else {
+            None
+        };
+        let registry_store: Arc<dyn RegistryStore> = match (config.registry.backend, &pool) {
+            (RegistryBackend::Postgres, Some(pool)) => {
+                fleet = Some(Arc::new(activity_postgres::PostgresFleet::new(
+                    pool.clone(),
+                )));
+                Arc::new(activity_postgres::PostgresRegistryStore::new(pool.clone()))
+            }
+            _ => Arc::new(
+                SqliteRegistryStore::open(&config.registry_index_path(), &config.modules_dir())
+                    .map_err(|e| storage("registry", &config.registry_index_path(), &e))?,
+            ),
+        };
+        let store: Arc<dyn KeyValueBackend> = match (config.registry.keyvalue(), &pool) {
+            (RegistryBackend::Postgres, Some(pool)) => {
+                Arc::new(activity_postgres::PostgresKeyValue::new(pool.clone()))
+            }
+            _ => Arc::new(
+                SqliteKeyValue::open(&config.store_path())
+                    .map_err(|e| storage("store", &config.store_path(), &e))?,
+            ),
+        };
         let runtime = Runtime::new(&RuntimeConfig {
             engine: config.runtime.engine.clone(),
             cache_dir: Some(config.compiled_cache_dir()),

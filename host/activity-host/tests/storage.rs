@@ -1,0 +1,79 @@
+//! Where a host keeps things: the registry and the key-value stores each in the backend the
+//! configuration names (`registry.backend`, `registry.keyvalue_backend`), against a real
+//! throw-away PostgreSQL cluster and SQLite files.
+
+use activity_host::config::{Config, RegistryBackend};
+use activity_host::host::Host;
+use activity_runtime::{KeyValueBackend, SqliteKeyValue};
+use test_support::Postgres;
+
+fn config(pg: &Postgres, data: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    config.data_dir.0 = data.to_path_buf();
+    config.registry.postgres_url = Some(pg.url());
+    config
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_key_value_stores_follow_their_own_key_and_default_to_the_registry() {
+    let pg = tokio::task::spawn_blocking(Postgres::start)
+        .await
+        .unwrap()
+        .expect("postgres");
+
+    // Registry in PostgreSQL, key-value stores in SQLite: the users store is the local file.
+    let data = tempfile::tempdir().unwrap();
+    let mut split = config(&pg, data.path());
+    split.registry.backend = RegistryBackend::Postgres;
+    split.registry.keyvalue_backend = Some(RegistryBackend::Sqlite);
+    let store_path = split.store_path();
+    let host = Host::open(split).await.expect("host");
+    let bytes = test_components::read(test_components::VALIDATE_USER);
+    let deployed = host
+        .registry
+        .deploy("ValidateUser", bytes, Default::default())
+        .await
+        .expect("deploy into PostgreSQL");
+    assert!(deployed.changed);
+    let kv = host.store.clone();
+    tokio::task::spawn_blocking(move || kv.set("users", "split", b"local"))
+        .await
+        .unwrap()
+        .unwrap();
+    drop(host);
+    let local = SqliteKeyValue::open(&store_path).unwrap();
+    assert_eq!(
+        local.get("users", "split").unwrap().as_deref(),
+        Some(&b"local"[..])
+    );
+    assert!(
+        !data.path().join("registry.sqlite").exists(),
+        "the registry is not in SQLite"
+    );
+
+    // A second host with the default (follow the registry): its stores are in PostgreSQL,
+    // so it does not see the first host's local key, and sees the deployed version.
+    let other = tempfile::tempdir().unwrap();
+    let mut follow = config(&pg, other.path());
+    follow.registry.backend = RegistryBackend::Postgres;
+    let host = Host::open(follow).await.expect("host");
+    let kv = host.store.clone();
+    let seen = tokio::task::spawn_blocking(move || {
+        let before = kv.get("users", "split").unwrap();
+        kv.set("users", "shared", b"pg").unwrap();
+        (before, kv.get("users", "shared").unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen, (None, Some(b"pg".to_vec())));
+    assert!(
+        !other.path().join("store.sqlite").exists(),
+        "{:?}",
+        other.path()
+    );
+    let listed = host.registry.list().await.unwrap();
+    assert!(
+        listed.iter().any(|a| a.name == "ValidateUser"),
+        "{listed:?}"
+    );
+}

@@ -5,6 +5,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
+use tracing_subscriber::fmt::writer::EitherWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -65,11 +66,11 @@ impl opentelemetry_http::HttpClient for OnRuntime {
 pub fn init(config: &TelemetryConfig, to_stderr: bool) -> Result<Telemetry, TelemetryError> {
     let filter =
         || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
-    let writer = move || -> Box<dyn std::io::Write> {
+    let writer = move || {
         if to_stderr {
-            Box::new(std::io::stderr())
+            EitherWriter::B(std::io::stderr())
         } else {
-            Box::new(std::io::stdout())
+            EitherWriter::A(std::io::stdout())
         }
     };
     let logs = match config.log_format {

@@ -170,7 +170,7 @@ pub async fn docs_asset(Path(file): Path<String>) -> Response {
                 (header::CONTENT_TYPE, content_type),
                 (header::CACHE_CONTROL, "public, max-age=86400"),
             ],
-            bytes.clone(),
+            bytes.as_slice(),
         )
             .into_response(),
         _ => crate::ApiError::not_found("no_such_file", format!("/docs has no file {file:?}"))

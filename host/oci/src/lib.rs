@@ -221,8 +221,6 @@ pub struct Pulled {
     pub manifest_digest: String,
     /// The layer digest.
     pub layer_digest: String,
-    /// The config, when it is a Wasm config.
-    pub config: Option<WasmConfig>,
 }
 
 /// What a push produced.
@@ -416,22 +414,11 @@ impl OciClient {
                 layer.digest
             )));
         }
-        let config = if manifest.config.media_type == CONFIG_MEDIA_TYPE {
-            let mut data = Vec::new();
-            client
-                .pull_blob(image, &manifest.config, &mut data)
-                .await
-                .map_err(fail)?;
-            serde_json::from_slice(&data).ok()
-        } else {
-            None
-        };
         tracing::info!(reference = %reference.whole(), digest = %manifest_digest, size = bytes.len(), "pulled");
         Ok(Pulled {
             bytes,
             manifest_digest,
             layer_digest,
-            config,
         })
     }
 }

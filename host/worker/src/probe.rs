@@ -248,7 +248,9 @@ impl Probe {
         .await
         .map_err(rpc("complete activity"))?;
         let completed = Instant::now();
-        let (token, second_at) = Self::received(second, || self.poll_workflow_task(true)).await?;
+        // When the server saw no poller on the sticky queue yet (a loaded machine), it puts the
+        // task on the normal queue (or moves it there after the sticky timeout): poll that.
+        let (token, second_at) = Self::received(second, || self.poll_workflow_task(false)).await?;
         let finish = Command {
             command_type: CommandType::CompleteWorkflowExecution as i32,
             attributes: Some(Attributes::CompleteWorkflowExecutionCommandAttributes(

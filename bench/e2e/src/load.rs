@@ -23,15 +23,18 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    /// Nearest-rank percentiles of `samples`.
-    pub fn of(mut samples: Vec<Duration>) -> Self {
-        samples.sort();
+    /// Percentiles of `samples`, from an HDR histogram in microseconds (3 significant
+    /// digits).
+    pub fn of(samples: Vec<Duration>) -> Self {
+        let mut histogram = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits");
+        for s in &samples {
+            histogram.saturating_record(s.as_micros().max(1) as u64);
+        }
         let at = |q: f64| {
-            if samples.is_empty() {
+            if histogram.is_empty() {
                 return 0.0;
             }
-            let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-            samples[rank - 1].as_secs_f64() * 1000.0
+            histogram.value_at_quantile(q) as f64 / 1000.0
         };
         Self {
             p50: at(0.50),

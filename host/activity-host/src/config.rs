@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use activity_runtime::{ActivityLimits, EngineConfig};
+use activity_api::ApiSettings;
+use activity_registry::RegistrySettings;
+use activity_runtime::{InvalidSetting, RuntimeSettings};
+use activity_worker::{TemporalSettings, WorkerSettings};
 use figment::providers::{Env, Format, Serialized, Yaml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -23,13 +26,8 @@ pub enum ConfigError {
     #[error("invalid configuration: {0}")]
     Invalid(String),
     /// A value is well-formed but not acceptable.
-    #[error("invalid configuration: {key}: {reason}")]
-    Value {
-        /// Dotted key path.
-        key: &'static str,
-        /// What was expected.
-        reason: String,
-    },
+    #[error("invalid configuration: {0}")]
+    Value(#[from] InvalidSetting),
 }
 
 /// The whole configuration.
@@ -41,139 +39,23 @@ pub struct Config {
     /// Where state lives.
     pub data_dir: DataDir,
     /// The component runtime.
-    pub runtime: RuntimeSection,
+    pub runtime: RuntimeSettings,
     /// Activity components.
     pub activities: ActivitiesConfig,
     /// The REST API.
-    pub api: ApiConfig,
+    pub api: ApiSettings,
     /// The Temporal worker.
-    pub worker: WorkerConfig,
+    pub worker: WorkerSettings,
     /// Notifications sent by SendNotification.
     pub notifications: NotificationsConfig,
     /// `activity-host dev`: the local Temporal dev server.
     pub dev: DevConfig,
     /// The module registry.
-    pub registry: RegistryConfig,
+    pub registry: RegistrySettings,
     /// OCI registries that deploys by reference pull from (credentials, transport).
     pub oci: activity_oci::OciSettings,
     /// Logs.
     pub telemetry: TelemetryConfig,
-}
-
-/// `registry:` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RegistryConfig {
-    /// Largest component accepted by a deploy, in bytes.
-    pub max_component_bytes: usize,
-    /// How often a host re-reads the active versions from the store, in milliseconds, to
-    /// pick up deploys made through another host.
-    pub reconcile_ms: u64,
-    /// Where the registry and the key-value stores live.
-    pub backend: RegistryBackend,
-    /// Where the key-value stores (`wasi:keyvalue`, the users store among them) live; `None`:
-    /// where `backend` puts the registry.
-    pub keyvalue_backend: Option<RegistryBackend>,
-    /// PostgreSQL connection URL (`postgres://user:password@host:5432/db`), with
-    /// `backend: postgres` or `keyvalue_backend: postgres`.
-    pub postgres_url: Option<String>,
-    /// Connections in the PostgreSQL pool.
-    pub postgres_pool_size: usize,
-}
-
-/// Where the registry and the key-value stores live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RegistryBackend {
-    /// SQLite files and a blob directory in `data_dir`: one host.
-    Sqlite,
-    /// A PostgreSQL database shared by a fleet of hosts.
-    Postgres,
-}
-
-impl RegistryConfig {
-    /// Where the key-value stores live: `keyvalue_backend`, else the registry's `backend`.
-    pub fn keyvalue(&self) -> RegistryBackend {
-        self.keyvalue_backend.unwrap_or(self.backend)
-    }
-
-    /// True when the registry or the key-value stores use `backend`.
-    pub fn uses(&self, backend: RegistryBackend) -> bool {
-        self.backend == backend || self.keyvalue() == backend
-    }
-}
-
-impl Default for RegistryConfig {
-    fn default() -> Self {
-        Self {
-            max_component_bytes: 50 << 20,
-            reconcile_ms: 2000,
-            backend: RegistryBackend::Sqlite,
-            keyvalue_backend: None,
-            postgres_url: None,
-            postgres_pool_size: 16,
-        }
-    }
-}
-
-/// `api:` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ApiConfig {
-    /// Address the REST API listens on.
-    pub listen: String,
-    /// Bearer token the admin routes (deploy, rollback, remove) require; unset: they are open.
-    pub admin_token: Option<String>,
-    /// Allow admin routes without a token on a non-loopback address.
-    pub allow_open_admin: bool,
-    /// Longest a request may take, in milliseconds, before it is answered 503.
-    pub request_timeout_ms: u64,
-    /// Largest JSON body, in bytes.
-    pub max_json_body_bytes: usize,
-    /// `POST /api/v1/activities/{name}/invoke` defaults.
-    pub invoke: InvokeConfig,
-    /// Where `UserWorkflow` runs its activities when a start request does not say:
-    /// `remote` (Temporal activities, any host) or `local` (in-process on the workflow's host).
-    pub activity_mode: activity_worker::ActivityMode,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:8080".into(),
-            admin_token: None,
-            allow_open_admin: false,
-            request_timeout_ms: 60_000,
-            max_json_body_bytes: 1 << 20,
-            invoke: InvokeConfig::default(),
-            activity_mode: activity_worker::ActivityMode::Remote,
-        }
-    }
-}
-
-/// `api.invoke:` section: options of a standalone activity a request does not set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct InvokeConfig {
-    /// Start-to-close timeout of each attempt, in milliseconds.
-    pub start_to_close_ms: u64,
-    /// Schedule-to-close timeout of the whole execution, retries included, in milliseconds.
-    pub schedule_to_close_ms: u64,
-    /// Attempts, 0 for unlimited (bounded by the schedule-to-close timeout).
-    pub maximum_attempts: u32,
-    /// How long the request waits for the result before answering `202` with the id to poll.
-    pub wait_ms: u64,
-}
-
-impl Default for InvokeConfig {
-    fn default() -> Self {
-        Self {
-            start_to_close_ms: 30_000,
-            schedule_to_close_ms: 120_000,
-            maximum_attempts: 3,
-            wait_ms: 30_000,
-        }
-    }
 }
 
 /// `telemetry:` section.
@@ -211,81 +93,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// `worker:` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WorkerConfig {
-    /// Activity tasks run at once on this host.
-    pub max_concurrent_activities: usize,
-    /// Workflow tasks processed at once.
-    pub max_concurrent_workflow_tasks: usize,
-    /// Workflow runs cached between tasks.
-    pub max_cached_workflows: usize,
-    /// Activity tasks the server may hand back eagerly per workflow task completion.
-    pub max_eager_activities_per_workflow_task: usize,
-    /// Workflow task polls open at once (sticky and normal queue together; at least 2).
-    pub workflow_pollers: usize,
-    /// Activity task polls open at once (at least 1).
-    pub activity_pollers: usize,
-    /// Activities started per second on the whole task queue, across every host (Temporal
-    /// enforces it on the server; the last host to poll sets it). `None`: no limit.
-    pub max_task_queue_activities_per_second: Option<f64>,
-    /// Activities started per second by this host. `None`: no limit.
-    pub max_worker_activities_per_second: Option<f64>,
-    /// Milliseconds a cancelled activity may run on to stop by itself before it is interrupted.
-    pub cancel_grace_ms: u64,
-    /// Milliseconds shutdown waits for running activities.
-    pub graceful_shutdown_ms: u64,
-    /// Timeouts and retries UserWorkflow gives each activity.
-    pub user_workflow: UserWorkflowConfig,
-}
-
-impl Default for WorkerConfig {
-    fn default() -> Self {
-        Self {
-            max_concurrent_activities: 100,
-            max_concurrent_workflow_tasks: 100,
-            max_cached_workflows: 1000,
-            max_eager_activities_per_workflow_task: 3,
-            workflow_pollers: 10,
-            activity_pollers: 10,
-            max_task_queue_activities_per_second: None,
-            max_worker_activities_per_second: None,
-            cancel_grace_ms: 5000,
-            graceful_shutdown_ms: 30_000,
-            user_workflow: UserWorkflowConfig::default(),
-        }
-    }
-}
-
-/// `worker.user_workflow:` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct UserWorkflowConfig {
-    /// Start-to-close timeout of each activity attempt, in milliseconds.
-    pub start_to_close_ms: u64,
-    /// First retry interval, in milliseconds.
-    pub initial_interval_ms: u64,
-    /// Growth factor of the retry interval.
-    pub backoff_coefficient: f64,
-    /// Longest retry interval, in milliseconds.
-    pub maximum_interval_ms: u64,
-    /// Attempts per activity, 0 for unlimited.
-    pub maximum_attempts: u32,
-}
-
-impl Default for UserWorkflowConfig {
-    fn default() -> Self {
-        Self {
-            start_to_close_ms: 30_000,
-            initial_interval_ms: 1000,
-            backoff_coefficient: 2.0,
-            maximum_interval_ms: 30_000,
-            maximum_attempts: 10,
-        }
-    }
-}
-
 /// `notifications:` section.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -319,29 +126,7 @@ impl Default for DevConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct WorkflowConfig {
     /// `workflow.temporal`.
-    pub temporal: TemporalConfig,
-}
-
-/// `workflow.temporal`: how to reach Temporal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TemporalConfig {
-    /// Frontend address, `host:port`.
-    pub address: String,
-    /// Task queue of the workflows and activities.
-    pub task_queue: String,
-    /// Namespace.
-    pub namespace: String,
-}
-
-impl Default for TemporalConfig {
-    fn default() -> Self {
-        Self {
-            address: "localhost:7233".into(),
-            task_queue: "user-task-queue".into(),
-            namespace: "default".into(),
-        }
-    }
+    pub temporal: TemporalSettings,
 }
 
 /// The data directory (compiled cache, SQLite files, module store).
@@ -353,16 +138,6 @@ impl Default for DataDir {
     fn default() -> Self {
         Self(PathBuf::from(".data"))
     }
-}
-
-/// `runtime:` section.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RuntimeSection {
-    /// Engine-wide settings.
-    pub engine: EngineConfig,
-    /// Default limits of every activity.
-    pub limits: ActivityLimits,
 }
 
 /// `activities:` section.
@@ -416,225 +191,51 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks values that parse but make no sense.
+    /// Checks values that parse but make no sense: each section's own checks, then those
+    /// across sections.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let t = &self.workflow.temporal;
-        if t.address
-            .rsplit_once(':')
-            .and_then(|(_, p)| p.parse::<u16>().ok())
-            .is_none()
-        {
-            return Err(ConfigError::Value {
-                key: "workflow.temporal.address",
-                reason: format!("expected host:port, found {:?}", t.address),
-            });
-        }
-        if t.task_queue.trim().is_empty() {
-            return Err(ConfigError::Value {
-                key: "workflow.temporal.task_queue",
-                reason: "must not be empty".into(),
-            });
-        }
-        if t.namespace.trim().is_empty() {
-            return Err(ConfigError::Value {
-                key: "workflow.temporal.namespace",
-                reason: "must not be empty".into(),
-            });
-        }
-        let listen: std::net::SocketAddr =
-            self.api.listen.parse().map_err(|_| ConfigError::Value {
-                key: "api.listen",
-                reason: format!("expected ip:port, found {:?}", self.api.listen),
-            })?;
-        match &self.api.admin_token {
-            Some(t) if t.len() < 16 => {
-                return Err(ConfigError::Value {
-                    key: "api.admin_token",
-                    reason: "must be at least 16 characters".into(),
-                })
-            }
-            None if !listen.ip().is_loopback() && !self.api.allow_open_admin => {
-                return Err(ConfigError::Value {
-                    key: "api.admin_token",
-                    reason: format!(
-                        "api.listen {listen} is not a loopback address: set an admin token \
-                         (ACTIVITY_HOST_API__ADMIN_TOKEN) or api.allow_open_admin: true"
-                    ),
-                })
-            }
-            _ => {}
-        }
-        for (key, value) in [
-            ("api.request_timeout_ms", self.api.request_timeout_ms),
-            (
-                "api.max_json_body_bytes",
-                self.api.max_json_body_bytes as u64,
-            ),
-            (
-                "api.invoke.start_to_close_ms",
-                self.api.invoke.start_to_close_ms,
-            ),
-            (
-                "api.invoke.schedule_to_close_ms",
-                self.api.invoke.schedule_to_close_ms,
-            ),
-            ("api.invoke.wait_ms", self.api.invoke.wait_ms),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::Value {
-                    key,
-                    reason: "must be at least 1".into(),
-                });
-            }
-        }
-        if self.api.invoke.wait_ms >= self.api.request_timeout_ms {
-            return Err(ConfigError::Value {
-                key: "api.invoke.wait_ms",
-                reason: format!(
-                    "must be below api.request_timeout_ms ({})",
-                    self.api.request_timeout_ms
-                ),
-            });
-        }
+        self.workflow.temporal.validate()?;
+        self.api.validate()?;
+        self.worker.validate()?;
+        self.registry.validate()?;
+        self.runtime.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level) {
-            return Err(ConfigError::Value {
-                key: "telemetry.log_level",
-                reason: format!("not a log filter: {e}"),
-            });
+            return Err(InvalidSetting::new(
+                "telemetry.log_level",
+                format!("not a log filter: {e}"),
+            )
+            .into());
         }
-        if let Some(url) = &self.telemetry.otlp_endpoint {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ConfigError::Value {
-                    key: "telemetry.otlp_endpoint",
-                    reason: format!("expected an http(s) URL, found {url:?}"),
-                });
-            }
-        }
-        if let Some(url) = &self.notifications.webhook_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ConfigError::Value {
-                    key: "notifications.webhook_url",
-                    reason: format!("expected an http(s) URL, found {url:?}"),
-                });
-            }
-        }
-        if self.worker.workflow_pollers < 2 {
-            return Err(ConfigError::Value {
-                key: "worker.workflow_pollers",
-                reason: "must be at least 2 (one sticky, one normal queue poll)".into(),
-            });
-        }
-        for (key, rate) in [
-            (
-                "worker.max_task_queue_activities_per_second",
-                self.worker.max_task_queue_activities_per_second,
-            ),
-            (
-                "worker.max_worker_activities_per_second",
-                self.worker.max_worker_activities_per_second,
-            ),
+        for (key, url) in [
+            ("telemetry.otlp_endpoint", &self.telemetry.otlp_endpoint),
+            ("notifications.webhook_url", &self.notifications.webhook_url),
         ] {
-            if rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
-                return Err(ConfigError::Value {
-                    key,
-                    reason: "must be a positive number of activities per second".into(),
-                });
+            let http = |u: &url::Url| matches!(u.scheme(), "http" | "https") && u.has_host();
+            match url.as_deref().map(url::Url::parse) {
+                Some(Ok(u)) if http(&u) => {}
+                Some(_) => {
+                    let found = url.as_deref().unwrap_or_default();
+                    return Err(InvalidSetting::new(
+                        key,
+                        format!("expected an http(s) URL, found {found:?}"),
+                    )
+                    .into());
+                }
+                None => {}
             }
         }
-        if self.worker.activity_pollers == 0 {
-            return Err(ConfigError::Value {
-                key: "worker.activity_pollers",
-                reason: "must be at least 1".into(),
-            });
+        let max_instances = self.runtime.engine.max_instances as usize;
+        if self.worker.max_concurrent_activities > max_instances {
+            return Err(InvalidSetting::new(
+                "worker.max_concurrent_activities",
+                format!("must not exceed runtime.engine.max_instances ({max_instances})"),
+            )
+            .into());
         }
-        if self.worker.max_concurrent_activities == 0 {
-            return Err(ConfigError::Value {
-                key: "worker.max_concurrent_activities",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if self.worker.max_concurrent_activities > self.runtime.engine.max_instances as usize {
-            return Err(ConfigError::Value {
-                key: "worker.max_concurrent_activities",
-                reason: format!(
-                    "must not exceed runtime.engine.max_instances ({})",
-                    self.runtime.engine.max_instances
-                ),
-            });
-        }
-        if self.registry.max_component_bytes == 0 {
-            return Err(ConfigError::Value {
-                key: "registry.max_component_bytes",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if self.activities.watch_interval_ms == 0 {
-            return Err(ConfigError::Value {
-                key: "activities.watch_interval_ms",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if self.registry.uses(RegistryBackend::Postgres)
-            && self
-                .registry
-                .postgres_url
-                .as_deref()
-                .unwrap_or("")
-                .is_empty()
-        {
-            return Err(ConfigError::Value {
-                key: "registry.postgres_url",
-                reason: "is required with registry.backend or registry.keyvalue_backend: postgres"
-                    .into(),
-            });
-        }
-        if self.registry.postgres_pool_size == 0 {
-            return Err(ConfigError::Value {
-                key: "registry.postgres_pool_size",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if self.registry.reconcile_ms == 0 {
-            return Err(ConfigError::Value {
-                key: "registry.reconcile_ms",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if self.worker.user_workflow.start_to_close_ms == 0 {
-            return Err(ConfigError::Value {
-                key: "worker.user_workflow.start_to_close_ms",
-                reason: "must be at least 1".into(),
-            });
-        }
-        let e = &self.runtime.engine;
-        if e.max_instances == 0 {
-            return Err(ConfigError::Value {
-                key: "runtime.engine.max_instances",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if e.epoch_tick_ms == 0 {
-            return Err(ConfigError::Value {
-                key: "runtime.engine.epoch_tick_ms",
-                reason: "must be at least 1".into(),
-            });
-        }
-        let l = &self.runtime.limits;
-        if l.max_memory_bytes > e.max_memory_bytes_ceiling {
-            return Err(ConfigError::Value {
-                key: "runtime.limits.max_memory_bytes",
-                reason: format!(
-                    "must not exceed runtime.engine.max_memory_bytes_ceiling ({})",
-                    e.max_memory_bytes_ceiling
-                ),
-            });
-        }
-        if l.max_execution_ms == 0 {
-            return Err(ConfigError::Value {
-                key: "runtime.limits.max_execution_ms",
-                reason: "must be at least 1".into(),
-            });
-        }
+        InvalidSetting::at_least_one(&[(
+            "activities.watch_interval_ms",
+            self.activities.watch_interval_ms,
+        )])?;
         Ok(())
     }
 
@@ -660,17 +261,14 @@ impl Config {
 
     /// `registry.postgres_url` with its password masked, for display.
     pub fn masked_postgres_url(&self) -> Option<String> {
-        let url = self.registry.postgres_url.as_ref()?;
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return Some(url.clone());
+        let text = self.registry.postgres_url.as_ref()?;
+        let Ok(mut url) = url::Url::parse(text) else {
+            return Some(text.clone());
         };
-        Some(match rest.rsplit_once('@') {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, _)) => format!("{scheme}://{user}:********@{host}"),
-                None => url.clone(),
-            },
-            None => url.clone(),
-        })
+        if url.password().is_some() {
+            let _ = url.set_password(Some("********"));
+        }
+        Some(url.to_string())
     }
 
     /// The SQLite file of the key-value stores (users among them).

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use activity_api::{ClientSlot, Readiness};
-use activity_registry::{DeployRequest, Registry, RegistryStore, SqliteRegistryStore};
-use activity_runtime::{KeyValueBackend, Runtime, RuntimeConfig, RuntimeError, SqliteKeyValue};
-use activity_worker::{ActivityCallSettings, DispatchSettings, HostWorker, WorkerSettings};
+use activity_registry::{DeployRequest, FleetStore, Registry, RegistryStore, StorageBackend};
+use activity_runtime::{KeyValueBackend, Runtime, RuntimeConfig, RuntimeError};
+use activity_sqlite::{SqliteKeyValue, SqliteRegistryStore};
+use activity_worker::HostWorker;
 use tokio::sync::watch;
 
-use crate::config::{Config, RegistryBackend};
+use crate::config::Config;
 use crate::notifications::NotificationRecorder;
 use crate::reference;
 
@@ -90,6 +91,16 @@ impl Host {
     /// Opens the data directory and the stores (SQLite files, or the shared PostgreSQL
     /// database with `registry.backend: postgres`), and builds the runtime.
     pub async fn open(config: Config) -> Result<Self, HostError> {
+        Self::open_with(config, true).await
+    }
+
+    /// Like [`Host::open`] for a host that never runs an activity (the `server` role): the
+    /// registry describes versions by their stored signatures instead of compiling them.
+    pub async fn open_without_execution(config: Config) -> Result<Self, HostError> {
+        Self::open_with(config, false).await
+    }
+
+    async fn open_with(config: Config, executes: bool) -> Result<Self, HostError> {
         // Before anything records: the recorder is process-wide.
         activity_api::observe::prometheus();
         let storage =
@@ -100,9 +111,8 @@ impl Host {
             };
         std::fs::create_dir_all(&config.data_dir.0)
             .map_err(|e| storage("data directory", &config.data_dir.0, &e))?;
-        let mut fleet: Option<Arc<dyn activity_registry::FleetStore>> = None;
         // One pool serves whichever of the registry and the key-value stores is in PostgreSQL.
-        let pool = if config.registry.uses(RegistryBackend::Postgres) {
+        let pool = if config.registry.uses(StorageBackend::Postgres) {
             let url = config.registry.postgres_url.clone().unwrap_or_default();
             let shown = config.masked_postgres_url().unwrap_or_default();
             Some(
@@ -115,20 +125,24 @@ impl Host {
         } else {
             None
         };
-        let registry_store: Arc<dyn RegistryStore> = match (config.registry.backend, &pool) {
-            (RegistryBackend::Postgres, Some(pool)) => {
-                fleet = Some(Arc::new(activity_postgres::PostgresFleet::new(
-                    pool.clone(),
-                )));
-                Arc::new(activity_postgres::PostgresRegistryStore::new(pool.clone()))
-            }
-            _ => Arc::new(
-                SqliteRegistryStore::open(&config.registry_index_path(), &config.modules_dir())
-                    .map_err(|e| storage("registry", &config.registry_index_path(), &e))?,
-            ),
-        };
+        // The registry and the hosts table live together: SQLite for the processes sharing
+        // one data directory, PostgreSQL for a fleet.
+        let (registry_store, fleet): (Arc<dyn RegistryStore>, Arc<dyn FleetStore>) =
+            match (config.registry.backend, &pool) {
+                (StorageBackend::Postgres, Some(pool)) => (
+                    Arc::new(activity_postgres::PostgresRegistryStore::new(pool.clone())),
+                    Arc::new(activity_postgres::PostgresFleet::new(pool.clone())),
+                ),
+                _ => {
+                    let index = config.registry_index_path();
+                    let sqlite = SqliteRegistryStore::open(&index, &config.modules_dir())
+                        .map_err(|e| storage("registry", &index, &e))?;
+                    let sqlite = Arc::new(sqlite);
+                    (sqlite.clone(), sqlite)
+                }
+            };
         let store: Arc<dyn KeyValueBackend> = match (config.registry.keyvalue(), &pool) {
-            (RegistryBackend::Postgres, Some(pool)) => {
+            (StorageBackend::Postgres, Some(pool)) => {
                 Arc::new(activity_postgres::PostgresKeyValue::new(pool.clone()))
             }
             _ => Arc::new(
@@ -147,9 +161,10 @@ impl Host {
             registry_store,
             runtime.clone(),
             config.registry.max_component_bytes,
-        );
-        if let Some(fleet) = fleet {
-            registry = registry.with_fleet(fleet);
+        )
+        .with_fleet(fleet);
+        if !executes {
+            registry = registry.without_execution();
         }
         let registry = Arc::new(registry);
         let oci = Arc::new(activity_oci::OciClient::new(config.oci.clone()));
@@ -178,8 +193,9 @@ impl Host {
         self.readiness
             .registry_loaded
             .store(true, Ordering::Relaxed);
-        if self.config.registry.backend == RegistryBackend::Postgres {
-            // The fleet table: who is alive and which digest each serves.
+        {
+            // The fleet table: who is alive and which digest each serves (processes sharing
+            // one SQLite data directory, or every host of a PostgreSQL fleet).
             let (registry, api) = (self.registry.clone(), self.config.api.listen.clone());
             let host_id = host_id(&api);
             let started_at_ms = std::time::SystemTime::now()
@@ -195,6 +211,8 @@ impl Host {
                     }
                 }
             });
+        }
+        if self.config.registry.backend == StorageBackend::Postgres {
             // Deploys through any host arrive at once; the interval below is the safety net.
             let (tx, mut changed) = tokio::sync::mpsc::channel(64);
             let url = self
@@ -282,57 +300,29 @@ impl Host {
         Ok(())
     }
 
-    /// The worker's settings from the configuration.
-    pub fn worker_settings(&self) -> WorkerSettings {
-        let t = &self.config.workflow.temporal;
-        let w = &self.config.worker;
-        let mut s =
-            WorkerSettings::new(t.address.clone(), t.namespace.clone(), t.task_queue.clone());
-        s.max_concurrent_activities = w.max_concurrent_activities;
-        s.max_concurrent_workflow_tasks = w.max_concurrent_workflow_tasks;
-        s.max_cached_workflows = w.max_cached_workflows;
-        s.max_eager_activities_per_workflow_task = w.max_eager_activities_per_workflow_task;
-        s.workflow_pollers = w.workflow_pollers;
-        s.max_task_queue_activities_per_second = w.max_task_queue_activities_per_second;
-        s.max_worker_activities_per_second = w.max_worker_activities_per_second;
-        s.activity_pollers = w.activity_pollers;
-        s.dispatch = DispatchSettings {
-            cancel_grace: Duration::from_millis(w.cancel_grace_ms),
-        };
-        s.graceful_shutdown = Duration::from_millis(w.graceful_shutdown_ms);
-        let u = &w.user_workflow;
-        s.user_workflow = ActivityCallSettings {
-            start_to_close: Duration::from_millis(u.start_to_close_ms),
-            initial_interval: Duration::from_millis(u.initial_interval_ms),
-            backoff_coefficient: u.backoff_coefficient,
-            maximum_interval: Duration::from_millis(u.maximum_interval_ms),
-            maximum_attempts: u.maximum_attempts,
-        };
-        s
-    }
-
     /// Runs the Temporal worker until `shutdown` changes. Runs on the calling thread: the
     /// SDK's workflow half is not `Send`.
     pub async fn run_worker(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), HostError> {
-        let settings = self.worker_settings();
+        let (temporal, settings) = (&self.config.workflow.temporal, &self.config.worker);
         self.readiness
             .worker_expected
             .store(true, Ordering::Relaxed);
         let client = tokio::select! {
-            c = connect_with_retry(&settings.address, &settings.namespace) => c,
+            c = connect_with_retry(&temporal.address, &temporal.namespace) => c,
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
         };
         let core = activity_worker::core_runtime()?;
         let worker = HostWorker::new(
             &core,
             client,
-            &settings,
+            temporal,
+            settings,
             self.runtime.clone(),
             self.registry.clone(),
         )?;
         tracing::info!(
-            task_queue = settings.task_queue.as_str(),
-            namespace = settings.namespace.as_str(),
+            task_queue = temporal.task_queue.as_str(),
+            namespace = temporal.namespace.as_str(),
             "worker polling"
         );
         self.readiness.worker_polling.store(true, Ordering::Relaxed);
@@ -382,30 +372,16 @@ impl Host {
                 }
             });
         }
-        let a = &self.config.api;
         let state = activity_api::ApiState {
             client,
-            admin_token: a.admin_token.clone(),
-            request_timeout: Duration::from_millis(a.request_timeout_ms),
-            max_json_body: a.max_json_body_bytes,
+            settings: self.config.api.clone(),
+            temporal: t.clone(),
             readiness: self.readiness.clone(),
-            namespace: t.namespace.clone(),
-            task_queue: t.task_queue.clone(),
             store: self.store.clone(),
             registry: self.registry.clone(),
             oci: self.oci.clone(),
             default_limits: self.config.runtime.limits,
             metrics: activity_api::observe::prometheus(),
-            activity_mode: self.config.api.activity_mode,
-            invoke: {
-                let i = &self.config.api.invoke;
-                activity_api::InvokeDefaults {
-                    start_to_close: Duration::from_millis(i.start_to_close_ms),
-                    schedule_to_close: Duration::from_millis(i.schedule_to_close_ms),
-                    maximum_attempts: i.maximum_attempts,
-                    wait: Duration::from_millis(i.wait_ms),
-                }
-            },
         };
         let listener = tokio::net::TcpListener::bind(&address)
             .await
@@ -425,17 +401,22 @@ impl Host {
     }
 }
 
-/// Connects to Temporal, retrying with backoff (up to 10 s apart) until it answers.
+/// Connects to Temporal, retrying with backoff (200 ms doubling up to 10 s apart) until it
+/// answers.
 pub async fn connect_with_retry(address: &str, namespace: &str) -> temporalio_client::Client {
-    let mut pause = Duration::from_millis(200);
+    use backon::Retryable;
+    let backoff = backon::ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        .without_max_times();
+    let connect = || activity_worker::connect(address, namespace);
     loop {
-        match activity_worker::connect(address, namespace).await {
-            Ok(client) => return client,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "Temporal does not answer yet");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(10));
-            }
+        let attempt = connect.retry(backoff).notify(|e, pause| {
+            tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "Temporal does not answer yet");
+        });
+        // Without a limit on attempts this only ends with a client.
+        if let Ok(client) = attempt.await {
+            return client;
         }
     }
 }

@@ -24,9 +24,14 @@ pub fn spec(activity_type: &str, webhook_url: Option<&str>) -> ActivitySpec {
         }
         "SendNotification" => {
             let authority = webhook_url
-                .and_then(|u| u.split_once("://"))
-                .map(|(_, rest)| rest.split('/').next().unwrap_or_default().to_string())
-                .filter(|a| !a.is_empty());
+                .and_then(|u| url::Url::parse(u).ok())
+                .and_then(|u| {
+                    let host = u.host_str()?.to_string();
+                    Some(match u.port() {
+                        Some(port) => format!("{host}:{port}"),
+                        None => host,
+                    })
+                });
             // Outgoing HTTP is granted only towards the webhook; without one, every request
             // is refused and notifications go to the host's log.
             spec.grants.allowed_hosts = vec![authority.unwrap_or_else(|| "webhook.invalid".into())];

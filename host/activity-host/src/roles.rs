@@ -104,7 +104,7 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
 
 /// `server`: the REST API only.
 pub async fn server(config: Config) -> anyhow::Result<()> {
-    let host = Host::open(config).await?;
+    let host = Host::open_without_execution(config).await?;
     host.start_registry().await?;
     if host.config.activities.deploy_reference {
         host.deploy_reference_activities().await?;
@@ -125,8 +125,9 @@ pub async fn check(config: Config, file: &PathBuf, spec: ActivitySpec) -> anyhow
         .with_context(|| format!("{} does not fit as {name}", file.display()))?;
     let params: Vec<String> = activity
         .signature()
-        .into_iter()
-        .map(|(n, t)| format!("{n}: {t}"))
+        .params
+        .iter()
+        .map(|p| format!("{}: {}", p.name, p.ty.name()))
         .collect();
     println!(
         "{} fits as {name}: calls {}({}), version {}",

@@ -2,9 +2,11 @@
 //! configuration names (`registry.backend`, `registry.keyvalue_backend`), against a real
 //! throw-away PostgreSQL cluster and SQLite files.
 
-use activity_host::config::{Config, RegistryBackend};
+use activity_host::config::Config;
 use activity_host::host::Host;
-use activity_runtime::{KeyValueBackend, SqliteKeyValue};
+use activity_registry::StorageBackend;
+use activity_runtime::KeyValueBackend;
+use activity_sqlite::SqliteKeyValue;
 use test_support::Postgres;
 
 fn config(pg: &Postgres, data: &std::path::Path) -> Config {
@@ -24,8 +26,8 @@ async fn the_key_value_stores_follow_their_own_key_and_default_to_the_registry()
     // Registry in PostgreSQL, key-value stores in SQLite: the users store is the local file.
     let data = tempfile::tempdir().unwrap();
     let mut split = config(&pg, data.path());
-    split.registry.backend = RegistryBackend::Postgres;
-    split.registry.keyvalue_backend = Some(RegistryBackend::Sqlite);
+    split.registry.backend = StorageBackend::Postgres;
+    split.registry.keyvalue_backend = Some(StorageBackend::Sqlite);
     let store_path = split.store_path();
     let host = Host::open(split).await.expect("host");
     let bytes = test_components::read(test_components::VALIDATE_USER);
@@ -55,7 +57,7 @@ async fn the_key_value_stores_follow_their_own_key_and_default_to_the_registry()
     // so it does not see the first host's local key, and sees the deployed version.
     let other = tempfile::tempdir().unwrap();
     let mut follow = config(&pg, other.path());
-    follow.registry.backend = RegistryBackend::Postgres;
+    follow.registry.backend = StorageBackend::Postgres;
     let host = Host::open(follow).await.expect("host");
     let kv = host.store.clone();
     let seen = tokio::task::spawn_blocking(move || {

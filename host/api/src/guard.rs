@@ -41,7 +41,7 @@ pub async fn require_admin(
     let admin = crate::ADMIN_ROUTES
         .iter()
         .any(|(m, p)| *m == request.method().as_str() && *p == route);
-    let Some(expected) = state.admin_token.as_ref().filter(|_| admin) else {
+    let Some(expected) = state.settings.admin_token.as_ref().filter(|_| admin) else {
         return next.run(request).await;
     };
     let presented = request
@@ -111,7 +111,7 @@ pub async fn body_limit(
     let (limit, code) = if deploy {
         (state.registry.max_component_bytes(), "component_too_large")
     } else {
-        (state.max_json_body, "body_too_large")
+        (state.settings.max_json_body_bytes, "body_too_large")
     };
     match declared {
         Some(n) if n > limit as u64 => {
@@ -129,14 +129,14 @@ pub async fn body_limit(
 
 /// Answers `503 request_timeout` when a request runs past `api.request_timeout_ms`.
 pub async fn timeout(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+    match tokio::time::timeout(state.settings.request_timeout(), next.run(request)).await {
         Ok(res) => res,
         Err(_) => ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: "request_timeout",
             message: format!(
                 "the request took longer than {} ms",
-                state.request_timeout.as_millis()
+                state.settings.request_timeout_ms
             ),
         }
         .into_response(),

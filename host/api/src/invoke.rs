@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use activity_runtime::ActivityCatalog;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -36,30 +35,6 @@ use crate::json::{ApiJson, ApiPath, ApiQuery};
 use crate::users::{check_id, check_run_id};
 use crate::workflows::{failure_json, rpc_error};
 use crate::{ApiError, ApiState, ErrorBody};
-
-/// Defaults of a standalone activity's options, from configuration.
-#[derive(Debug, Clone)]
-pub struct InvokeDefaults {
-    /// Timeout of each attempt.
-    pub start_to_close: Duration,
-    /// Timeout of the whole execution.
-    pub schedule_to_close: Duration,
-    /// Attempts, 0 for unlimited.
-    pub maximum_attempts: u32,
-    /// How long a request waits for the result.
-    pub wait: Duration,
-}
-
-impl Default for InvokeDefaults {
-    fn default() -> Self {
-        Self {
-            start_to_close: Duration::from_secs(30),
-            schedule_to_close: Duration::from_secs(120),
-            maximum_attempts: 3,
-            wait: Duration::from_secs(30),
-        }
-    }
-}
 
 /// The body of an invoke: the arguments as an array, or an object with the arguments and
 /// options.
@@ -100,14 +75,14 @@ pub struct InvokeQuery {
     wait: Option<bool>,
 }
 
-fn positive(field: &str, value: Option<u64>, default: Duration) -> Result<u64, ApiError> {
+fn positive(field: &str, value: Option<u64>, default: u64) -> Result<u64, ApiError> {
     match value {
         Some(0) => Err(ApiError::bad_request(
             "invalid_field",
             format!("{field} must be a positive number of milliseconds"),
         )),
         Some(ms) => Ok(ms),
-        None => Ok(default.as_millis() as u64),
+        None => Ok(default),
     }
 }
 
@@ -136,28 +111,28 @@ pub async fn invoke(
         },
         InvokeBody::WithOptions(o) => o,
     };
-    let component = state.registry.get(&name).ok_or_else(|| {
+    // Checked against the stored WIT signature: no component is compiled or run here.
+    let (_, signature) = state.registry.signature(&name).ok_or_else(|| {
         ApiError::not_found(
             "activity_not_found",
             format!("activity type {name:?} is not deployed"),
         )
     })?;
-    component
-        .check_args(&options.args)
+    wit_json::args_to_vals(&options.args, &signature.params)
         .map_err(|e| ApiError::bad_request("invalid_arguments", format!("{name}: {e}")))?;
     if let Some(id) = &options.activity_id {
         check_id("activity_id", id)?;
     }
-    let d = &state.invoke;
+    let d = &state.settings.invoke;
     let start_to_close = positive(
         "start_to_close_ms",
         options.start_to_close_ms,
-        d.start_to_close,
+        d.start_to_close_ms,
     )?;
     let schedule_to_close = positive(
         "schedule_to_close_ms",
         options.schedule_to_close_ms,
-        d.schedule_to_close,
+        d.schedule_to_close_ms,
     )?;
     let attempts = options.maximum_attempts.unwrap_or(d.maximum_attempts);
     let attempts = i32::try_from(attempts)
@@ -167,13 +142,13 @@ pub async fn invoke(
         .activity_id
         .unwrap_or_else(|| format!("invoke-{name}-{}", uuid::Uuid::new_v4()));
     let request = StartActivityExecutionRequest {
-        namespace: state.namespace.clone(),
+        namespace: state.temporal.namespace.clone(),
         identity: crate::workflows::IDENTITY.into(),
         request_id: uuid::Uuid::new_v4().to_string(),
         activity_id: activity_id.clone(),
         activity_type: Some(ActivityType { name: name.clone() }),
         task_queue: Some(TaskQueue {
-            name: state.task_queue.clone(),
+            name: state.temporal.task_queue.clone(),
             kind: TaskQueueKind::Normal as i32,
             normal_name: String::new(),
         }),
@@ -215,11 +190,11 @@ pub async fn invoke(
         return Ok(pending(started.run_id));
     }
     let poll = PollActivityExecutionRequest {
-        namespace: state.namespace.clone(),
+        namespace: state.temporal.namespace.clone(),
         activity_id: activity_id.clone(),
         run_id: started.run_id.clone(),
     };
-    let waited = tokio::time::timeout(d.wait, async {
+    let waited = tokio::time::timeout(Duration::from_millis(d.wait_ms), async {
         loop {
             let answer = WorkflowService::poll_activity_execution(
                 &mut state.client()?,
@@ -310,7 +285,7 @@ pub async fn execution(
         check_run_id(&run_id)?;
     }
     let request = DescribeActivityExecutionRequest {
-        namespace: state.namespace.clone(),
+        namespace: state.temporal.namespace.clone(),
         activity_id: activity_id.clone(),
         run_id,
         include_outcome: true,

@@ -38,7 +38,10 @@ where
                     ApiError {
                         status: StatusCode::PAYLOAD_TOO_LARGE,
                         code: "body_too_large",
-                        message: format!("the body is larger than {} bytes", state.max_json_body),
+                        message: format!(
+                            "the body is larger than {} bytes",
+                            state.settings.max_json_body_bytes
+                        ),
                     }
                 }
                 other => ApiError {

@@ -10,11 +10,11 @@ mod invoke;
 mod json;
 pub mod observe;
 pub mod openapi;
+mod settings;
 mod users;
 mod workflows;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use activity_registry::Registry;
 use activity_runtime::{ActivityLimits, KeyValueBackend};
@@ -29,8 +29,8 @@ use utoipa_axum::routes;
 
 pub use error::ApiError;
 pub use guard::Readiness;
-pub use invoke::InvokeDefaults;
 pub use openapi::ErrorBody;
+pub use settings::{ApiSettings, InvokeSettings};
 
 /// Key-value store of users.
 pub const USERS_STORE: &str = "users";
@@ -66,10 +66,10 @@ impl ClientSlot {
 pub struct ApiState {
     /// Temporal client.
     pub client: ClientSlot,
-    /// Namespace.
-    pub namespace: String,
-    /// Task queue `UserWorkflow` runs on.
-    pub task_queue: String,
+    /// The `api` section of the configuration.
+    pub settings: ApiSettings,
+    /// Temporal's namespace and the task queue workflows and invokes are started on.
+    pub temporal: activity_worker::TemporalSettings,
     /// The key-value stores (users, notifications).
     pub store: Arc<dyn KeyValueBackend>,
     /// The module registry.
@@ -80,16 +80,6 @@ pub struct ApiState {
     pub default_limits: ActivityLimits,
     /// The process's metrics, rendered by `GET /metrics`.
     pub metrics: Option<PrometheusHandle>,
-    /// Options of invoked activities a request does not set.
-    pub invoke: InvokeDefaults,
-    /// Where `UserWorkflow` runs its activities when the start request does not say.
-    pub activity_mode: activity_worker::ActivityMode,
-    /// Bearer token of the admin routes; `None`: they are open.
-    pub admin_token: Option<String>,
-    /// Longest a request may take.
-    pub request_timeout: Duration,
-    /// Largest JSON body, in bytes.
-    pub max_json_body: usize,
     /// What `/readyz` reports.
     pub readiness: Arc<Readiness>,
 }
@@ -114,7 +104,7 @@ pub const ADMIN_ROUTES: &[(&str, &str)] = &[
 /// (both come from the same registrations).
 pub fn router_and_openapi(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
     let max_component = state.registry.max_component_bytes();
-    let max_json = state.max_json_body;
+    let max_json = state.settings.max_json_body_bytes;
     let state = Arc::new(state);
     let (schemas, paths, deploy_routes) =
         routes!(activities::deploy, activities::show, activities::remove);

@@ -154,19 +154,19 @@ pub async fn start(
         email: body.email,
         name: body.name,
         action: body.action,
-        activity_mode: body.activity_mode.unwrap_or(state.activity_mode),
+        activity_mode: body.activity_mode.unwrap_or(state.settings.activity_mode),
     };
     let input = serde_json::to_value(&request).map_err(|e| ApiError::internal(e.to_string()))?;
     // The raw start answers whether a run was started or an open one found (conflict
     // policy "use existing"), which the typed start does not say.
     let start = StartWorkflowExecutionRequest {
-        namespace: state.namespace.clone(),
+        namespace: state.temporal.namespace.clone(),
         workflow_id: id.clone(),
         workflow_type: Some(WorkflowType {
             name: WORKFLOW_TYPE.into(),
         }),
         task_queue: Some(TaskQueue {
-            name: state.task_queue.clone(),
+            name: state.temporal.task_queue.clone(),
             kind: TaskQueueKind::Normal as i32,
             normal_name: String::new(),
         }),
@@ -375,7 +375,7 @@ fn handle(
     Ok(WorkflowHandle::new(
         client,
         WorkflowExecutionInfo::builder()
-            .namespace(state.namespace.clone())
+            .namespace(state.temporal.namespace.clone())
             .workflow_id(workflow_id.to_string())
             .maybe_run_id(run_id)
             .build(),
@@ -521,7 +521,7 @@ pub async fn list(
         None => Vec::new(),
     };
     let request = ListWorkflowExecutionsRequest {
-        namespace: state.namespace.clone(),
+        namespace: state.temporal.namespace.clone(),
         page_size,
         next_page_token,
         query: filter,

@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS registry_versions (
     PRIMARY KEY (activity, seq)
 );
 ALTER TABLE registry_versions ADD COLUMN IF NOT EXISTS source TEXT;
+ALTER TABLE registry_versions ADD COLUMN IF NOT EXISTS signature TEXT;
 CREATE TABLE IF NOT EXISTS registry_active (
     activity TEXT PRIMARY KEY,
     seq      BIGINT NOT NULL
@@ -150,13 +151,21 @@ impl Db {
 /// type to `changed`, reconnecting after a failure; ends when `changed` is closed. After
 /// every (re)connection it sends `None`: notifications may have been missed, reconcile all.
 pub async fn listen(url: String, changed: tokio::sync::mpsc::Sender<Option<String>>) {
+    use backon::Retryable;
     use futures::StreamExt;
-    let mut backoff = Duration::from_millis(200);
+    let backoff = backon::ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times();
+    let connect = || tokio_postgres::connect(&url, NoTls);
     loop {
-        let connected = tokio_postgres::connect(&url, NoTls).await;
+        let connected = connect
+            .retry(backoff)
+            .when(|_| !changed.is_closed())
+            .notify(|e, _| tracing::warn!(error = %e, "cannot connect for registry notifications"))
+            .await;
         match connected {
             Ok((client, mut connection)) => {
-                backoff = Duration::from_millis(200);
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
                 let stream = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
                 let forward = tokio::spawn(async move {
@@ -194,14 +203,13 @@ pub async fn listen(url: String, changed: tokio::sync::mpsc::Sender<Option<Strin
                 }
                 forward.abort();
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot connect for registry notifications");
-            }
+            // Only when nobody listens any more.
+            Err(_) => return,
         }
         if changed.is_closed() {
             return;
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        // The connection worked and dropped: reconnect with a fresh backoff after a pause.
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -2,7 +2,7 @@
 //! tables. Every change notifies [`CHANNEL`](crate::CHANNEL) in its own transaction, so
 //! listeners hear of it exactly when it is committed.
 
-use activity_registry::store::{ArtifactSource, RegistryStore, StoreError, VersionRecord};
+use activity_registry::store::{from_column, to_column, RegistryStore, StoreError, VersionRecord};
 use activity_runtime::ComponentDigest;
 use deadpool_postgres::Pool;
 use tokio_postgres::Row;
@@ -25,7 +25,7 @@ fn db(e: tokio_postgres::Error) -> StoreError {
 }
 
 const SELECT: &str =
-    "SELECT seq, digest, size, deployed_at_ms, deployed_by, spec, source FROM registry_versions";
+    "SELECT seq, digest, size, deployed_at_ms, deployed_by, spec, source, signature FROM registry_versions";
 
 fn decode(row: &Row) -> Result<VersionRecord, StoreError> {
     let seq: i64 = row.get(0);
@@ -42,7 +42,8 @@ fn decode(row: &Row) -> Result<VersionRecord, StoreError> {
         deployed_at_ms: row.get::<_, i64>(3) as u64,
         deployed_by: row.get(4),
         spec,
-        source: ArtifactSource::from_column(seq as u64, row.get(6))?,
+        source: from_column("source", seq as u64, row.get(6))?,
+        signature: from_column("signature", seq as u64, row.get(7))?,
     })
 }
 
@@ -113,8 +114,9 @@ impl RegistryStore for PostgresRegistryStore {
                 .get(0);
             tx.execute(
                 "INSERT INTO registry_versions
-                 (activity, seq, digest, size, deployed_at_ms, deployed_by, spec, source)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 (activity, seq, digest, size, deployed_at_ms, deployed_by, spec, source,
+                  signature)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 &[
                     &activity,
                     &seq,
@@ -123,7 +125,8 @@ impl RegistryStore for PostgresRegistryStore {
                     &(record.deployed_at_ms as i64),
                     &record.deployed_by,
                     &spec,
-                    &ArtifactSource::to_column(&record.source),
+                    &to_column(&record.source),
+                    &to_column(&record.signature),
                 ],
             )
             .await
@@ -172,7 +175,8 @@ impl RegistryStore for PostgresRegistryStore {
                 .client()
                 .await?
                 .query(
-                    "SELECT v.seq, v.digest, v.size, v.deployed_at_ms, v.deployed_by, v.spec, v.source
+                    "SELECT v.seq, v.digest, v.size, v.deployed_at_ms, v.deployed_by, v.spec, v.source,
+                            v.signature
                      FROM registry_active a
                      JOIN registry_versions v ON v.activity = a.activity AND v.seq = a.seq
                      ORDER BY a.activity",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use activity_postgres::{connect, listen, PostgresKeyValue, PostgresRegistryStore};
 use activity_registry::store::{ArtifactSource, RegistryStore, VersionRecord};
-use activity_runtime::{ActivitySpec, ComponentDigest, KeyValueBackend};
+use activity_runtime::{ActivitySpec, ComponentDigest, KeyValueBackend, Param, Signature, WitType};
 use test_support::Postgres;
 
 fn record(bytes: &[u8], by: &str) -> VersionRecord {
@@ -20,6 +20,16 @@ fn record(bytes: &[u8], by: &str) -> VersionRecord {
         source: (by == "b").then(|| ArtifactSource {
             reference: "oci://localhost:5000/team/validate-user:1.0.0".into(),
             manifest_digest: format!("sha256:{}", "0".repeat(64)),
+        }),
+        // So does a signature.
+        signature: (by == "b").then(|| Signature {
+            params: vec![Param {
+                name: "user".into(),
+                ty: WitType::List {
+                    element: Box::new(WitType::U8),
+                },
+            }],
+            result: Some(WitType::Bool),
         }),
     }
 }
@@ -65,6 +75,8 @@ async fn registry_store_keeps_history_and_notifies_every_change() {
     assert_eq!(history.0[1].spec, v2.spec);
     assert_eq!(history.0[1].source, v2.source);
     assert!(history.0[1].source.is_some() && history.0[0].source.is_none());
+    assert_eq!(history.0[1].signature, v2.signature);
+    assert!(history.0[1].signature.is_some() && history.0[0].signature.is_none());
     assert_eq!(history.1, Some(1));
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].digest, ComponentDigest::of(b"one"));

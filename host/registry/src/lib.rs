@@ -6,20 +6,26 @@
 //! one step. Calls already running keep the component they started with (they hold an
 //! `Arc`). A failed deploy changes nothing.
 
-pub mod sqlite;
+mod error;
+pub mod settings;
 pub mod store;
+mod views;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use activity_runtime::ActivityCatalog;
-use activity_runtime::{
-    ActivityComponent, ActivityLimits, ActivitySpec, ComponentDigest, Grants, LoadError, Runtime,
-};
-use serde::Serialize;
+use activity_runtime::{ActivityComponent, ActivitySpec, ComponentDigest, Runtime, Signature};
 
-pub use sqlite::SqliteRegistryStore;
-pub use store::{ArtifactSource, FleetHost, FleetStore, RegistryStore, StoreError, VersionRecord};
+pub use error::RegistryError;
+pub use settings::{RegistrySettings, StorageBackend};
+pub use store::{
+    from_column, to_column, ArtifactSource, FleetHost, FleetStore, RegistryStore, StoreError,
+    VersionRecord,
+};
+pub use views::{
+    ActivityDetails, ActivitySummary, DeployOutcome, DeployRequest, HostServing, VersionView,
+};
 
 /// Longest activity type name, in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
@@ -37,167 +43,8 @@ pub mod metric {
     pub const ALL: &[&str] = &[DEPLOYS, ROLLBACKS, SERVED];
 }
 
-/// Why a registry operation failed. Each maps to one HTTP status in the API.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    /// The name is not a valid activity type name.
-    #[error("invalid activity type name {0:?}: use 1 to 255 letters, digits, '_', '-' or '.'")]
-    InvalidName(String),
-    /// No bytes.
-    #[error("the component is empty")]
-    Empty,
-    /// Over the size limit.
-    #[error("the component is {size} bytes, over the limit of {limit}")]
-    TooLarge {
-        /// Its size.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// The runtime refused it.
-    #[error(transparent)]
-    Refused(#[from] LoadError),
-    /// No such activity type.
-    #[error("activity type {0:?} is not deployed")]
-    NotFound(String),
-    /// No such version.
-    #[error("activity type {name:?} has no version {digest}")]
-    VersionNotFound {
-        /// Activity type.
-        name: String,
-        /// The digest asked for.
-        digest: String,
-    },
-    /// Nothing to roll back to.
-    #[error("activity type {0:?} has no earlier version to roll back to")]
-    NoEarlierVersion(String),
-    /// Storage failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A stored component went missing or no longer loads.
-    #[error("stored version {digest} of {name:?} cannot be loaded: {message}")]
-    Stored {
-        /// Activity type.
-        name: String,
-        /// Digest.
-        digest: ComponentDigest,
-        /// Why.
-        message: String,
-    },
-}
-
-/// What a deployment asks for besides the bytes.
-#[derive(Debug, Clone, Default)]
-pub struct DeployRequest {
-    /// The export to call, when not the default.
-    pub export: Option<String>,
-    /// Capabilities granted.
-    pub grants: Grants,
-    /// Limits per call.
-    pub limits: ActivityLimits,
-    /// Who deploys (for the history).
-    pub deployed_by: String,
-    /// The OCI artifact the bytes were pulled from, when deployed by reference.
-    pub source: Option<ArtifactSource>,
-}
-
-/// A version as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct VersionView {
-    /// Position in the history.
-    pub seq: u64,
-    /// Content digest.
-    pub digest: ComponentDigest,
-    /// Bytes.
-    pub size: u64,
-    /// When deployed, ms since the Unix epoch.
-    pub deployed_at_ms: u64,
-    /// Who deployed it.
-    pub deployed_by: String,
-    /// The export called.
-    pub export: Option<String>,
-    /// Grants.
-    pub grants: Grants,
-    /// Limits.
-    pub limits: ActivityLimits,
-    /// True for the version serving now.
-    pub active: bool,
-    /// The OCI artifact it was pulled from, when deployed by reference.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<ArtifactSource>,
-}
-
-impl VersionView {
-    fn of(r: &VersionRecord, active: Option<u64>) -> Self {
-        Self {
-            seq: r.seq,
-            digest: r.digest.clone(),
-            size: r.size,
-            deployed_at_ms: r.deployed_at_ms,
-            deployed_by: r.deployed_by.clone(),
-            export: r.spec.export.clone(),
-            grants: r.spec.grants.clone(),
-            limits: r.spec.limits,
-            active: Some(r.seq) == active,
-            source: r.source.clone(),
-        }
-    }
-}
-
-/// An activity type in the listing.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ActivitySummary {
-    /// Activity type name.
-    pub name: String,
-    /// The active version's digest.
-    pub active_digest: ComponentDigest,
-    /// The active version's position in the history.
-    pub active_seq: u64,
-    /// When the active version was deployed.
-    pub deployed_at_ms: u64,
-}
-
-/// An activity type with its history.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ActivityDetails {
-    /// Activity type name.
-    pub name: String,
-    /// The active version's digest.
-    pub active_digest: Option<ComponentDigest>,
-    /// The digest this host serves now: the active one, once this host has loaded it.
-    pub serving_digest: Option<ComponentDigest>,
-    /// Every version, oldest first.
-    pub versions: Vec<VersionView>,
-    /// With a shared store: every live host and the digest it serves (`null` when it does
-    /// not serve this type).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hosts: Option<Vec<HostServing>>,
-}
-
-/// What one live host of the fleet serves of an activity type.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct HostServing {
-    /// The host's id.
-    pub host_id: String,
-    /// Its REST API address.
-    pub api: String,
-    /// The digest it serves.
-    pub digest: Option<String>,
-    /// Milliseconds since its last heartbeat.
-    pub last_seen_ms_ago: u64,
-}
-
 /// Hosts whose last heartbeat is older than this are not shown.
 pub const FLEET_LIVENESS: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The result of a deploy.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct DeployOutcome {
-    /// False when the same component with the same grants and limits was already active.
-    pub changed: bool,
-    /// The active version after the deploy.
-    pub version: VersionView,
-}
 
 /// Checks an activity type name the way Temporal names are written here.
 pub fn check_name(name: &str) -> Result<(), RegistryError> {
@@ -220,11 +67,34 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// What this host holds of an activity type's active version.
+struct Served {
+    digest: ComponentDigest,
+    spec: ActivitySpec,
+    signature: Arc<Signature>,
+    /// The compiled component; `None` on a host that only checks calls (the `server` role).
+    component: Option<Arc<ActivityComponent>>,
+}
+
+impl Served {
+    fn compiled(component: ActivityComponent, keep: bool) -> Self {
+        Self {
+            digest: component.digest().clone(),
+            spec: component.spec().clone(),
+            signature: component.signature().clone(),
+            component: keep.then(|| Arc::new(component)),
+        }
+    }
+}
+
 /// The registry of one host.
 pub struct Registry {
     store: Arc<dyn RegistryStore>,
     runtime: Arc<Runtime>,
-    serving: RwLock<BTreeMap<String, Arc<ActivityComponent>>>,
+    serving: RwLock<BTreeMap<String, Served>>,
+    /// False on a host that never runs activities: versions are described from their stored
+    /// signatures, not compiled.
+    executes: bool,
     /// One change at a time, so history and serving map agree.
     changes: tokio::sync::Mutex<()>,
     max_component_bytes: usize,
@@ -243,10 +113,27 @@ impl Registry {
             store,
             runtime,
             serving: RwLock::default(),
+            executes: true,
             changes: tokio::sync::Mutex::new(()),
             max_component_bytes,
             fleet: None,
         }
+    }
+
+    /// The registry of a host that never runs activities (the `server` role): versions are
+    /// described by the signature stored with them instead of compiled, so it starts in
+    /// milliseconds; deploys through it still compile once, to check the component.
+    pub fn without_execution(mut self) -> Self {
+        self.executes = false;
+        self
+    }
+
+    /// The digest and the export's signature of the version of `name` this host holds:
+    /// what an invoke's arguments are checked against.
+    pub fn signature(&self, name: &str) -> Option<(ComponentDigest, Arc<Signature>)> {
+        let serving = self.serving.read().ok()?;
+        let served = serving.get(name)?;
+        Some((served.digest.clone(), served.signature.clone()))
     }
 
     /// The registry of a fleet: heartbeats go to `fleet`, and details show every live host.
@@ -271,7 +158,7 @@ impl Registry {
             .read()
             .map(|s| {
                 s.iter()
-                    .map(|(name, c)| (name.clone(), c.digest().as_str().to_string()))
+                    .map(|(name, c)| (name.clone(), c.digest.as_str().to_string()))
                     .collect()
             })
             .unwrap_or_default();
@@ -309,9 +196,9 @@ impl Registry {
             .map_err(RegistryError::from)
     }
 
-    fn serve(&self, name: &str, component: ActivityComponent) {
+    fn serve(&self, name: &str, served: Served) {
         if let Ok(mut s) = self.serving.write() {
-            s.insert(name.to_string(), Arc::new(component));
+            s.insert(name.to_string(), served);
             metrics::gauge!(metric::SERVED).set(s.len() as f64);
         }
     }
@@ -324,9 +211,11 @@ impl Registry {
         for record in active {
             let name = record.spec.activity_type.clone();
             match self.load_version(&record).await {
-                Ok(component) => {
-                    tracing::info!(activity = name.as_str(), version = %record.digest, cached = component.loaded_from_cache(), "activity loaded");
-                    self.serve(&name, component);
+                Ok(served) => {
+                    let compiled = served.component.as_ref();
+                    let cached = compiled.map(|c| c.loaded_from_cache());
+                    tracing::info!(activity = name.as_str(), version = %record.digest, ?cached, "activity loaded");
+                    self.serve(&name, served);
                 }
                 Err(e) => {
                     tracing::error!(activity = name.as_str(), error = %e, "active version does not load; the activity is not served");
@@ -337,10 +226,17 @@ impl Registry {
         Ok(failures)
     }
 
-    async fn load_version(
-        &self,
-        record: &VersionRecord,
-    ) -> Result<ActivityComponent, RegistryError> {
+    /// What this host needs of `record`: its stored signature alone on a host that does not
+    /// execute (when the record has one), else the compiled component.
+    async fn load_version(&self, record: &VersionRecord) -> Result<Served, RegistryError> {
+        if let (false, Some(signature)) = (self.executes, &record.signature) {
+            return Ok(Served {
+                digest: record.digest.clone(),
+                spec: record.spec.clone(),
+                signature: Arc::new(signature.clone()),
+                component: None,
+            });
+        }
         let digest = record.digest.clone();
         let stored = |message: String| RegistryError::Stored {
             name: record.spec.activity_type.clone(),
@@ -351,10 +247,12 @@ impl Registry {
             .blocking(move |s| s.blob(&digest))
             .await?
             .ok_or_else(|| stored("its component file is missing".into()))?;
-        self.runtime
+        let component = self
+            .runtime
             .load(record.spec.clone(), &bytes)
             .await
-            .map_err(|e| stored(e.to_string()))
+            .map_err(|e| stored(e.to_string()))?;
+        Ok(Served::compiled(component, self.executes))
     }
 
     /// Validates, compiles, stores and activates a component as activity type `name`.
@@ -425,6 +323,7 @@ impl Registry {
             deployed_by: request.deployed_by,
             spec,
             source: request.source,
+            signature: Some(component.signature().as_ref().clone()),
         };
         let record = {
             let (name, digest) = (name.to_string(), digest.clone());
@@ -434,7 +333,7 @@ impl Registry {
             })
             .await?
         };
-        self.serve(name, component);
+        self.serve(name, Served::compiled(component, self.executes));
         tracing::info!(activity = name, version = %digest, seq = record.seq, "deployed");
         Ok(DeployOutcome {
             changed: true,
@@ -478,10 +377,10 @@ impl Registry {
                 })
                 .ok_or_else(|| RegistryError::NoEarlierVersion(name.into()))?,
         };
-        let component = self.load_version(target).await?;
+        let served = self.load_version(target).await?;
         let (n, seq) = (name.to_string(), target.seq);
         self.blocking(move |s| s.set_active(&n, seq)).await?;
-        self.serve(name, component);
+        self.serve(name, served);
         tracing::info!(activity = name, version = %target.digest, seq, "rolled back");
         metrics::counter!(metric::ROLLBACKS, "activity_type" => name.to_string()).increment(1);
         Ok(VersionView::of(target, Some(target.seq)))
@@ -526,17 +425,17 @@ impl Registry {
         let mut changed = 0;
         for record in &active {
             let name = record.spec.activity_type.as_str();
-            let current = self.get(name);
-            let same = current
-                .as_ref()
-                .is_some_and(|c| c.digest() == &record.digest && c.spec() == &record.spec);
+            let same = self.serving.read().is_ok_and(|s| {
+                s.get(name)
+                    .is_some_and(|c| c.digest == record.digest && c.spec == record.spec)
+            });
             if same {
                 continue;
             }
             match self.load_version(record).await {
-                Ok(component) => {
+                Ok(served) => {
                     tracing::info!(activity = name, version = %record.digest, "activated by another host");
-                    self.serve(name, component);
+                    self.serve(name, served);
                     changed += 1;
                 }
                 Err(e) => {
@@ -577,7 +476,7 @@ impl Registry {
                 None
             }
         };
-        let serving_digest = ActivityCatalog::get(self, name).map(|c| c.digest().clone());
+        let serving_digest = self.signature(name).map(|(digest, _)| digest);
         Ok(ActivityDetails {
             hosts,
             serving_digest,
@@ -596,7 +495,12 @@ impl Registry {
 
 impl ActivityCatalog for Registry {
     fn get(&self, activity_type: &str) -> Option<Arc<ActivityComponent>> {
-        self.serving.read().ok()?.get(activity_type).cloned()
+        self.serving
+            .read()
+            .ok()?
+            .get(activity_type)?
+            .component
+            .clone()
     }
 
     fn names(&self) -> Vec<String> {

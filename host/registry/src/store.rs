@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use activity_runtime::{ActivitySpec, ComponentDigest};
+use activity_runtime::{ActivitySpec, ComponentDigest, Signature};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// A storage failure.
@@ -20,12 +21,6 @@ pub enum StoreError {
     /// A stored record could not be read back.
     #[error("registry record is corrupt: {0}")]
     Corrupt(String),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Database(e.to_string())
-    }
 }
 
 /// One deployment of an activity type: a component version with its grants and limits.
@@ -46,6 +41,29 @@ pub struct VersionRecord {
     /// The OCI artifact it was pulled from, when deployed by reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ArtifactSource>,
+    /// The export's parameters and result as WIT types, read when it was deployed: a host
+    /// checks invoke arguments against it without compiling the component. `None` for
+    /// versions deployed before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
+}
+
+/// The stored form (JSON) of an optional part of a record, for a nullable text column.
+pub fn to_column<T: Serialize>(part: &Option<T>) -> Option<String> {
+    part.as_ref().and_then(|p| serde_json::to_string(p).ok())
+}
+
+/// Reads back what [`to_column`] stored; `what` and `seq` name it in the error.
+pub fn from_column<T: DeserializeOwned>(
+    what: &str,
+    seq: u64,
+    text: Option<String>,
+) -> Result<Option<T>, StoreError> {
+    text.map(|t| {
+        serde_json::from_str(&t)
+            .map_err(|e| StoreError::Corrupt(format!("{what} of version {seq}: {e}")))
+    })
+    .transpose()
 }
 
 /// The OCI artifact a version was pulled from: what CI built, traceable from what runs.
@@ -55,22 +73,6 @@ pub struct ArtifactSource {
     pub reference: String,
     /// The manifest digest the reference resolved to (`REPOSITORY@DIGEST` pins it).
     pub manifest_digest: String,
-}
-
-impl ArtifactSource {
-    /// The stored form (JSON), for a text column.
-    pub fn to_column(source: &Option<Self>) -> Option<String> {
-        source.as_ref().and_then(|s| serde_json::to_string(s).ok())
-    }
-
-    /// Reads the stored form back.
-    pub fn from_column(seq: u64, text: Option<String>) -> Result<Option<Self>, StoreError> {
-        text.map(|t| {
-            serde_json::from_str(&t)
-                .map_err(|e| StoreError::Corrupt(format!("source of version {seq}: {e}")))
-        })
-        .transpose()
-    }
 }
 
 /// Storage of the registry. Implementations block; the registry calls them off the async threads.

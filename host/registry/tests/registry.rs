@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use activity_registry::{DeployRequest, Registry, RegistryError, SqliteRegistryStore};
+use activity_registry::{DeployRequest, Registry, RegistryError};
 use activity_runtime::ActivityCatalog;
 use activity_runtime::{Runtime, RuntimeConfig};
+use activity_sqlite::SqliteRegistryStore;
 
 struct Fixture {
     dir: tempfile::TempDir,

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use activity_runtime::{ActivitySpec, CallContext, Runtime, RuntimeConfig, SqliteKeyValue};
+use activity_runtime::{ActivitySpec, CallContext, Runtime, RuntimeConfig};
+use activity_sqlite::SqliteKeyValue;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use serde_json::{json, Value};
 

@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use wasmtime::component::{Type, Val};
+use wasmtime::component::Val;
+use wit_json::WitType;
 
 /// Failure types the host itself raises. Guests choose their own for their errors.
 pub mod kinds {
@@ -59,9 +60,11 @@ impl ActivityFailure {
 }
 
 /// True when `ty` is `activity-host:activity/types.failure`, recognised by its fields.
-fn is_failure_type(ty: &Type) -> bool {
-    let Type::Record(r) = ty else { return false };
-    let names: Vec<&str> = r.fields().map(|f| f.name).collect();
+fn is_failure_type(ty: &WitType) -> bool {
+    let WitType::Record { fields } = ty else {
+        return false;
+    };
+    let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
     names == ["message", "type", "non-retryable", "details"]
 }
 
@@ -125,7 +128,7 @@ fn message_of(json: &Value) -> Option<String> {
 /// name; anything else a non-retryable `ActivityError`. The value is kept as details.
 pub(crate) fn from_error_value(
     val: Option<&Val>,
-    ty: Option<&Type>,
+    ty: Option<&WitType>,
     activity: &str,
 ) -> ActivityFailure {
     let (Some(val), Some(ty)) = (val, ty) else {
@@ -142,9 +145,12 @@ pub(crate) fn from_error_value(
     }
     let details = wit_json::to_json(val, ty).ok();
     match (val, ty) {
-        (Val::Variant(case, payload), Type::Variant(v)) => {
-            let case_ty = v.cases().find(|c| c.name == case).and_then(|c| c.ty);
-            if let (Some(p), Some(t)) = (payload, &case_ty) {
+        (Val::Variant(case, payload), WitType::Variant { cases }) => {
+            let case_ty = cases
+                .iter()
+                .find(|c| &c.name == case)
+                .and_then(|c| c.payload.as_ref());
+            if let (Some(p), Some(t)) = (payload, case_ty) {
                 if is_failure_type(t) {
                     if let Some(f) = failure_from_record(p) {
                         return f;

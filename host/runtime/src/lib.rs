@@ -15,6 +15,7 @@ pub mod grants;
 pub mod limits;
 pub mod load;
 pub mod metrics;
+pub mod settings;
 mod state;
 
 use std::fmt;
@@ -30,13 +31,15 @@ use wasmtime::component::{HasSelf, Linker, Val};
 use wasmtime::{Engine, Store, Trap};
 
 pub use capabilities::context::{ActivityInfo, CallContext, Cancellation, HeartbeatSink};
-pub use capabilities::keyvalue::{KeyValueBackend, KeyValueError, SqliteKeyValue};
+pub use capabilities::keyvalue::{KeyPage, KeyValueBackend, KeyValueError};
 pub use catalog::{ActivityCatalog, ActivityTable};
 pub use engine::EngineConfig;
 pub use failure::{kinds, ActivityFailure};
 pub use grants::Grants;
 pub use limits::ActivityLimits;
 pub use load::{ActivityComponent, LoadError};
+pub use settings::{InvalidSetting, RuntimeSettings};
+pub use wit_json::{Param, Signature, WitType};
 
 use cache::CompiledCache;
 use engine::EpochTicker;
@@ -141,7 +144,7 @@ pub struct Invocation {
     pub total_time: Duration,
 }
 
-/// The runtime's settings.
+/// What [`Runtime::new`] needs.
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeConfig {
     /// Engine-wide settings.
@@ -235,11 +238,7 @@ impl Runtime {
         call: CallContext,
     ) -> Result<Invocation, ActivityFailure> {
         let name = activity.spec.activity_type.as_str();
-        let params = wit_json::args_to_vals(
-            args,
-            activity.params.iter().map(|(n, t)| (n.as_str(), t.clone())),
-        )
-        .map_err(|e| {
+        let params = wit_json::args_to_vals(args, &activity.signature.params).map_err(|e| {
             ActivityFailure::new(
                 kinds::INVALID_ARGUMENTS,
                 format!("{name} ({}): {e}", activity.export_name),
@@ -274,7 +273,7 @@ impl Runtime {
 
         let started = Instant::now();
         let mut instantiated = None;
-        let mut result = vec![Val::Bool(false); usize::from(activity.result.is_some())];
+        let mut result = vec![Val::Bool(false); usize::from(activity.signature.result.is_some())];
         let run = async {
             let instance = activity
                 .pre
@@ -311,7 +310,7 @@ impl Runtime {
         if let Some(f) = failure {
             return Err(f);
         }
-        let output = output_of(result.pop(), activity.result.as_ref(), name)?;
+        let output = output_of(result.pop(), activity.signature.result.as_ref(), name)?;
         let size = serde_json::to_vec(&output)
             .map(|v| v.len() as u64)
             .unwrap_or(u64::MAX);
@@ -415,15 +414,11 @@ fn log_guest_output(state: &ActivityState, name: &str) {
 }
 
 /// The call's JSON output: the `ok` side of a `result`, or the value itself.
-fn output_of(
-    val: Option<Val>,
-    ty: Option<&wasmtime::component::Type>,
-    name: &str,
-) -> Result<Value, ActivityFailure> {
+fn output_of(val: Option<Val>, ty: Option<&WitType>, name: &str) -> Result<Value, ActivityFailure> {
     let (Some(val), Some(ty)) = (val, ty) else {
         return Ok(Value::Null);
     };
-    let convert = |v: &Val, t: &wasmtime::component::Type| {
+    let convert = |v: &Val, t: &WitType| {
         wit_json::to_json(v, t).map_err(|e| {
             ActivityFailure::new(
                 kinds::GUEST_TRAP,
@@ -433,13 +428,15 @@ fn output_of(
         })
     };
     match (&val, ty) {
-        (Val::Result(Ok(v)), wasmtime::component::Type::Result(r)) => match (v, r.ok()) {
-            (Some(v), Some(t)) => convert(v, &t),
+        (Val::Result(Ok(v)), WitType::Result { ok, .. }) => match (v, ok) {
+            (Some(v), Some(t)) => convert(v, t),
             _ => Ok(Value::Null),
         },
-        (Val::Result(Err(e)), wasmtime::component::Type::Result(r)) => Err(
-            failure::from_error_value(e.as_deref(), r.err().as_ref(), name),
-        ),
+        (Val::Result(Err(e)), WitType::Result { err, .. }) => Err(failure::from_error_value(
+            e.as_deref(),
+            err.as_deref(),
+            name,
+        )),
         _ => convert(&val, ty),
     }
 }

@@ -6,8 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Type};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
 use wasmtime_wasi_config::WasiConfigVariables;
+use wit_json::Signature;
 
 use crate::grants::{check_import, ImportRefusal};
 use crate::state::ActivityState;
@@ -76,8 +77,7 @@ pub struct ActivityComponent {
     pub(crate) pre: InstancePre<ActivityState>,
     pub(crate) export: ComponentExportIndex,
     pub(crate) export_name: String,
-    pub(crate) params: Vec<(String, Type)>,
-    pub(crate) result: Option<Type>,
+    pub(crate) signature: Arc<Signature>,
     pub(crate) grants: Arc<crate::Grants>,
     pub(crate) config: Arc<WasiConfigVariables>,
     pub(crate) from_cache: bool,
@@ -99,23 +99,9 @@ impl ActivityComponent {
         &self.export_name
     }
 
-    /// Parameter names and WIT type names of the export, in order.
-    pub fn signature(&self) -> Vec<(String, String)> {
-        self.params
-            .iter()
-            .map(|(n, t)| (n.clone(), wit_json::type_name(t)))
-            .collect()
-    }
-
-    /// Checks JSON arguments against the export's parameter types without calling it, with
-    /// the message a call would fail with.
-    pub fn check_args(&self, args: &[serde_json::Value]) -> Result<(), String> {
-        wit_json::args_to_vals(
-            args,
-            self.params.iter().map(|(n, t)| (n.as_str(), t.clone())),
-        )
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    /// The export's parameters and result, as WIT types.
+    pub fn signature(&self) -> &Arc<Signature> {
+        &self.signature
     }
 
     /// True when the compiled code came from the on-disk cache rather than a compilation.
@@ -278,23 +264,13 @@ impl Runtime {
         let export_name = instance
             .as_ref()
             .map_or(name.clone(), |i| format!("{i}#{name}"));
-        let params: Vec<(String, Type)> = func.params().map(|(n, t)| (n.to_string(), t)).collect();
-        let mut results = func.results();
-        let result = results.next();
-        for (n, t) in &params {
-            wit_json::check_supported(t, n).map_err(|source| LoadError::UnsupportedType {
+        let signature = Signature::of(func.params(), func.results().next().as_ref());
+        signature
+            .check_supported()
+            .map_err(|source| LoadError::UnsupportedType {
                 export: export_name.clone(),
                 source,
             })?;
-        }
-        if let Some(t) = &result {
-            wit_json::check_supported(t, "result").map_err(|source| {
-                LoadError::UnsupportedType {
-                    export: export_name.clone(),
-                    source,
-                }
-            })?;
-        }
 
         let parent = match instance {
             Some(i) => Some(
@@ -323,8 +299,7 @@ impl Runtime {
             pre,
             export,
             export_name,
-            params,
-            result,
+            signature: Arc::new(signature),
             from_cache,
         })
     }

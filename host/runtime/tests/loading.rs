@@ -102,7 +102,7 @@ async fn a_single_function_component_serves_any_activity_name() {
         .await
         .unwrap();
     assert_eq!(a.export_name(), "validate-user");
-    assert_eq!(a.signature()[0].0, "user");
+    assert_eq!(a.signature().params[0].name, "user");
 }
 
 #[tokio::test]

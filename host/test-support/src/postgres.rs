@@ -87,14 +87,10 @@ pub fn postgres_bin() -> Result<PathBuf, PostgresError> {
         })
 }
 
-/// `(uid, gid)` of a user, from `/etc/passwd`.
+/// `(uid, gid)` of a user, from the system's user database.
 fn user_ids(name: &str) -> Option<(u32, u32)> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.first() == Some(&name))
-            .then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
-    })
+    let user = nix::unistd::User::from_name(name).ok()??;
+    Some((user.uid.as_raw(), user.gid.as_raw()))
 }
 
 fn is_root() -> bool {

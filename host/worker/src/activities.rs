@@ -41,22 +41,6 @@ const FAILURE_SOURCE: &str = "activity-host";
 /// Pause after a failed poll before polling again.
 const POLL_ERROR_BACKOFF: Duration = Duration::from_millis(500);
 
-/// Settings of the activity half.
-#[derive(Debug, Clone)]
-pub struct DispatchSettings {
-    /// How long a guest may keep running after Temporal asked to cancel it, to notice
-    /// `is-cancelled` and stop cleanly, before it is interrupted.
-    pub cancel_grace: Duration,
-}
-
-impl Default for DispatchSettings {
-    fn default() -> Self {
-        Self {
-            cancel_grace: Duration::from_secs(5),
-        }
-    }
-}
-
 /// A running task's handles.
 struct Running {
     cancellation: Cancellation,
@@ -70,7 +54,7 @@ pub struct Dispatcher {
     catalog: Arc<dyn ActivityCatalog>,
     namespace: String,
     task_queue: String,
-    settings: DispatchSettings,
+    cancel_grace: Duration,
     running: Mutex<HashMap<Vec<u8>, Running>>,
 }
 
@@ -82,7 +66,7 @@ impl Dispatcher {
         catalog: Arc<dyn ActivityCatalog>,
         namespace: String,
         task_queue: String,
-        settings: DispatchSettings,
+        cancel_grace: Duration,
     ) -> Self {
         Self {
             core,
@@ -90,7 +74,7 @@ impl Dispatcher {
             catalog,
             namespace,
             task_queue,
-            settings,
+            cancel_grace,
             running: Mutex::default(),
         }
     }
@@ -169,7 +153,7 @@ impl Dispatcher {
         let grace = match reason {
             ActivityCancelReason::Cancelled
             | ActivityCancelReason::Paused
-            | ActivityCancelReason::Reset => self.settings.cancel_grace,
+            | ActivityCancelReason::Reset => self.cancel_grace,
             _ => Duration::ZERO,
         };
         tracing::info!(

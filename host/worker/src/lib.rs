@@ -11,12 +11,12 @@
 pub mod activities;
 pub mod payload;
 pub mod probe;
+pub mod settings;
 pub mod workflow;
 
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use activity_runtime::Runtime as ComponentRuntime;
 use temporalio_client::NamespacedClient;
@@ -27,9 +27,9 @@ use temporalio_sdk::runtime::PollerBehavior;
 use temporalio_sdk::{Worker, WorkerOptions};
 use temporalio_sdk_core::{init_worker, CoreRuntime, RuntimeOptions};
 
-pub use activities::DispatchSettings;
 pub use activity_runtime::{ActivityCatalog, ActivityTable};
-pub use workflow::{ActivityCallSettings, ActivityMode, UserWorkflow};
+pub use settings::{ActivityCallSettings, TemporalSettings, WorkerSettings};
+pub use workflow::{ActivityMode, UserWorkflow};
 
 /// Why the worker could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -56,66 +56,6 @@ pub enum WorkerError {
     /// The worker stopped with an error.
     #[error("the Temporal worker failed: {0}")]
     Run(String),
-}
-
-/// How the worker connects and how much it runs at once.
-#[derive(Debug, Clone)]
-pub struct WorkerSettings {
-    /// Temporal frontend, `host:port` or a URL.
-    pub address: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Task queue of workflows and activities.
-    pub task_queue: String,
-    /// Activity tasks run at once on this host.
-    pub max_concurrent_activities: usize,
-    /// Workflow tasks processed at once.
-    pub max_concurrent_workflow_tasks: usize,
-    /// Workflow runs kept in memory between tasks.
-    pub max_cached_workflows: usize,
-    /// Activity tasks the server may hand back eagerly with one workflow task completion.
-    pub max_eager_activities_per_workflow_task: usize,
-    /// Workflow task polls open at once. Set explicitly, so the worker never enrolls in the
-    /// server's poller autoscaling, which scales an idle worker down to one poll.
-    pub workflow_pollers: usize,
-    /// Activity task polls open at once.
-    pub activity_pollers: usize,
-    /// Activities started per second on the task queue across all workers (server-side).
-    pub max_task_queue_activities_per_second: Option<f64>,
-    /// Activities started per second by this worker.
-    pub max_worker_activities_per_second: Option<f64>,
-    /// Timeouts and retries `UserWorkflow` gives its activities.
-    pub user_workflow: ActivityCallSettings,
-    /// Activity dispatch settings.
-    pub dispatch: DispatchSettings,
-    /// How long shutdown waits for running activities.
-    pub graceful_shutdown: Duration,
-}
-
-impl WorkerSettings {
-    /// Settings with defaults for the given connection.
-    pub fn new(
-        address: impl Into<String>,
-        namespace: impl Into<String>,
-        task_queue: impl Into<String>,
-    ) -> Self {
-        Self {
-            address: address.into(),
-            namespace: namespace.into(),
-            task_queue: task_queue.into(),
-            max_concurrent_activities: 100,
-            max_concurrent_workflow_tasks: 100,
-            max_cached_workflows: 1000,
-            max_eager_activities_per_workflow_task: 3,
-            workflow_pollers: 10,
-            activity_pollers: 10,
-            max_task_queue_activities_per_second: None,
-            max_worker_activities_per_second: None,
-            user_workflow: ActivityCallSettings::default(),
-            dispatch: DispatchSettings::default(),
-            graceful_shutdown: Duration::from_secs(30),
-        }
-    }
 }
 
 /// `http://host:port` from `host:port` (URLs are taken as they are).
@@ -165,6 +105,7 @@ impl HostWorker {
     pub fn new(
         core_runtime: &CoreRuntime,
         client: Client,
+        temporal: &TemporalSettings,
         settings: &WorkerSettings,
         components: Arc<ComponentRuntime>,
         catalog: Arc<dyn ActivityCatalog>,
@@ -184,7 +125,7 @@ impl HostWorker {
             ))
             .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
             .build();
-        let options = WorkerOptions::new(settings.task_queue.clone())
+        let options = WorkerOptions::new(temporal.task_queue.clone())
             .register_workflow_with_factory::<UserWorkflow, _>(move || {
                 UserWorkflow::with_settings(user_settings.clone())
             })
@@ -200,7 +141,7 @@ impl HostWorker {
             .max_eager_activity_reservations_per_workflow_task(
                 settings.max_eager_activities_per_workflow_task,
             )
-            .graceful_shutdown_period(settings.graceful_shutdown)
+            .graceful_shutdown_period(settings.graceful_shutdown())
             .build();
         let mut core_config = options
             .to_core_options(client.namespace(), client.identity())
@@ -220,9 +161,9 @@ impl HostWorker {
             core.clone(),
             components,
             catalog,
-            settings.namespace.clone(),
-            settings.task_queue.clone(),
-            settings.dispatch.clone(),
+            temporal.namespace.clone(),
+            temporal.task_queue.clone(),
+            settings.cancel_grace(),
         ));
         let sdk = Worker::new_from_core_options(core, client.options().clone(), options)
             .map_err(|e| WorkerError::Create(e.to_string()))?;

@@ -10,8 +10,8 @@
 //! the result so far; the `cancel` signal stops it before its next step.
 
 use std::marker::PhantomData;
-use std::time::Duration;
 
+use crate::settings::ActivityCallSettings;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use temporalio_common::{ActivityDefinition, RetryPolicy};
 use temporalio_macros::{workflow, workflow_methods};
@@ -163,45 +163,18 @@ pub struct Progress {
     pub result: UserOutcome,
 }
 
-/// Timeouts and retries of each activity the workflow calls.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ActivityCallSettings {
-    /// Start-to-close timeout of one attempt.
-    pub start_to_close: Duration,
-    /// First retry interval.
-    pub initial_interval: Duration,
-    /// Growth of the retry interval.
-    pub backoff_coefficient: f64,
-    /// Longest retry interval.
-    pub maximum_interval: Duration,
-    /// Attempts in total, 0 for unlimited.
-    pub maximum_attempts: u32,
-}
-
-impl Default for ActivityCallSettings {
-    fn default() -> Self {
-        Self {
-            start_to_close: Duration::from_secs(30),
-            initial_interval: Duration::from_secs(1),
-            backoff_coefficient: 2.0,
-            maximum_interval: Duration::from_secs(30),
-            maximum_attempts: 10,
-        }
-    }
-}
-
 impl ActivityCallSettings {
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy::builder()
-            .initial_interval(self.initial_interval)
+            .initial_interval(self.initial_interval())
             .backoff_coefficient(self.backoff_coefficient)
-            .maximum_interval(self.maximum_interval)
+            .maximum_interval(self.maximum_interval())
             .maximum_attempts(self.maximum_attempts)
             .build()
     }
 
     fn options(&self) -> ActivityOptions {
-        ActivityOptions::with_start_to_close_timeout(self.start_to_close)
+        ActivityOptions::with_start_to_close_timeout(self.start_to_close())
             .retry_policy(self.retry_policy())
             .build()
     }
@@ -209,7 +182,7 @@ impl ActivityCallSettings {
     /// The same timeout and retries for a local activity; the summary shows in the Web UI.
     fn local_options(&self, activity_type: &str) -> LocalActivityOptions {
         LocalActivityOptions::builder()
-            .start_to_close_timeout(self.start_to_close)
+            .start_to_close_timeout(self.start_to_close())
             .retry_policy(self.retry_policy())
             .summary(format!(
                 "{activity_type}, in-process on the workflow's host (sandboxed)"

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use activity_runtime::ActivitySpec;
 use activity_worker::workflow::{Action, UserRequest};
-use activity_worker::{DispatchSettings, UserWorkflow};
+use activity_worker::{UserWorkflow, WorkerSettings};
 use serde_json::json;
 use support::caller::{self, CallRequest};
 use support::Harness;
@@ -245,8 +245,9 @@ async fn heartbeat_details_survive_a_retry() {
 async fn cancellation_reaches_the_guest() {
     // A long grace period: if the guest did not notice the cancellation itself, the test
     // would wait for the interruption.
-    let h = Harness::start_with(DispatchSettings {
-        cancel_grace: Duration::from_secs(60),
+    let h = Harness::start_with(WorkerSettings {
+        cancel_grace_ms: 60_000,
+        ..WorkerSettings::default()
     })
     .await;
     h.deploy(

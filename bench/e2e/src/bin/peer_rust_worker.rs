@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use activity_runtime::{KeyValueBackend, SqliteKeyValue};
+use activity_runtime::KeyValueBackend;
+use activity_sqlite::SqliteKeyValue;
 use activity_worker::workflow::{Notification, User, Validation};
 use activity_worker::UserWorkflow;
 use anyhow::Context;

@@ -3,8 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use activity_registry::{Registry, SqliteRegistryStore};
+use activity_registry::Registry;
 use activity_runtime::{Runtime, RuntimeConfig};
+use activity_sqlite::SqliteRegistryStore;
 
 /// A registry in `dir` with its own runtime; `cache` keeps compiled components on disk.
 pub fn registry(dir: &Path, cache: bool) -> (Registry, Arc<Runtime>) {

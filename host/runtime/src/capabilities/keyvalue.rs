@@ -1,11 +1,9 @@
-//! `wasi:keyvalue/store` over a pluggable backend. SQLite is the default backend; the
-//! users store that the REST API reads is one of its stores.
+//! `wasi:keyvalue/store` over a pluggable backend ([`KeyValueBackend`]): SQLite
+//! (`activity-sqlite`) or PostgreSQL (`activity-postgres`). The users store that the REST API
+//! reads is one of its stores.
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use rusqlite::{params, OptionalExtension};
 use wasmtime::component::Resource;
 
 use super::bindings::wasi::keyvalue::store::{self, Error as WitError, KeyResponse};
@@ -14,13 +12,10 @@ use crate::state::ActivityState;
 /// A backend failure, reported to the guest as `error.other`.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyValueError {
-    /// The database refused or failed the operation.
-    #[error("key-value database error: {0}")]
-    Database(#[from] rusqlite::Error),
     /// The database lock was poisoned by a panic in another thread.
     #[error("key-value database is unavailable after an earlier failure")]
     Poisoned,
-    /// Another backend (PostgreSQL) failed.
+    /// The backend (SQLite, PostgreSQL) refused or failed the operation.
     #[error("key-value backend error: {0}")]
     Backend(String),
     /// The blocking task running the operation was cancelled.
@@ -50,99 +45,6 @@ pub trait KeyValueBackend: Send + Sync + 'static {
     fn exists(&self, store: &str, key: &str) -> Result<bool, KeyValueError>;
     /// A page of keys of `store`, starting at `cursor`.
     fn list_keys(&self, store: &str, cursor: Option<u64>) -> Result<KeyPage, KeyValueError>;
-}
-
-/// Keys returned per `list-keys` page.
-const KEYS_PER_PAGE: u64 = 1000;
-/// How long SQLite waits for a lock held by another connection before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Key-value stores in one SQLite database file: a table keyed by (store, key).
-pub struct SqliteKeyValue {
-    conn: Mutex<rusqlite::Connection>,
-}
-
-impl SqliteKeyValue {
-    /// Opens (or creates) the database at `path`.
-    pub fn open(path: &Path) -> Result<Self, KeyValueError> {
-        Self::init(rusqlite::Connection::open(path)?)
-    }
-
-    /// An in-memory database, for tests and throw-away hosts.
-    pub fn in_memory() -> Result<Self, KeyValueError> {
-        Self::init(rusqlite::Connection::open_in_memory()?)
-    }
-
-    fn init(conn: rusqlite::Connection) -> Result<Self, KeyValueError> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS kv (
-                store TEXT NOT NULL,
-                key   TEXT NOT NULL,
-                value BLOB NOT NULL,
-                PRIMARY KEY (store, key)
-            ) WITHOUT ROWID;",
-        )?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
-    }
-
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, KeyValueError> {
-        let conn = self.conn.lock().map_err(|_| KeyValueError::Poisoned)?;
-        Ok(f(&conn)?)
-    }
-}
-
-impl KeyValueBackend for SqliteKeyValue {
-    fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KeyValueError> {
-        self.with(|c| {
-            c.prepare_cached("SELECT value FROM kv WHERE store = ?1 AND key = ?2")?
-                .query_row(params![store, key], |r| r.get(0))
-                .optional()
-        })
-    }
-
-    fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), KeyValueError> {
-        self.with(|c| {
-            c.prepare_cached(
-                "INSERT INTO kv (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-            )?
-            .execute(params![store, key, value])
-            .map(drop)
-        })
-    }
-
-    fn delete(&self, store: &str, key: &str) -> Result<(), KeyValueError> {
-        self.with(|c| {
-            c.prepare_cached("DELETE FROM kv WHERE store = ?1 AND key = ?2")?
-                .execute(params![store, key])
-                .map(drop)
-        })
-    }
-
-    fn exists(&self, store: &str, key: &str) -> Result<bool, KeyValueError> {
-        self.get(store, key).map(|v| v.is_some())
-    }
-
-    fn list_keys(&self, store: &str, cursor: Option<u64>) -> Result<KeyPage, KeyValueError> {
-        let offset = cursor.unwrap_or(0);
-        let keys: Vec<String> = self.with(|c| {
-            c.prepare_cached("SELECT key FROM kv WHERE store = ?1 ORDER BY key LIMIT ?2 OFFSET ?3")?
-                .query_map(params![store, KEYS_PER_PAGE as i64, offset as i64], |r| {
-                    r.get(0)
-                })?
-                .collect()
-        })?;
-        let cursor = (keys.len() as u64 == KEYS_PER_PAGE).then(|| offset + KEYS_PER_PAGE);
-        Ok(KeyPage { keys, cursor })
-    }
 }
 
 /// An open store handle held by a guest.
@@ -262,38 +164,5 @@ impl store::HostBucket for ActivityState {
     async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
         self.table.delete(bucket)?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sqlite_backend_stores_per_named_store() {
-        let kv = SqliteKeyValue::in_memory().unwrap();
-        kv.set("a", "k", b"1").unwrap();
-        kv.set("b", "k", b"2").unwrap();
-        assert_eq!(kv.get("a", "k").unwrap().as_deref(), Some(&b"1"[..]));
-        assert_eq!(kv.get("b", "k").unwrap().as_deref(), Some(&b"2"[..]));
-        kv.set("a", "k", b"3").unwrap();
-        assert_eq!(kv.get("a", "k").unwrap().as_deref(), Some(&b"3"[..]));
-        kv.delete("a", "k").unwrap();
-        assert!(!kv.exists("a", "k").unwrap());
-        kv.delete("a", "missing").unwrap();
-    }
-
-    #[test]
-    fn list_keys_pages_in_order() {
-        let kv = SqliteKeyValue::in_memory().unwrap();
-        for i in 0..(KEYS_PER_PAGE + 5) {
-            kv.set("s", &format!("k{i:05}"), b"").unwrap();
-        }
-        let first = kv.list_keys("s", None).unwrap();
-        assert_eq!(first.keys.len() as u64, KEYS_PER_PAGE);
-        assert_eq!(first.keys[0], "k00000");
-        let second = kv.list_keys("s", first.cursor).unwrap();
-        assert_eq!(second.keys.len(), 5);
-        assert_eq!(second.cursor, None);
     }
 }

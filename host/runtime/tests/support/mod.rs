@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use activity_runtime::{
     ActivityComponent, ActivityFailure, ActivityLimits, ActivitySpec, CallContext, Grants, Runtime,
-    RuntimeConfig, SqliteKeyValue,
+    RuntimeConfig,
 };
+use activity_sqlite::SqliteKeyValue;
 use serde_json::Value;
 
 /// A runtime with an in-memory key-value store and no compiled cache.

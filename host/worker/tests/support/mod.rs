@@ -3,10 +3,10 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use activity_runtime::{ActivitySpec, Runtime, RuntimeConfig, SqliteKeyValue};
-use activity_worker::{ActivityTable, DispatchSettings, HostWorker, WorkerSettings};
+use activity_runtime::{ActivitySpec, Runtime, RuntimeConfig};
+use activity_sqlite::SqliteKeyValue;
+use activity_worker::{ActivityTable, HostWorker, TemporalSettings, WorkerSettings};
 use temporalio_client::Client;
 use test_support::{DevServer, HttpSink};
 use tokio::sync::oneshot;
@@ -52,11 +52,11 @@ pub fn reference_spec(activity_type: &str, webhook: &str) -> ActivitySpec {
 impl Harness {
     /// Starts a dev server, loads the reference activities and runs a worker.
     pub async fn start() -> Self {
-        Self::start_with(DispatchSettings::default()).await
+        Self::start_with(WorkerSettings::default()).await
     }
 
-    /// Like [`Harness::start`] with the given dispatch settings.
-    pub async fn start_with(dispatch: DispatchSettings) -> Self {
+    /// Like [`Harness::start`] with the given worker settings (faster retries for tests).
+    pub async fn start_with(mut settings: WorkerSettings) -> Self {
         let server = tokio::task::spawn_blocking(DevServer::start)
             .await
             .unwrap()
@@ -79,20 +79,19 @@ impl Harness {
         let client = activity_worker::connect(&server.address, "default")
             .await
             .expect("connect");
-        let mut settings =
-            WorkerSettings::new(server.address.clone(), "default", task_queue.clone());
-        settings.dispatch = dispatch;
-        settings.user_workflow.initial_interval = Duration::from_millis(100);
-        settings.user_workflow.maximum_interval = Duration::from_millis(500);
+        let temporal = TemporalSettings::new(server.address.clone(), "default", task_queue.clone());
+        settings.user_workflow.initial_interval_ms = 100;
+        settings.user_workflow.maximum_interval_ms = 500;
         let (stop, stopped) = oneshot::channel();
         let worker = test_support::run_on_own_runtime({
             let (runtime, table) = (runtime.clone(), table.clone());
             move || async move {
-                let client = activity_worker::connect(&settings.address, &settings.namespace)
+                let client = activity_worker::connect(&temporal.address, &temporal.namespace)
                     .await
                     .expect("connect");
                 let core = activity_worker::core_runtime().unwrap();
-                let worker = HostWorker::new(&core, client, &settings, runtime, table).unwrap();
+                let worker =
+                    HostWorker::new(&core, client, &temporal, &settings, runtime, table).unwrap();
                 worker
                     .run(async {
                         let _ = stopped.await;

@@ -1,17 +1,14 @@
-//! The default registry store: an SQLite index and a directory of component files named by
-//! digest.
+//! The registry in SQLite: an index (`registry.sqlite`) and a directory of component files
+//! named by digest.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
 
+use activity_registry::{from_column, to_column, RegistryStore, StoreError, VersionRecord};
 use activity_runtime::ComponentDigest;
 use rusqlite::{params, OptionalExtension};
 
-use crate::store::{ArtifactSource, RegistryStore, StoreError, VersionRecord};
-
-/// How long SQLite waits for a lock held by another process.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::{sql, BUSY_TIMEOUT};
 
 /// SQLite index plus blob directory.
 pub struct SqliteRegistryStore {
@@ -23,7 +20,15 @@ impl SqliteRegistryStore {
     /// Opens (or creates) the index at `index` and the blob directory `blobs`.
     pub fn open(index: &Path, blobs: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(blobs)?;
-        let conn = rusqlite::Connection::open(index)?;
+        let conn = rusqlite::Connection::open(index).map_err(sql)?;
+        Self::schema(&conn).map_err(sql)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            blobs: blobs.to_path_buf(),
+        })
+    }
+
+    fn schema(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.execute_batch(
@@ -42,23 +47,66 @@ impl SqliteRegistryStore {
                 seq      INTEGER NOT NULL
             );",
         )?;
-        // Added with deploys by OCI reference; older indexes get the column here.
-        let has_source = conn
-            .prepare("SELECT 1 FROM pragma_table_info('versions') WHERE name = 'source'")?
-            .exists([])?;
-        if !has_source {
-            conn.execute("ALTER TABLE versions ADD COLUMN source TEXT", [])?;
+        // Added later (deploys by OCI reference, signatures); older indexes get them here.
+        for column in ["source", "signature"] {
+            let present = conn
+                .prepare("SELECT 1 FROM pragma_table_info('versions') WHERE name = ?1")?
+                .exists([column])?;
+            if !present {
+                conn.execute(
+                    &format!("ALTER TABLE versions ADD COLUMN {column} TEXT"),
+                    [],
+                )?;
+            }
         }
-        Ok(Self {
-            conn: Mutex::new(conn),
-            blobs: blobs.to_path_buf(),
-        })
+        crate::fleet::schema(conn)
     }
 
-    fn conn(&self) -> Result<std::sync::MutexGuard<'_, rusqlite::Connection>, StoreError> {
+    pub(crate) fn conn(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, rusqlite::Connection>, StoreError> {
         self.conn
             .lock()
             .map_err(|_| StoreError::Database("connection lock poisoned".into()))
+    }
+
+    /// Appends `record` as the next version of `activity` and makes it active, in one
+    /// transaction; returns its sequence number.
+    fn append(
+        conn: &mut rusqlite::Connection,
+        activity: &str,
+        record: &VersionRecord,
+        spec: &str,
+    ) -> rusqlite::Result<u64> {
+        let tx = conn.transaction()?;
+        let seq: u64 = tx.query_row(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM versions WHERE activity = ?1",
+            params![activity],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO versions
+             (activity, seq, digest, size, deployed_at_ms, deployed_by, spec, source, signature)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                activity,
+                seq,
+                record.digest.as_str(),
+                record.size,
+                record.deployed_at_ms,
+                record.deployed_by,
+                spec,
+                to_column(&record.source),
+                to_column(&record.signature),
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO active (activity, seq) VALUES (?1, ?2)
+             ON CONFLICT (activity) DO UPDATE SET seq = excluded.seq",
+            params![activity, seq],
+        )?;
+        tx.commit()?;
+        Ok(seq)
     }
 
     fn blob_path(&self, digest: &ComponentDigest) -> PathBuf {
@@ -66,7 +114,16 @@ impl SqliteRegistryStore {
     }
 }
 
-type Raw = (u64, String, u64, u64, String, String, Option<String>);
+type Raw = (
+    u64,
+    String,
+    u64,
+    u64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
 
 fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
     Ok((
@@ -77,11 +134,12 @@ fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
         row.get(4)?,
         row.get(5)?,
         row.get(6)?,
+        row.get(7)?,
     ))
 }
 
 fn decode(raw: Raw) -> Result<VersionRecord, StoreError> {
-    let (seq, digest, size, deployed_at_ms, deployed_by, spec, source) = raw;
+    let (seq, digest, size, deployed_at_ms, deployed_by, spec, source, signature) = raw;
     let digest: ComponentDigest = serde_json::from_value(serde_json::Value::String(digest))
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let spec = serde_json::from_str(&spec)
@@ -93,12 +151,13 @@ fn decode(raw: Raw) -> Result<VersionRecord, StoreError> {
         deployed_at_ms,
         deployed_by,
         spec,
-        source: ArtifactSource::from_column(seq, source)?,
+        source: from_column("source", seq, source)?,
+        signature: from_column("signature", seq, signature)?,
     })
 }
 
 const SELECT: &str =
-    "SELECT seq, digest, size, deployed_at_ms, deployed_by, spec, source FROM versions";
+    "SELECT seq, digest, size, deployed_at_ms, deployed_by, spec, source, signature FROM versions";
 
 impl RegistryStore for SqliteRegistryStore {
     fn put_blob(&self, digest: &ComponentDigest, bytes: &[u8]) -> Result<(), StoreError> {
@@ -129,59 +188,39 @@ impl RegistryStore for SqliteRegistryStore {
         let spec =
             serde_json::to_string(&record.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
-        let seq: u64 = tx.query_row(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM versions WHERE activity = ?1",
-            params![activity],
-            |r| r.get(0),
-        )?;
-        tx.execute(
-            "INSERT INTO versions
-             (activity, seq, digest, size, deployed_at_ms, deployed_by, spec, source)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                activity,
-                seq,
-                record.digest.as_str(),
-                record.size,
-                record.deployed_at_ms,
-                record.deployed_by,
-                spec,
-                ArtifactSource::to_column(&record.source)
-            ],
-        )?;
-        tx.execute(
-            "INSERT INTO active (activity, seq) VALUES (?1, ?2)
-             ON CONFLICT (activity) DO UPDATE SET seq = excluded.seq",
-            params![activity, seq],
-        )?;
-        tx.commit()?;
+        let seq = Self::append(&mut conn, activity, &record, &spec).map_err(sql)?;
         record.seq = seq;
         Ok(record)
     }
 
     fn set_active(&self, activity: &str, seq: u64) -> Result<(), StoreError> {
-        self.conn()?.execute(
-            "INSERT INTO active (activity, seq) VALUES (?1, ?2)
-             ON CONFLICT (activity) DO UPDATE SET seq = excluded.seq",
-            params![activity, seq],
-        )?;
+        self.conn()?
+            .execute(
+                "INSERT INTO active (activity, seq) VALUES (?1, ?2)
+                 ON CONFLICT (activity) DO UPDATE SET seq = excluded.seq",
+                params![activity, seq],
+            )
+            .map_err(sql)?;
         Ok(())
     }
 
     fn versions(&self, activity: &str) -> Result<(Vec<VersionRecord>, Option<u64>), StoreError> {
         let conn = self.conn()?;
-        let raw: Vec<_> = conn
-            .prepare_cached(&format!("{SELECT} WHERE activity = ?1 ORDER BY seq"))?
-            .query_map(params![activity], record)?
-            .collect::<Result<_, _>>()?;
-        let active = conn
-            .query_row(
-                "SELECT seq FROM active WHERE activity = ?1",
-                params![activity],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let read = || -> rusqlite::Result<(Vec<Raw>, Option<u64>)> {
+            let raw = conn
+                .prepare_cached(&format!("{SELECT} WHERE activity = ?1 ORDER BY seq"))?
+                .query_map(params![activity], record)?
+                .collect::<Result<_, _>>()?;
+            let active = conn
+                .query_row(
+                    "SELECT seq FROM active WHERE activity = ?1",
+                    params![activity],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok((raw, active))
+        };
+        let (raw, active) = read().map_err(sql)?;
         Ok((
             raw.into_iter().map(decode).collect::<Result<_, _>>()?,
             active,
@@ -190,33 +229,39 @@ impl RegistryStore for SqliteRegistryStore {
 
     fn active(&self) -> Result<Vec<VersionRecord>, StoreError> {
         let conn = self.conn()?;
-        let raw: Vec<_> = conn
+        let raw: Vec<Raw> = conn
             .prepare_cached(
-                "SELECT v.seq, v.digest, v.size, v.deployed_at_ms, v.deployed_by, v.spec, v.source
+                "SELECT v.seq, v.digest, v.size, v.deployed_at_ms, v.deployed_by, v.spec, v.source,
+                        v.signature
                  FROM active a JOIN versions v ON v.activity = a.activity AND v.seq = a.seq
                  ORDER BY a.activity",
-            )?
-            .query_map([], record)?
-            .collect::<Result<_, _>>()?;
+            )
+            .and_then(|mut q| q.query_map([], record)?.collect())
+            .map_err(sql)?;
         raw.into_iter().map(decode).collect()
     }
 
     fn remove(&self, activity: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
-        let removed = tx.execute("DELETE FROM active WHERE activity = ?1", params![activity])?;
-        tx.execute(
-            "DELETE FROM versions WHERE activity = ?1",
-            params![activity],
-        )?;
-        tx.commit()?;
-        Ok(removed > 0)
+        let mut delete = || -> rusqlite::Result<bool> {
+            let tx = conn.transaction()?;
+            let removed =
+                tx.execute("DELETE FROM active WHERE activity = ?1", params![activity])?;
+            tx.execute(
+                "DELETE FROM versions WHERE activity = ?1",
+                params![activity],
+            )?;
+            tx.commit()?;
+            Ok(removed > 0)
+        };
+        delete().map_err(sql)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use activity_registry::ArtifactSource;
     use activity_runtime::ActivitySpec;
 
     #[test]
@@ -255,6 +300,7 @@ mod tests {
                     deployed_by: "api".into(),
                     spec: ActivitySpec::new("A"),
                     source: Some(source.clone()),
+                    signature: None,
                 },
             )
             .unwrap();

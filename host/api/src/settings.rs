@@ -1,0 +1,123 @@
+//! The REST API's settings, as the configuration file spells them (`api`, `api.invoke`), with
+//! their defaults. The host's `Config` embeds them; nothing copies their fields.
+
+use std::time::Duration;
+
+use activity_runtime::InvalidSetting;
+use activity_worker::ActivityMode;
+use serde::{Deserialize, Serialize};
+
+/// `api`: where the REST API listens and what it allows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Address the REST API listens on.
+    pub listen: String,
+    /// Bearer token the admin routes (deploy, rollback, remove) require; unset: they are open.
+    pub admin_token: Option<String>,
+    /// Allow admin routes without a token on a non-loopback address.
+    pub allow_open_admin: bool,
+    /// Longest a request may take, in milliseconds, before it is answered 503.
+    pub request_timeout_ms: u64,
+    /// Largest JSON body, in bytes.
+    pub max_json_body_bytes: usize,
+    /// `POST /api/v1/activities/{name}/invoke` defaults.
+    pub invoke: InvokeSettings,
+    /// Where `UserWorkflow` runs its activities when a start request does not say:
+    /// `remote` (Temporal activities, any host) or `local` (in-process on the workflow's host).
+    pub activity_mode: ActivityMode,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            admin_token: None,
+            allow_open_admin: false,
+            request_timeout_ms: 60_000,
+            max_json_body_bytes: 1 << 20,
+            invoke: InvokeSettings::default(),
+            activity_mode: ActivityMode::Remote,
+        }
+    }
+}
+
+impl ApiSettings {
+    /// Checks values that parse but make no sense, and refuses open admin routes on an
+    /// address other machines can reach unless `allow_open_admin` says so.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let listen: std::net::SocketAddr = self.listen.parse().map_err(|_| {
+            InvalidSetting::new(
+                "api.listen",
+                format!("expected ip:port, found {:?}", self.listen),
+            )
+        })?;
+        match &self.admin_token {
+            Some(t) if t.len() < 16 => {
+                return Err(InvalidSetting::new(
+                    "api.admin_token",
+                    "must be at least 16 characters",
+                ))
+            }
+            None if !listen.ip().is_loopback() && !self.allow_open_admin => {
+                return Err(InvalidSetting::new(
+                    "api.admin_token",
+                    format!(
+                        "api.listen {listen} is not a loopback address: set an admin token \
+                         (ACTIVITY_HOST_API__ADMIN_TOKEN) or api.allow_open_admin: true"
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        let i = &self.invoke;
+        InvalidSetting::at_least_one(&[
+            ("api.request_timeout_ms", self.request_timeout_ms),
+            ("api.max_json_body_bytes", self.max_json_body_bytes as u64),
+            ("api.invoke.start_to_close_ms", i.start_to_close_ms),
+            ("api.invoke.schedule_to_close_ms", i.schedule_to_close_ms),
+            ("api.invoke.wait_ms", i.wait_ms),
+        ])?;
+        if i.wait_ms >= self.request_timeout_ms {
+            return Err(InvalidSetting::new(
+                "api.invoke.wait_ms",
+                format!(
+                    "must be below api.request_timeout_ms ({})",
+                    self.request_timeout_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Longest a request may take.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// `api.invoke`: options of a standalone activity that a request does not set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InvokeSettings {
+    /// Start-to-close timeout of each attempt, in milliseconds.
+    pub start_to_close_ms: u64,
+    /// Schedule-to-close timeout of the whole execution, retries included, in milliseconds.
+    pub schedule_to_close_ms: u64,
+    /// Attempts, 0 for unlimited (bounded by the schedule-to-close timeout).
+    pub maximum_attempts: u32,
+    /// How long the request waits for the result before answering `202` with the id to poll,
+    /// in milliseconds.
+    pub wait_ms: u64,
+}
+
+impl Default for InvokeSettings {
+    fn default() -> Self {
+        Self {
+            start_to_close_ms: 30_000,
+            schedule_to_close_ms: 120_000,
+            maximum_attempts: 3,
+            wait_ms: 30_000,
+        }
+    }
+}

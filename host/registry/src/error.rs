@@ -1,0 +1,54 @@
+//! Why a registry operation failed.
+
+use activity_runtime::{ComponentDigest, LoadError};
+
+use crate::StoreError;
+
+/// Why a registry operation failed. Each maps to one HTTP status in the API.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The name is not a valid activity type name.
+    #[error("invalid activity type name {0:?}: use 1 to 255 letters, digits, '_', '-' or '.'")]
+    InvalidName(String),
+    /// No bytes.
+    #[error("the component is empty")]
+    Empty,
+    /// Over the size limit.
+    #[error("the component is {size} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The runtime refused it.
+    #[error(transparent)]
+    Refused(#[from] LoadError),
+    /// No such activity type.
+    #[error("activity type {0:?} is not deployed")]
+    NotFound(String),
+    /// No such version.
+    #[error("activity type {name:?} has no version {digest}")]
+    VersionNotFound {
+        /// Activity type.
+        name: String,
+        /// The digest asked for.
+        digest: String,
+    },
+    /// Nothing to roll back to.
+    #[error("activity type {0:?} has no earlier version to roll back to")]
+    NoEarlierVersion(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored component went missing or no longer loads.
+    #[error("stored version {digest} of {name:?} cannot be loaded: {message}")]
+    Stored {
+        /// Activity type.
+        name: String,
+        /// Digest.
+        digest: ComponentDigest,
+        /// Why.
+        message: String,
+    },
+}

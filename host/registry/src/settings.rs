@@ -1,0 +1,84 @@
+//! The registry's settings, as the configuration file spells them (`registry`), with their
+//! defaults. The host's `Config` embeds them; nothing copies their fields.
+
+use activity_runtime::InvalidSetting;
+use serde::{Deserialize, Serialize};
+
+/// `registry`: limits, reconciliation and where the stores live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// Largest component accepted by a deploy, in bytes.
+    pub max_component_bytes: usize,
+    /// How often a host re-reads the active versions from the store, in milliseconds, to
+    /// pick up deploys made through another host.
+    pub reconcile_ms: u64,
+    /// Where the registry (and, by default, the key-value stores) live.
+    pub backend: StorageBackend,
+    /// Where the key-value stores (`wasi:keyvalue`, the users store among them) live; `None`:
+    /// where `backend` puts the registry.
+    pub keyvalue_backend: Option<StorageBackend>,
+    /// PostgreSQL connection URL (`postgres://user:password@host:5432/db`), with
+    /// `backend: postgres` or `keyvalue_backend: postgres`.
+    pub postgres_url: Option<String>,
+    /// Connections in the PostgreSQL pool.
+    pub postgres_pool_size: usize,
+}
+
+/// Where the registry and the key-value stores live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// SQLite files and a blob directory in `data_dir` (`activity-sqlite`): one host.
+    Sqlite,
+    /// A PostgreSQL database shared by a fleet of hosts (`activity-postgres`).
+    Postgres,
+}
+
+impl RegistrySettings {
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        InvalidSetting::at_least_one(&[
+            (
+                "registry.max_component_bytes",
+                self.max_component_bytes as u64,
+            ),
+            (
+                "registry.postgres_pool_size",
+                self.postgres_pool_size as u64,
+            ),
+            ("registry.reconcile_ms", self.reconcile_ms),
+        ])?;
+        let no_url = self.postgres_url.as_deref().unwrap_or("").is_empty();
+        if self.uses(StorageBackend::Postgres) && no_url {
+            return Err(InvalidSetting::new(
+                "registry.postgres_url",
+                "is required with registry.backend or registry.keyvalue_backend: postgres",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where the key-value stores live: `keyvalue_backend`, else the registry's `backend`.
+    pub fn keyvalue(&self) -> StorageBackend {
+        self.keyvalue_backend.unwrap_or(self.backend)
+    }
+
+    /// True when the registry or the key-value stores use `backend`.
+    pub fn uses(&self, backend: StorageBackend) -> bool {
+        self.backend == backend || self.keyvalue() == backend
+    }
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self {
+            max_component_bytes: 50 << 20,
+            reconcile_ms: 2000,
+            backend: StorageBackend::Sqlite,
+            keyvalue_backend: None,
+            postgres_url: None,
+            postgres_pool_size: 16,
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The worker's settings, as the configuration file spells them (`workflow.temporal`,
+//! `worker`, `worker.user_workflow`), with their defaults. The host's `Config` embeds these
+//! structs; nothing copies their fields.
+
+use std::time::Duration;
+
+use activity_runtime::InvalidSetting;
+use serde::{Deserialize, Serialize};
+
+/// `workflow.temporal`: how to reach Temporal (the seed's keys).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemporalSettings {
+    /// Frontend address, `host:port` or a URL.
+    pub address: String,
+    /// Task queue of the workflows and activities.
+    pub task_queue: String,
+    /// Namespace.
+    pub namespace: String,
+}
+
+impl Default for TemporalSettings {
+    fn default() -> Self {
+        Self {
+            address: "localhost:7233".into(),
+            task_queue: "user-task-queue".into(),
+            namespace: "default".into(),
+        }
+    }
+}
+
+impl TemporalSettings {
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let has_port = self
+            .address
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+        if !has_port {
+            return Err(InvalidSetting::new(
+                "workflow.temporal.address",
+                format!("expected host:port, found {:?}", self.address),
+            ));
+        }
+        for (key, value) in [
+            ("workflow.temporal.task_queue", &self.task_queue),
+            ("workflow.temporal.namespace", &self.namespace),
+        ] {
+            if value.trim().is_empty() {
+                return Err(InvalidSetting::new(key, "must not be empty"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Defaults with another address, namespace and task queue.
+    pub fn new(
+        address: impl Into<String>,
+        namespace: impl Into<String>,
+        task_queue: impl Into<String>,
+    ) -> Self {
+        Self {
+            address: address.into(),
+            task_queue: task_queue.into(),
+            namespace: namespace.into(),
+        }
+    }
+}
+
+/// `worker`: how much the worker runs at once and how it stops.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Activity tasks run at once on this host (local activities share the same capacity).
+    pub max_concurrent_activities: usize,
+    /// Workflow tasks processed at once.
+    pub max_concurrent_workflow_tasks: usize,
+    /// Workflow runs kept in memory between tasks.
+    pub max_cached_workflows: usize,
+    /// Activity tasks the server may hand back eagerly with one workflow task completion.
+    pub max_eager_activities_per_workflow_task: usize,
+    /// Workflow task polls open at once (sticky and normal queue together; at least 2). Set
+    /// explicitly, so the worker never enrolls in the server's poller autoscaling, which
+    /// scales an idle worker down to one poll.
+    pub workflow_pollers: usize,
+    /// Activity task polls open at once (at least 1).
+    pub activity_pollers: usize,
+    /// Activities started per second on the whole task queue, across every host (Temporal
+    /// enforces it on the server; the last host to poll sets it). `None`: no limit.
+    pub max_task_queue_activities_per_second: Option<f64>,
+    /// Activities started per second by this host. `None`: no limit.
+    pub max_worker_activities_per_second: Option<f64>,
+    /// Milliseconds a cancelled activity may run on to notice `is-cancelled` and stop by
+    /// itself before it is interrupted.
+    pub cancel_grace_ms: u64,
+    /// Milliseconds shutdown waits for running activities.
+    pub graceful_shutdown_ms: u64,
+    /// Timeouts and retries `UserWorkflow` gives each activity.
+    pub user_workflow: ActivityCallSettings,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            max_concurrent_activities: 100,
+            max_concurrent_workflow_tasks: 100,
+            max_cached_workflows: 1000,
+            max_eager_activities_per_workflow_task: 3,
+            workflow_pollers: 10,
+            activity_pollers: 10,
+            max_task_queue_activities_per_second: None,
+            max_worker_activities_per_second: None,
+            cancel_grace_ms: 5000,
+            graceful_shutdown_ms: 30_000,
+            user_workflow: ActivityCallSettings::default(),
+        }
+    }
+}
+
+impl WorkerSettings {
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        if self.workflow_pollers < 2 {
+            return Err(InvalidSetting::new(
+                "worker.workflow_pollers",
+                "must be at least 2 (one sticky, one normal queue poll)",
+            ));
+        }
+        for (key, rate) in [
+            (
+                "worker.max_task_queue_activities_per_second",
+                self.max_task_queue_activities_per_second,
+            ),
+            (
+                "worker.max_worker_activities_per_second",
+                self.max_worker_activities_per_second,
+            ),
+        ] {
+            if rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+                return Err(InvalidSetting::new(
+                    key,
+                    "must be a positive number of activities per second",
+                ));
+            }
+        }
+        InvalidSetting::at_least_one(&[
+            ("worker.activity_pollers", self.activity_pollers as u64),
+            (
+                "worker.max_concurrent_activities",
+                self.max_concurrent_activities as u64,
+            ),
+            (
+                "worker.user_workflow.start_to_close_ms",
+                self.user_workflow.start_to_close_ms,
+            ),
+        ])
+    }
+
+    /// How long a cancelled activity may run on before it is interrupted.
+    pub fn cancel_grace(&self) -> Duration {
+        Duration::from_millis(self.cancel_grace_ms)
+    }
+
+    /// How long shutdown waits for running activities.
+    pub fn graceful_shutdown(&self) -> Duration {
+        Duration::from_millis(self.graceful_shutdown_ms)
+    }
+}
+
+/// `worker.user_workflow`: timeouts and retries of each activity `UserWorkflow` calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActivityCallSettings {
+    /// Start-to-close timeout of each attempt, in milliseconds.
+    pub start_to_close_ms: u64,
+    /// First retry interval, in milliseconds.
+    pub initial_interval_ms: u64,
+    /// Growth factor of the retry interval.
+    pub backoff_coefficient: f64,
+    /// Longest retry interval, in milliseconds.
+    pub maximum_interval_ms: u64,
+    /// Attempts in total, 0 for unlimited.
+    pub maximum_attempts: u32,
+}
+
+impl Default for ActivityCallSettings {
+    fn default() -> Self {
+        Self {
+            start_to_close_ms: 30_000,
+            initial_interval_ms: 1000,
+            backoff_coefficient: 2.0,
+            maximum_interval_ms: 30_000,
+            maximum_attempts: 10,
+        }
+    }
+}
+
+impl ActivityCallSettings {
+    /// Start-to-close timeout of each attempt.
+    pub fn start_to_close(&self) -> Duration {
+        Duration::from_millis(self.start_to_close_ms)
+    }
+
+    /// First retry interval.
+    pub fn initial_interval(&self) -> Duration {
+        Duration::from_millis(self.initial_interval_ms)
+    }
+
+    /// Longest retry interval.
+    pub fn maximum_interval(&self) -> Duration {
+        Duration::from_millis(self.maximum_interval_ms)
+    }
+}

@@ -393,10 +393,7 @@ pub fn api_client(config: &Config, args: &ApiArgs) -> ApiClient {
     )
 }
 
-pub fn print(
-    args: &ApiArgs,
-    value: &serde_json::Value,
-    summary: impl FnOnce(&serde_json::Value) -> String,
-) {
+/// Prints `value` as the command line asked: JSON, or `summary` of it.
+pub fn print<T: serde::Serialize>(args: &ApiArgs, value: &T, summary: impl FnOnce(&T) -> String) {
     commands::print(args.output, value, summary)
 }

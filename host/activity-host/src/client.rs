@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use activity_registry::{ActivityDetails, ActivitySummary, DeployOutcome, VersionView};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// A failed client command: one line for the terminal.
@@ -21,6 +23,14 @@ pub enum ClientError {
         /// The error code.
         code: String,
         /// The message.
+        message: String,
+    },
+    /// The API answered something other than what the route documents.
+    #[error("unexpected answer from {url}: {message}")]
+    Unexpected {
+        /// The URL.
+        url: String,
+        /// Why it does not fit.
         message: String,
     },
     /// The component file could not be read.
@@ -163,6 +173,19 @@ impl ApiClient {
         self.answer(&url, request).await
     }
 
+    /// The answer to `request`, read as `T`.
+    async fn typed<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let value = self.answer(url, request).await?;
+        serde_json::from_value(value).map_err(|e| ClientError::Unexpected {
+            url: url.into(),
+            message: e.to_string(),
+        })
+    }
+
     async fn answer(
         &self,
         url: &str,
@@ -204,7 +227,7 @@ impl ApiClient {
         file: &Path,
         name: &str,
         options: &DeployOptions,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<DeployOutcome, ClientError> {
         let bytes = std::fs::read(file).map_err(|e| ClientError::File {
             path: file.display().to_string(),
             message: e.to_string(),
@@ -216,7 +239,7 @@ impl ApiClient {
             .query(&options.query())
             .header("content-type", "application/wasm")
             .body(bytes);
-        self.answer(&url, request).await
+        self.typed(&url, request).await
     }
 
     /// Deploys the OCI artifact `reference` (`oci://...`) as `name`: the host pulls it with
@@ -226,14 +249,14 @@ impl ApiClient {
         reference: &str,
         name: &str,
         options: &DeployOptions,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<DeployOutcome, ClientError> {
         let url = format!("{}/api/v1/activities/{name}", self.base);
         let request = self
             .http
             .put(&url)
             .query(&options.query())
             .json(&serde_json::json!({ "source": reference }));
-        self.answer(&url, request).await
+        self.typed(&url, request).await
     }
 
     /// Deploys `source`: an `oci://` reference, else a file path.
@@ -242,7 +265,7 @@ impl ApiClient {
         source: &str,
         name: &str,
         options: &DeployOptions,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<DeployOutcome, ClientError> {
         if source.starts_with(activity_oci::SCHEME) {
             self.deploy_reference(source, name, options).await
         } else {
@@ -251,23 +274,29 @@ impl ApiClient {
     }
 
     /// Lists activity types.
-    pub async fn list(&self) -> Result<Value, ClientError> {
-        self.get("/api/v1/activities", &[]).await
+    pub async fn list(&self) -> Result<Vec<ActivitySummary>, ClientError> {
+        let url = self.url("/api/v1/activities");
+        self.typed(&url, self.http.get(&url)).await
     }
 
     /// Shows one activity type.
-    pub async fn show(&self, name: &str) -> Result<Value, ClientError> {
-        self.get(&format!("/api/v1/activities/{name}"), &[]).await
+    pub async fn show(&self, name: &str) -> Result<ActivityDetails, ClientError> {
+        let url = self.url(&format!("/api/v1/activities/{name}"));
+        self.typed(&url, self.http.get(&url)).await
     }
 
     /// Rolls back to the previous version or to `digest`.
-    pub async fn rollback(&self, name: &str, digest: Option<&str>) -> Result<Value, ClientError> {
+    pub async fn rollback(
+        &self,
+        name: &str,
+        digest: Option<&str>,
+    ) -> Result<VersionView, ClientError> {
         let url = format!("{}/api/v1/activities/{name}/rollback", self.base);
         let request = match digest {
             Some(d) => self.http.post(&url).json(&serde_json::json!({"digest": d})),
             None => self.http.post(&url),
         };
-        self.answer(&url, request).await
+        self.typed(&url, request).await
     }
 
     /// Removes an activity type.

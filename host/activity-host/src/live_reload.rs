@@ -229,11 +229,11 @@ impl LiveReload {
                 return;
             }
         };
-        let digest = deployed["version"]["digest"].as_str().unwrap_or_default();
-        if deployed["changed"] == true {
+        let digest = &deployed.version.digest;
+        if deployed.changed {
             println!(
                 "{name} now serves {digest} (version {}), {} ms after the change",
-                deployed["version"]["seq"],
+                deployed.version.seq,
                 changed_at.elapsed().as_millis()
             );
         } else {

@@ -2,7 +2,7 @@
 //! as the API shows them.
 
 use activity_runtime::{ActivityLimits, ComponentDigest, Grants};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{ArtifactSource, VersionRecord};
 
@@ -22,7 +22,7 @@ pub struct DeployRequest {
 }
 
 /// A version as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VersionView {
     /// Position in the history.
     pub seq: u64,
@@ -65,7 +65,7 @@ impl VersionView {
 }
 
 /// An activity type in the listing.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActivitySummary {
     /// Activity type name.
     pub name: String,
@@ -78,7 +78,7 @@ pub struct ActivitySummary {
 }
 
 /// An activity type with its history.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActivityDetails {
     /// Activity type name.
     pub name: String,
@@ -95,7 +95,7 @@ pub struct ActivityDetails {
 }
 
 /// What one live host of the fleet serves of an activity type.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HostServing {
     /// The host's id.
     pub host_id: String,
@@ -108,7 +108,7 @@ pub struct HostServing {
 }
 
 /// The result of a deploy.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeployOutcome {
     /// False when the same component with the same grants and limits was already active.
     pub changed: bool,

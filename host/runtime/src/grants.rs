@@ -116,53 +116,11 @@ pub enum ImportRefusal {
     NotGranted(Capability),
 }
 
-/// Interfaces (by `namespace:package/interface` without version) and what they need.
-const OFFERED: &[(&str, Capability)] = &[
-    ("wasi:io/error", Capability::Base),
-    ("wasi:io/poll", Capability::Base),
-    ("wasi:io/streams", Capability::Base),
-    ("wasi:clocks/monotonic-clock", Capability::Base),
-    ("wasi:clocks/wall-clock", Capability::Base),
-    ("wasi:random/random", Capability::Base),
-    ("wasi:random/insecure", Capability::Base),
-    ("wasi:random/insecure-seed", Capability::Base),
-    ("wasi:cli/environment", Capability::Base),
-    ("wasi:cli/exit", Capability::Base),
-    ("wasi:cli/stdin", Capability::Base),
-    ("wasi:cli/stdout", Capability::Base),
-    ("wasi:cli/stderr", Capability::Base),
-    ("wasi:cli/terminal-input", Capability::Base),
-    ("wasi:cli/terminal-output", Capability::Base),
-    ("wasi:cli/terminal-stdin", Capability::Base),
-    ("wasi:cli/terminal-stdout", Capability::Base),
-    ("wasi:cli/terminal-stderr", Capability::Base),
-    ("wasi:filesystem/types", Capability::Base),
-    ("wasi:filesystem/preopens", Capability::Base),
-    ("wasi:http/types", Capability::Base),
-    // Linked because language runtimes (CPython, StarlingMonkey, TinyGo) import them, but
-    // inert: every socket operation and name lookup is denied (see `state`).
-    ("wasi:sockets/network", Capability::Base),
-    ("wasi:sockets/instance-network", Capability::Base),
-    ("wasi:sockets/tcp", Capability::Base),
-    ("wasi:sockets/tcp-create-socket", Capability::Base),
-    ("wasi:sockets/udp", Capability::Base),
-    ("wasi:sockets/udp-create-socket", Capability::Base),
-    ("wasi:sockets/ip-name-lookup", Capability::Base),
-    ("wasi:logging/logging", Capability::Logging),
-    ("activity-host:activity/types", Capability::ActivityContext),
-    (
-        "activity-host:activity/context",
-        Capability::ActivityContext,
-    ),
-    ("wasi:config/store", Capability::Config),
-    ("wasi:keyvalue/store", Capability::KeyValue),
-    ("wasi:http/outgoing-handler", Capability::OutgoingHttp),
-];
-
 /// Decides whether a component import (`wasi:http/outgoing-handler@0.2.3`) is allowed.
 pub fn check_import(import: &str, grants: &Grants) -> Result<Capability, ImportRefusal> {
     let unversioned = import.split_once('@').map_or(import, |(name, _)| name);
-    let Some(&(_, capability)) = OFFERED.iter().find(|(name, _)| *name == unversioned) else {
+    let mut offered = crate::capabilities::OFFERED.iter().copied().flatten();
+    let Some(&(_, capability)) = offered.find(|(name, _)| *name == unversioned) else {
         let hint = if unversioned.starts_with("wasi:keyvalue/") {
             Some("only wasi:keyvalue/store is offered")
         } else {

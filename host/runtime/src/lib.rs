@@ -27,11 +27,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{HasSelf, Linker, Val};
+use wasmtime::component::{Linker, Val};
 use wasmtime::{Engine, Store, Trap};
 
 pub use capabilities::context::{ActivityInfo, CallContext, Cancellation, HeartbeatSink};
 pub use capabilities::keyvalue::{KeyPage, KeyValueBackend, KeyValueError};
+pub use capabilities::logging::GuestObserver;
 pub use catalog::{ActivityCatalog, ActivityTable};
 pub use engine::EngineConfig;
 pub use failure::{kinds, ActivityFailure};
@@ -122,12 +123,6 @@ impl ActivitySpec {
             ..Default::default()
         }
     }
-}
-
-/// Sees what guests log, for example to record notifications.
-pub trait GuestObserver: Send + Sync {
-    /// Called for each `wasi:logging` line a guest writes.
-    fn guest_log(&self, info: &ActivityInfo, level: &str, context: &str, message: &str);
 }
 
 /// A successful call.
@@ -441,6 +436,7 @@ fn output_of(val: Option<Val>, ty: Option<&WitType>, name: &str) -> Result<Value
     }
 }
 
+/// One linker for every component, with every capability room: one line per room.
 fn build_linker(engine: &Engine) -> Result<Linker<ActivityState>, RuntimeError> {
     let link = |interface: &'static str| {
         move |e: wasmtime::Error| RuntimeError::Link {
@@ -448,20 +444,15 @@ fn build_linker(engine: &Engine) -> Result<Linker<ActivityState>, RuntimeError> 
             message: format!("{e:#}"),
         }
     };
+    use capabilities::{base, config, context, http, keyvalue, logging};
     let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link("wasi"))?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-        .map_err(link("wasi:http"))?;
-    wasmtime_wasi_config::add_to_linker(&mut linker, ActivityState::wasi_config)
-        .map_err(link("wasi:config"))?;
-    use capabilities::bindings::{activity_host::activity, wasi};
-    activity::types::add_to_linker::<_, HasSelf<ActivityState>>(&mut linker, |s| s)
-        .map_err(link("activity-host:activity/types"))?;
-    activity::context::add_to_linker::<_, HasSelf<ActivityState>>(&mut linker, |s| s)
-        .map_err(link("activity-host:activity/context"))?;
-    wasi::logging::logging::add_to_linker::<_, HasSelf<ActivityState>>(&mut linker, |s| s)
-        .map_err(link("wasi:logging"))?;
-    wasi::keyvalue::store::add_to_linker::<_, HasSelf<ActivityState>>(&mut linker, |s| s)
+    base::add_to_linker(&mut linker).map_err(link("wasi"))?;
+    http::add_to_linker(&mut linker).map_err(link("wasi:http"))?;
+    config::add_to_linker(&mut linker, ActivityState::wasi_config).map_err(link("wasi:config"))?;
+    context::add_to_linker(&mut linker, ActivityState::context)
+        .map_err(link("activity-host:activity"))?;
+    logging::add_to_linker(&mut linker, ActivityState::logging).map_err(link("wasi:logging"))?;
+    keyvalue::add_to_linker(&mut linker, ActivityState::key_value)
         .map_err(link("wasi:keyvalue"))?;
     Ok(linker)
 }

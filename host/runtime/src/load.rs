@@ -284,13 +284,7 @@ impl Runtime {
             .get_export_index(parent.as_ref(), name)
             .ok_or_else(|| LoadError::Invalid(format!("export {export_name} vanished")))?;
         let pre = self.instantiate_pre(&component, &type_only)?;
-        let config = Arc::new(
-            spec.grants
-                .config
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect(),
-        );
+        let config = Arc::new(crate::capabilities::config::variables(&spec.grants));
         Ok(ActivityComponent {
             grants: Arc::new(spec.grants.clone()),
             config,

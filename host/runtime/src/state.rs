@@ -1,23 +1,21 @@
-//! The per-call store data: WASI configured deny-by-default, the activity's grants,
-//! limits and call context.
+//! The per-call store data: each capability room's part of one call, and the views the
+//! rooms work on. Imports go one way: this module uses the rooms, the rooms never use it.
 
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 
-use tokio::io::AsyncWrite;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::capabilities::context::CallContext;
+use crate::capabilities::base::{self, GuestOutput};
+use crate::capabilities::context::{CallContext, ContextView};
 use crate::capabilities::http::AllowlistHooks;
-use crate::capabilities::keyvalue::KeyValueBackend;
+use crate::capabilities::keyvalue::{KeyValueBackend, KeyValueView};
+use crate::capabilities::logging::{GuestObserver, LoggingView};
 use crate::grants::Grants;
 use crate::limits::{ActivityLimiter, ActivityLimits};
-use crate::{ComponentDigest, GuestObserver};
+use crate::ComponentDigest;
 
 /// Store data of one activity call.
 pub struct ActivityState {
@@ -53,13 +51,7 @@ impl ActivityState {
     pub(crate) fn new(parts: StateParts) -> Self {
         let stdout = GuestOutput::new(parts.limits.max_log_bytes as usize);
         let stderr = GuestOutput::new(parts.limits.max_log_bytes as usize);
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        let wasi = base::context(&stdout, &stderr);
         let activity = parts.call.info.activity_type.clone();
         Self {
             wasi,
@@ -81,6 +73,29 @@ impl ActivityState {
     pub(crate) fn wasi_config(&mut self) -> WasiConfig<'_> {
         WasiConfig::from(&*self.config)
     }
+
+    pub(crate) fn context(&mut self) -> ContextView<'_> {
+        ContextView {
+            call: &self.call,
+            version: &self.version,
+        }
+    }
+
+    pub(crate) fn logging(&mut self) -> LoggingView<'_> {
+        LoggingView {
+            call: &self.call,
+            version: &self.version,
+            observer: self.observer.as_ref(),
+        }
+    }
+
+    pub(crate) fn key_value(&mut self) -> KeyValueView<'_> {
+        KeyValueView {
+            backend: self.key_value.as_ref(),
+            granted: &self.grants.key_value_stores,
+            table: &mut self.table,
+        }
+    }
 }
 
 impl WasiView for ActivityState {
@@ -99,62 +114,5 @@ impl WasiHttpView for ActivityState {
             table: &mut self.table,
             hooks: &mut self.http_hooks,
         }
-    }
-}
-
-/// A guest's stdout or stderr: keeps the first bytes up to a cap for the log and accepts
-/// (and drops) the rest, so a chatty guest never fails on a write.
-#[derive(Clone)]
-pub(crate) struct GuestOutput {
-    buffer: Arc<Mutex<Vec<u8>>>,
-    capacity: usize,
-}
-
-impl GuestOutput {
-    fn new(capacity: usize) -> Self {
-        Self {
-            buffer: Arc::new(Mutex::new(Vec::new())),
-            capacity,
-        }
-    }
-
-    /// What the guest wrote, up to the cap, as lossy UTF-8.
-    pub(crate) fn text(&self) -> String {
-        let buf = self.buffer.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&buf).into_owned()
-    }
-}
-
-impl IsTerminal for GuestOutput {
-    fn is_terminal(&self) -> bool {
-        false
-    }
-}
-
-impl StdoutStream for GuestOutput {
-    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(self.clone())
-    }
-}
-
-impl AsyncWrite for GuestOutput {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        if let Ok(mut b) = self.buffer.lock() {
-            let room = self.capacity.saturating_sub(b.len());
-            b.extend_from_slice(&buf[..buf.len().min(room)]);
-        }
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
     }
 }

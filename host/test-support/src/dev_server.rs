@@ -36,16 +36,36 @@ pub struct DevServer {
 impl DevServer {
     /// Starts a dev server on free ports with a fresh database file and waits until it serves.
     pub fn start() -> Result<Self, DevServerError> {
-        let dir = tempfile::tempdir()?;
-        Self::start_with_db(dir.path().join("temporal.db"), dir)
+        Self::start_fresh(|dir| Some(dir.join("temporal.db")))
     }
 
     /// Starts a dev server on a free port with its database in memory (SQLite's `:memory:`):
     /// nothing is written to disk, so it measures the workers rather than the disk. It
     /// cannot be restarted with its data.
     pub fn start_in_memory() -> Result<Self, DevServerError> {
-        let dir = tempfile::tempdir()?;
-        Self::start_at(free_port(), None, dir)
+        Self::start_fresh(|_| None)
+    }
+
+    /// Starts a server in a fresh directory on a free port, up to three times: between
+    /// choosing a free port and the server binding it (and the ports it derives from it),
+    /// another process of a parallel test may take one of them.
+    fn start_fresh(
+        db: impl Fn(&std::path::Path) -> Option<PathBuf>,
+    ) -> Result<Self, DevServerError> {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
+        loop {
+            let dir = tempfile::tempdir()?;
+            let db = db(dir.path());
+            match Self::start_at(free_port(), db, dir) {
+                Ok(server) => return Ok(server),
+                Err(e) if attempt < ATTEMPTS => {
+                    eprintln!("the dev server did not start ({e}); trying another port");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Starts a dev server on a free port using the database file `db`.

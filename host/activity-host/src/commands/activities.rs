@@ -4,9 +4,29 @@
 use std::path::Path;
 
 use crate::cli::{api_client, print, ActivitiesCommand, ApiArgs};
+use activity_registry::DeployOutcome;
+
 use crate::client::{ClientError, DeployOptions};
 use crate::config::Config;
 use crate::manifest::Manifest;
+
+/// One line about a deploy's outcome.
+fn deployed_line(name: &str, outcome: &DeployOutcome) -> String {
+    let version = &outcome.version;
+    let from = version
+        .source
+        .as_ref()
+        .map(|s| format!(" from {}", s.reference))
+        .unwrap_or_default();
+    if outcome.changed {
+        format!(
+            "deployed {name}: {} (version {}){from}",
+            version.digest, version.seq
+        )
+    } else {
+        format!("{name} already serves {} (unchanged)", version.digest)
+    }
+}
 
 /// Deploys `source` (a file, or `oci://REF` for the host to pull) as `name`.
 pub async fn deploy(
@@ -16,28 +36,10 @@ pub async fn deploy(
     options: &DeployOptions,
     api: &ApiArgs,
 ) -> anyhow::Result<()> {
-    let v = api_client(config, api)
+    let outcome = api_client(config, api)
         .deploy_source(source, name, options)
         .await?;
-    print(api, &v, |v| {
-        let version = &v["version"];
-        let from = version["source"]["reference"]
-            .as_str()
-            .map(|r| format!(" from {r}"))
-            .unwrap_or_default();
-        if v["changed"] == true {
-            format!(
-                "deployed {name}: {} (version {}){from}",
-                version["digest"].as_str().unwrap_or(""),
-                version["seq"]
-            )
-        } else {
-            format!(
-                "{name} already serves {} (unchanged)",
-                version["digest"].as_str().unwrap_or("")
-            )
-        }
-    });
+    print(api, &outcome, |o| deployed_line(name, o));
     Ok(())
 }
 
@@ -50,68 +52,51 @@ pub async fn activities(
     let client = api_client(config, args);
     match command {
         ActivitiesCommand::List => {
-            let v = client.list().await?;
-            print(args, &v, |v| {
-                let rows: Vec<String> = v
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|x| {
-                                format!(
-                                    "{:<24} {} (version {})",
-                                    x["name"].as_str().unwrap_or(""),
-                                    x["active_digest"].as_str().unwrap_or(""),
-                                    x["active_seq"]
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if rows.is_empty() {
-                    "no activities deployed".into()
-                } else {
-                    rows.join("\n")
+            let listed = client.list().await?;
+            print(args, &listed, |listed| {
+                if listed.is_empty() {
+                    return "no activities deployed".into();
                 }
+                let rows: Vec<String> = listed
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{:<24} {} (version {})",
+                            a.name, a.active_digest, a.active_seq
+                        )
+                    })
+                    .collect();
+                rows.join("\n")
             });
         }
         ActivitiesCommand::Show { name } => {
-            let v = client.show(&name).await?;
-            print(args, &v, |v| {
-                let rows: Vec<String> = v["versions"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|x| {
-                                let from = match x["source"]["reference"].as_str() {
-                                    Some(r) => format!(
-                                        ", from {r} ({})",
-                                        x["source"]["manifest_digest"].as_str().unwrap_or("")
-                                    ),
-                                    None => String::new(),
-                                };
-                                format!(
-                                    "{} {:>3} {} {} bytes, by {}{from}",
-                                    if x["active"] == true { "*" } else { " " },
-                                    x["seq"].as_u64().unwrap_or(0),
-                                    x["digest"].as_str().unwrap_or(""),
-                                    x["size"],
-                                    x["deployed_by"].as_str().unwrap_or("")
-                                )
-                            })
-                            .collect()
+            let details = client.show(&name).await?;
+            print(args, &details, |d| {
+                let rows: Vec<String> = d
+                    .versions
+                    .iter()
+                    .map(|v| {
+                        let from = match &v.source {
+                            Some(s) => format!(", from {} ({})", s.reference, s.manifest_digest),
+                            None => String::new(),
+                        };
+                        format!(
+                            "{} {:>3} {} {} bytes, by {}{from}",
+                            if v.active { "*" } else { " " },
+                            v.seq,
+                            v.digest,
+                            v.size,
+                            v.deployed_by
+                        )
                     })
-                    .unwrap_or_default();
+                    .collect();
                 format!("{name}\n{}", rows.join("\n"))
             });
         }
         ActivitiesCommand::Rollback { name, digest } => {
-            let v = client.rollback(&name, digest.as_deref()).await?;
-            print(args, &v, |v| {
-                format!(
-                    "{name} now serves {} (version {})",
-                    v["digest"].as_str().unwrap_or(""),
-                    v["seq"]
-                )
+            let version = client.rollback(&name, digest.as_deref()).await?;
+            print(args, &version, |v| {
+                format!("{name} now serves {} (version {})", v.digest, v.seq)
             });
         }
         ActivitiesCommand::Remove { name } => {
@@ -122,6 +107,52 @@ pub async fn activities(
         }
     }
     Ok(())
+}
+
+/// One activity of a manifest after `apply`, as `--json` prints it.
+#[derive(serde::Serialize)]
+struct Applied {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    removed: bool,
+}
+
+impl Applied {
+    fn named(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            changed: None,
+            digest: None,
+            seq: None,
+            error: None,
+            removed: false,
+        }
+    }
+
+    fn line(&self) -> String {
+        let name = &self.name;
+        match (&self.error, self.removed, self.changed) {
+            (Some(e), _, _) => format!("{name:<24} refused: {e}"),
+            (None, true, _) => format!("{name:<24} removed"),
+            (None, false, Some(true)) => format!(
+                "{name:<24} deployed {} (version {})",
+                self.digest.as_deref().unwrap_or(""),
+                self.seq.unwrap_or(0)
+            ),
+            _ => format!(
+                "{name:<24} unchanged {}",
+                self.digest.as_deref().unwrap_or("")
+            ),
+        }
+    }
 }
 
 /// `apply FILE [--prune]`: every activity of a manifest, checked whole first.
@@ -140,56 +171,36 @@ pub async fn apply(
             .deploy_source(&activity.source, name, &activity.deploy_options())
             .await
         {
-            Ok(v) => report.push(serde_json::json!({
-                "name": name,
-                "changed": v["changed"],
-                "digest": v["version"]["digest"],
-                "seq": v["version"]["seq"],
-            })),
+            Ok(outcome) => report.push(Applied {
+                changed: Some(outcome.changed),
+                digest: Some(outcome.version.digest.to_string()),
+                seq: Some(outcome.version.seq),
+                ..Applied::named(name)
+            }),
             Err(e @ ClientError::Unreachable { .. }) => return Err(e.into()),
             Err(e) => {
-                report.push(serde_json::json!({"name": name, "error": e.to_string()}));
+                report.push(Applied {
+                    error: Some(e.to_string()),
+                    ..Applied::named(name)
+                });
                 failed.push(name.clone());
             }
         }
     }
     if prune && failed.is_empty() {
-        let listed = client.list().await?;
-        for deployed in listed.as_array().into_iter().flatten() {
-            let Some(name) = deployed["name"].as_str() else {
-                continue;
-            };
-            if !manifest.activity.contains_key(name) {
-                client.remove(name).await?;
-                report.push(serde_json::json!({"name": name, "removed": true}));
+        for deployed in client.list().await? {
+            if !manifest.activity.contains_key(&deployed.name) {
+                client.remove(&deployed.name).await?;
+                report.push(Applied {
+                    removed: true,
+                    ..Applied::named(&deployed.name)
+                });
             }
         }
     }
-    print(args, &serde_json::Value::Array(report), |v| {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| {
-                let name = r["name"].as_str().unwrap_or("");
-                if let Some(e) = r["error"].as_str() {
-                    format!("{name:<24} refused: {e}")
-                } else if r["removed"] == true {
-                    format!("{name:<24} removed")
-                } else if r["changed"] == true {
-                    format!(
-                        "{name:<24} deployed {} (version {})",
-                        r["digest"].as_str().unwrap_or(""),
-                        r["seq"]
-                    )
-                } else {
-                    format!(
-                        "{name:<24} unchanged {}",
-                        r["digest"].as_str().unwrap_or("")
-                    )
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+    print(args, &report, |report| {
+        let lines: Vec<String> = report.iter().map(Applied::line).collect();
+        lines.join("\n")
     });
     if !failed.is_empty() {
         anyhow::bail!(

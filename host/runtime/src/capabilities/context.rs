@@ -4,8 +4,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use wasmtime::component::{HasData, Linker};
+
 use super::bindings::activity_host::activity::{context, types};
-use crate::state::ActivityState;
+use crate::ComponentDigest;
 
 /// Facts about one activity execution, handed to the guest by `context.info`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,9 +90,47 @@ impl CallContext {
     }
 }
 
-impl types::Host for ActivityState {}
+/// What `activity-host:activity/context` sees of one call: its context and the version
+/// running.
+pub struct ContextView<'a> {
+    /// The call's context.
+    pub call: &'a CallContext,
+    /// The version running.
+    pub version: &'a ComponentDigest,
+}
 
-impl context::Host for ActivityState {
+/// The interfaces of this room, for the import check.
+pub(crate) const OFFERS: &[(&str, crate::grants::Capability)] = &[
+    (
+        "activity-host:activity/types",
+        crate::grants::Capability::ActivityContext,
+    ),
+    (
+        "activity-host:activity/context",
+        crate::grants::Capability::ActivityContext,
+    ),
+];
+
+/// The capability, for the linker.
+pub struct ActivityContext;
+
+impl HasData for ActivityContext {
+    type Data<'a> = ContextView<'a>;
+}
+
+/// Adds `activity-host:activity/types` and `/context` to `linker`, reading each call's
+/// context through `get`.
+pub fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> ContextView<'_>,
+) -> wasmtime::Result<()> {
+    types::add_to_linker::<T, ActivityContext>(linker, get)?;
+    context::add_to_linker::<T, ActivityContext>(linker, get)
+}
+
+impl types::Host for ContextView<'_> {}
+
+impl context::Host for ContextView<'_> {
     fn info(&mut self) -> wasmtime::Result<context::ActivityInfo> {
         let info = &self.call.info;
         Ok(context::ActivityInfo {

@@ -3,9 +3,24 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks, WasiHttpView,
+};
 
-use crate::grants::Grants;
+use crate::grants::{Capability, Grants};
+
+/// The interfaces of this room, for the import check: the types come with base WASI, the
+/// handler needs `allowed_hosts`.
+pub(crate) const OFFERS: &[(&str, Capability)] = &[
+    ("wasi:http/types", Capability::Base),
+    ("wasi:http/outgoing-handler", Capability::OutgoingHttp),
+];
+
+/// Adds `wasi:http` (types and the outgoing handler) to `linker`.
+pub fn add_to_linker<T: WasiHttpView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+}
 
 /// Refuses requests to hosts not on the activity's allowlist, and sends the others.
 pub struct AllowlistHooks {

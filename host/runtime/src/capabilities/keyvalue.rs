@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::Resource;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use super::bindings::wasi::keyvalue::store::{self, Error as WitError, KeyResponse};
-use crate::state::ActivityState;
 
 /// A backend failure, reported to the guest as `error.other`.
 #[derive(Debug, thiserror::Error)]
@@ -69,26 +68,51 @@ async fn run<T: Send + 'static>(
         })
 }
 
-impl ActivityState {
+/// What `wasi:keyvalue/store` sees of one call: the backend, the stores granted, and the
+/// table holding the guest's open buckets.
+pub struct KeyValueView<'a> {
+    /// The backend; `None`: the host has no key-value stores.
+    pub backend: Option<&'a Arc<dyn KeyValueBackend>>,
+    /// Store identifiers the activity may open (`*` for any).
+    pub granted: &'a [String],
+    /// The call's resource table.
+    pub table: &'a mut ResourceTable,
+}
+
+/// The interfaces of this room, for the import check.
+pub(crate) const OFFERS: &[(&str, crate::grants::Capability)] =
+    &[("wasi:keyvalue/store", crate::grants::Capability::KeyValue)];
+
+/// The capability, for the linker.
+pub struct KeyValue;
+
+impl HasData for KeyValue {
+    type Data<'a> = KeyValueView<'a>;
+}
+
+/// Adds `wasi:keyvalue/store` to `linker`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> KeyValueView<'_>,
+) -> wasmtime::Result<()> {
+    store::add_to_linker::<T, KeyValue>(linker, get)
+}
+
+impl KeyValueView<'_> {
     fn bucket_store(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<String> {
         Ok(self.table.get(bucket)?.store.clone())
     }
 }
 
-impl store::Host for ActivityState {
+impl store::Host for KeyValueView<'_> {
     async fn open(
         &mut self,
         identifier: String,
     ) -> wasmtime::Result<Result<Resource<Bucket>, WitError>> {
-        if !self
-            .grants
-            .key_value_stores
-            .iter()
-            .any(|s| s == &identifier || s == "*")
-        {
+        if !self.granted.iter().any(|s| s == &identifier || s == "*") {
             return Ok(Err(WitError::AccessDenied));
         }
-        if self.key_value.is_none() {
+        if self.backend.is_none() {
             return Ok(Err(WitError::NoSuchStore));
         }
         Ok(Ok(self.table.push(Bucket { store: identifier })?))
@@ -97,14 +121,14 @@ impl store::Host for ActivityState {
 
 macro_rules! backend_or_error {
     ($self:ident) => {
-        match &$self.key_value {
+        match $self.backend {
             Some(b) => b.clone(),
             None => return Ok(Err(WitError::NoSuchStore)),
         }
     };
 }
 
-impl store::HostBucket for ActivityState {
+impl store::HostBucket for KeyValueView<'_> {
     async fn get(
         &mut self,
         bucket: Resource<Bucket>,

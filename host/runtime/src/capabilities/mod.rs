@@ -1,13 +1,29 @@
-//! The host's capabilities: one module per interface it implements for guests.
+//! The host's capabilities, one room each: its WIT binding (or the wasmtime crate that
+//! implements it), the view of a call's state it works on, the interfaces it offers (for the
+//! import check) and its `add_to_linker`. Rooms know nothing of the store's data type: the
+//! runtime's `ActivityState` holds their per-call parts and hands each room its view.
 //!
-//! Standard WASI (io, clocks, random, cli, filesystem, http) comes from `wasmtime-wasi` and
-//! `wasmtime-wasi-http`, configured deny-by-default in [`crate::state`]; `wasi:config` from
-//! `wasmtime-wasi-config`. The modules here implement the rest.
+//! A new capability is a new room here, plus one line in [`OFFERED`], one in the runtime's
+//! `build_linker`, and its part of `ActivityState`.
 
+pub mod base;
+pub mod config;
 pub mod context;
 pub mod http;
 pub mod keyvalue;
 pub mod logging;
+
+use crate::grants::Capability;
+
+/// Every interface the host offers, room by room, and the capability it belongs to.
+pub(crate) const OFFERED: &[&[(&str, Capability)]] = &[
+    base::OFFERS,
+    http::OFFERS,
+    config::OFFERS,
+    context::OFFERS,
+    logging::OFFERS,
+    keyvalue::OFFERS,
+];
 
 /// Host bindings generated from `wit/` for the interfaces this crate implements itself.
 pub(crate) mod bindings {

@@ -24,9 +24,12 @@ pub struct Percentiles {
 
 impl Percentiles {
     /// Percentiles of `samples`, from an HDR histogram in microseconds (3 significant
-    /// digits).
+    /// digits). The auto-resizing histogram (`Histogram::new`) does not resize on a saturating
+    /// record: fixed bounds it is.
     pub fn of(samples: Vec<Duration>) -> Self {
-        let mut histogram = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits");
+        // 1 µs to 1 hour; longer samples count as 1 hour.
+        let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+            .expect("valid bounds");
         for s in &samples {
             histogram.saturating_record(s.as_micros().max(1) as u64);
         }
@@ -266,4 +269,19 @@ pub async fn throughput(
         per_second: samples.len() as f64 / elapsed,
         latency: Percentiles::of(samples),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_come_from_the_samples() {
+        let samples = (1..=100).map(Duration::from_millis).collect();
+        let p = Percentiles::of(samples);
+        assert!((p.p50 - 50.0).abs() < 0.1, "{p:?}");
+        assert!((p.p95 - 95.0).abs() < 0.1, "{p:?}");
+        assert!((p.p99 - 99.0).abs() < 0.1, "{p:?}");
+        assert_eq!(Percentiles::of(Vec::new()).p50, 0.0);
+    }
 }

@@ -41,9 +41,10 @@ pub fn ensure(config: &Config) -> Result<Option<DevServer>, DevServerError> {
         );
         return Ok(None);
     }
-    let (host, port) = address
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+    let (host, port) = config
+        .workflow
+        .temporal
+        .host_and_port()
         .ok_or_else(|| DevServerError::Address(address.clone()))?;
     let cli = temporal_dev_server::find_cli(
         config.dev.temporal_cli.as_deref(),
@@ -56,7 +57,7 @@ pub fn ensure(config: &Config) -> Result<Option<DevServer>, DevServerError> {
     let ip = if host == "localhost" {
         "127.0.0.1"
     } else {
-        host
+        host.as_str()
     };
     let log = config.data_dir.0.join("temporal-dev-server.log");
     // A fresh log per start: the previous run's is of no use.
@@ -74,11 +75,13 @@ pub fn ui_url(config: &Config) -> String {
     let host = config
         .workflow
         .temporal
-        .address
-        .rsplit_once(':')
-        .map(|(h, _)| h)
-        .unwrap_or("localhost");
-    format!("http://{host}:{}", config.dev.ui_port)
+        .host_and_port()
+        .map_or_else(|| "localhost".to_string(), |(host, _)| host);
+    if host.contains(':') {
+        format!("http://[{host}]:{}", config.dev.ui_port)
+    } else {
+        format!("http://{host}:{}", config.dev.ui_port)
+    }
 }
 
 /// Measures how long the Temporal server at `address` holds a new task before a worker sees

@@ -17,6 +17,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/activities/{name}"),
     ("delete", "/api/v1/activities/{name}"),
     ("post", "/api/v1/activities/{name}/rollback"),
+    ("get", "/api/v1/activities/{name}/schema"),
     ("post", "/api/v1/activities/{name}/invoke"),
     ("get", "/api/v1/activities/{name}/executions/{activity_id}"),
     ("post", "/api/v1/workflows/user"),
@@ -74,11 +75,31 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
                 .map(move |m| (m.clone(), path.clone()))
         })
         .collect();
+    // The routes, and one typed invoke operation per deployed activity (the reference ones).
+    let deployed = [
+        "ValidateUser",
+        "CreateUser",
+        "UpdateUser",
+        "DeleteUser",
+        "SendNotification",
+    ];
     let expected: BTreeSet<(String, String)> = ROUTES
         .iter()
         .map(|(m, p)| (m.to_string(), p.to_string()))
+        .chain(
+            deployed
+                .iter()
+                .map(|n| ("post".to_string(), format!("/api/v1/activities/{n}/invoke"))),
+        )
         .collect();
     assert_eq!(listed, expected);
+    let create = &doc["paths"]["/api/v1/activities/CreateUser/invoke"]["post"];
+    let user = &create["requestBody"]["content"]["application/json"]["schema"]["oneOf"][0];
+    assert_eq!(
+        user["prefixItems"][0]["required"],
+        json!(["user_id", "email", "name"]),
+        "{create}"
+    );
 
     // Every documented operation is served: no `no_route`, no 405.
     for (method, path) in &listed {

@@ -11,7 +11,8 @@ use activity_registry::{
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
@@ -267,6 +268,34 @@ pub async fn show(
         .await
         .map(Json)
         .map_err(registry_error)
+}
+
+/// `GET /api/v1/activities/{name}/schema`: the JSON Schema (2020-12) of the active version's
+/// parameters, result and failure, from its WIT signature.
+#[utoipa::path(get, operation_id = "activity_schema", path = "/api/v1/activities/{name}/schema", tag = "activities",
+    params(("name" = String, Path, description = "Activity type name")),
+    responses(
+        (status = 200, description = "A JSON Schema with `parameters` (the arguments array), `result` and `failure`", body = Object, content_type = "application/schema+json"),
+        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 404, description = "Not deployed on this host", body = ErrorBody)))]
+pub async fn schema(
+    State(state): State<Arc<ApiState>>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    activity_registry::check_name(&name)
+        .map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
+    let (_, signature) = state.registry.signature(&name).ok_or_else(|| {
+        ApiError::not_found(
+            "activity_not_found",
+            format!("activity type {name:?} is not deployed"),
+        )
+    })?;
+    let mut response = Json(signature.json_schema(&name)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/schema+json"),
+    );
+    Ok(response)
 }
 
 /// Body of a rollback: the digest to return to, or nothing for the previous version.

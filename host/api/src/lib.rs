@@ -116,6 +116,7 @@ pub fn router_and_openapi(state: ApiState) -> (Router, utoipa::openapi::OpenApi)
             deploy_routes.layer(DefaultBodyLimit::max(max_component)),
         ))
         .routes(routes!(activities::rollback))
+        .routes(routes!(activities::schema))
         .routes(routes!(invoke::invoke))
         .routes(routes!(invoke::execution))
         .routes(routes!(workflows::start, workflows::list))

@@ -6,11 +6,13 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use axum::extract::Path;
+use activity_runtime::Signature;
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
+use serde_json::{json, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -65,11 +67,59 @@ impl Modify for AdminToken {
 pub struct ApiDoc;
 
 /// The document as JSON, set once per process.
-static RENDERED: OnceLock<String> = OnceLock::new();
+static BASE: OnceLock<Value> = OnceLock::new();
 
 /// Keeps the document the router was built with.
 pub fn publish(doc: &utoipa::openapi::OpenApi) {
-    RENDERED.get_or_init(|| doc.to_json().unwrap_or_else(|_| "{}".into()));
+    BASE.get_or_init(|| serde_json::to_value(doc).unwrap_or_else(|_| json!({})));
+}
+
+/// The typed operation of one deployed activity: `POST /api/v1/activities/{name}/invoke`
+/// with the activity's own argument and result schemas, from its WIT signature.
+fn invoke_operation(name: &str, signature: &Signature) -> Value {
+    let schema = signature.json_schema(name);
+    let parameters = schema["properties"]["parameters"].clone();
+    let result = schema["properties"]["result"].clone();
+    let failure = schema["properties"]["failure"].clone();
+    let with_options = json!({
+        "type": "object",
+        "properties": {
+            "args": parameters,
+            "activity_id": {"type": "string"},
+            "start_to_close_ms": {"type": "integer", "minimum": 1},
+            "schedule_to_close_ms": {"type": "integer", "minimum": 1},
+            "maximum_attempts": {"type": "integer", "minimum": 0},
+        },
+        "required": ["args"],
+    });
+    let error = json!({"$ref": "#/components/schemas/ErrorBody"});
+    json!({"post": {
+        "operationId": format!("invoke_{name}"),
+        "tags": ["deployed activities"],
+        "summary": format!("Invoke {name}"),
+        "description": format!("Runs {name} once on the host's task queue, with the arguments its active version's WIT signature takes (the same operation as `/api/v1/activities/{{name}}/invoke`, typed)."),
+        "parameters": [{"name": "wait", "in": "query", "required": false, "schema": {"type": "boolean"}}],
+        "requestBody": {"required": true, "content": {"application/json": {
+            "schema": {"oneOf": [parameters, with_options]},
+        }}},
+        "responses": {
+            "200": {"description": "The execution closed: COMPLETED with `result`, or FAILED with `error`", "content": {"application/json": {"schema": {
+                "type": "object",
+                "properties": {
+                    "activity_id": {"type": "string"},
+                    "run_id": {"type": "string"},
+                    "status": {"enum": ["COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"]},
+                    "version": {"type": "string"},
+                    "result": result,
+                    "error": failure,
+                },
+            }}}},
+            "202": {"description": "Still running: poll `location`", "content": {"application/json": {"schema": {"type": "object"}}}},
+            "400": {"description": "The arguments do not fit the signature", "content": {"application/json": {"schema": error}}},
+            "404": {"description": "Not deployed on this host", "content": {"application/json": {"schema": error}}},
+            "503": {"description": "Temporal unavailable", "content": {"application/json": {"schema": error}}},
+        },
+    }})
 }
 
 /// The page at `/docs`. URLs are relative, so it also works behind a path prefix; no
@@ -141,9 +191,16 @@ fn assets() -> &'static HashMap<&'static str, Vec<u8>> {
 /// `GET /api/v1/openapi.json`.
 #[utoipa::path(get, operation_id = "openapi", path = "/api/v1/openapi.json", tag = "operations",
     responses((status = 200, description = "This OpenAPI document", content_type = "application/json")))]
-pub async fn openapi_json() -> Response {
-    let json = RENDERED.get().cloned().unwrap_or_default();
-    ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+pub async fn openapi_json(State(state): State<Arc<crate::ApiState>>) -> Response {
+    let mut doc = BASE.get().cloned().unwrap_or_else(|| json!({}));
+    // What is deployed now: one typed invoke operation per activity this host holds.
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for (name, signature) in state.registry.signatures() {
+            let path = format!("/api/v1/activities/{name}/invoke");
+            paths.insert(path, invoke_operation(&name, &signature));
+        }
+    }
+    axum::Json(doc).into_response()
 }
 
 /// `GET /docs`: Swagger UI over this document, every file served by the host.

@@ -105,6 +105,26 @@ async fn deploy_list_and_invoke_checks_answer_without_temporal() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "temporal_unavailable");
 
+    // The schema of what the signature accepts, from the same WIT types.
+    let schema = Request::get("/api/v1/activities/ValidateUser/schema")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(schema).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/schema+json"
+    );
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let schema: Value = serde_json::from_slice(&bytes).unwrap();
+    let user = &schema["properties"]["parameters"]["prefixItems"][0];
+    assert_eq!(user["title"], "user", "{schema}");
+    assert_eq!(user["properties"]["email"]["type"], "string", "{schema}");
+    assert_eq!(
+        schema["properties"]["parameters"]["maxItems"], 1,
+        "{schema}"
+    );
+
     let (status, body) = send(
         &app,
         Request::post("/api/v1/activities/Nope/invoke")
@@ -177,4 +197,22 @@ async fn the_openapi_document_lists_every_routed_path() {
     ] {
         assert!(paths.contains_key(path), "{path} is not documented");
     }
+    assert!(!paths.contains_key("/api/v1/activities/ValidateUser/invoke"));
+
+    // Once deployed, the activity has its own typed operation, from its WIT signature.
+    let (status, body) = send(&app, deploy_request(Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let doc = Request::get("/api/v1/openapi.json")
+        .body(Body::empty())
+        .unwrap();
+    let (_, body) = send(&app, doc).await;
+    let operation = &body["paths"]["/api/v1/activities/ValidateUser/invoke"]["post"];
+    assert_eq!(
+        operation["operationId"], "invoke_ValidateUser",
+        "{operation}"
+    );
+    let arguments = &operation["requestBody"]["content"]["application/json"]["schema"]["oneOf"][0];
+    assert_eq!(arguments["prefixItems"][0]["title"], "user", "{operation}");
+    let result = &operation["responses"]["200"]["content"]["application/json"]["schema"];
+    assert!(result["properties"]["result"].is_object(), "{operation}");
 }

@@ -136,6 +136,18 @@ impl Registry {
         Some((served.digest.clone(), served.signature.clone()))
     }
 
+    /// Every activity type this host holds, with its export's signature.
+    pub fn signatures(&self) -> Vec<(String, Arc<Signature>)> {
+        self.serving
+            .read()
+            .map(|s| {
+                s.iter()
+                    .map(|(name, served)| (name.clone(), served.signature.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The registry of a fleet: heartbeats go to `fleet`, and details show every live host.
     pub fn with_fleet(mut self, fleet: Arc<dyn FleetStore>) -> Self {
         self.fleet = Some(fleet);

@@ -6,26 +6,14 @@ mod support;
 use activity_runtime::{kinds, Grants};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use support::{call, misbehaving, runtime};
+use support::{call, float_json, misbehaving, runtime};
 
 fn f32_json(f: f32) -> Value {
-    if f.is_nan() {
-        json!("NaN")
-    } else if f.is_infinite() {
-        json!(if f > 0.0 { "Infinity" } else { "-Infinity" })
-    } else {
-        json!(f as f64)
-    }
+    float_json(f.into())
 }
 
 fn f64_json(f: f64) -> Value {
-    if f.is_nan() {
-        json!("NaN")
-    } else if f.is_infinite() {
-        json!(if f > 0.0 { "Infinity" } else { "-Infinity" })
-    } else {
-        json!(f)
-    }
+    float_json(f)
 }
 
 fn shape() -> impl Strategy<Value = Value> {

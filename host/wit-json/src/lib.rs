@@ -6,7 +6,7 @@
 //! | WIT | JSON |
 //! | --- | --- |
 //! | `bool` | `true` / `false` |
-//! | integers | numbers, range-checked; no fractions |
+//! | integers | numbers, range-checked; no fractions (`1.0` and `1e3` are integers, as in JSON Schema) |
 //! | `f32`, `f64` | numbers; `"NaN"`, `"Infinity"`, `"-Infinity"` for the non-finite values |
 //! | `char` | a string of one character |
 //! | `string` | a string |
@@ -26,6 +26,7 @@
 //! once per component ([`WitType::from`]), which also serializes: a registry stores each
 //! version's [`Signature`] so a host can check arguments without compiling the component.
 
+mod schema;
 mod to_json;
 mod to_val;
 mod types;
@@ -33,6 +34,7 @@ mod types;
 use serde_json::Value;
 use wasmtime::component::Val;
 
+pub use schema::DIALECT;
 pub use to_json::to_json;
 pub use to_val::to_val;
 pub use types::{Case, Field, Param, Signature, WitType};

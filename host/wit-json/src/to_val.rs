@@ -230,6 +230,10 @@ fn tagged(json: &Value) -> Option<(&str, Option<&Value>)> {
     }
 }
 
+/// 2^64 and 2^63, exactly, as floats.
+const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+
 fn int<T>(json: &Value, path: &str, ty: &WitType) -> Result<T, ConvertError>
 where
     T: TryFrom<i64> + TryFrom<u64>,
@@ -243,8 +247,17 @@ where
     } else if let Some(i) = n.as_i64() {
         T::try_from(i).map_err(|_| out_of_range())
     } else {
-        // A fraction, or an integer beyond 64 bits: never silently truncated.
-        Err(out_of_range())
+        // An integer written with a fraction or an exponent (`1.0`, `1e3`: integers to JSON
+        // Schema too) converts; a fraction, or an integer beyond 64 bits, is never truncated.
+        match n.as_f64().filter(|f| f.fract() == 0.0) {
+            Some(f) if (0.0..TWO_POW_64).contains(&f) => {
+                T::try_from(f as u64).map_err(|_| out_of_range())
+            }
+            Some(f) if (-TWO_POW_63..0.0).contains(&f) => {
+                T::try_from(f as i64).map_err(|_| out_of_range())
+            }
+            _ => Err(out_of_range()),
+        }
     }
 }
 

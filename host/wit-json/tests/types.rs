@@ -201,7 +201,8 @@ fn integers_are_range_checked_and_never_truncated() {
     for (ty, ok, bad) in [
         (WitType::U8, json!(255), json!(256)),
         (WitType::U32, json!(0), json!(-1)),
-        (WitType::S32, json!(-1), json!(1.5)),
+        (WitType::S32, json!(-1.0), json!(1.5)),
+        (WitType::U16, json!(1e3), json!(65536.0)),
         (WitType::U64, json!(u64::MAX), json!(1e20)),
         (WitType::S64, json!(i64::MIN), json!(u64::MAX)),
     ] {

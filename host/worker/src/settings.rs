@@ -30,6 +30,13 @@ impl Default for TemporalSettings {
 }
 
 impl TemporalSettings {
+    /// The frontend's host (IPv6 without brackets) and port, read as a URL.
+    pub fn host_and_port(&self) -> Option<(String, u16)> {
+        let url = crate::temporal_url(&self.address).ok()?;
+        let host = url.host_str()?.trim_matches(['[', ']']).to_string();
+        Some((host, url.port_or_known_default()?))
+    }
+
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
         let has_port = self

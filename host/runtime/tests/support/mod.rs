@@ -81,3 +81,14 @@ pub async fn call(
     .await
     .map(|i| i.output)
 }
+
+/// A float as JSON, the way the host writes it: non-finite values as strings.
+pub fn float_json(f: f64) -> Value {
+    if f.is_nan() {
+        Value::from("NaN")
+    } else if f.is_infinite() {
+        Value::from(if f > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        serde_json::json!(f)
+    }
+}

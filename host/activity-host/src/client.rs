@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use activity_api::views::{CancelSent, Started, WorkflowPage, WorkflowView};
 use activity_registry::{ActivityDetails, ActivitySummary, DeployOutcome, VersionView};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -118,23 +119,10 @@ impl ApiClient {
         format!("{}{path}", self.base)
     }
 
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
-        let url = self.url(path);
-        self.answer(&url, self.http.get(&url).query(query)).await
-    }
-
-    async fn post(&self, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
-        let url = self.url(path);
-        let request = match body {
-            Some(b) => self.http.post(&url).json(b),
-            None => self.http.post(&url),
-        };
-        self.answer(&url, request).await
-    }
-
     /// Starts `UserWorkflow` (`{user_id, email, name, action}`).
-    pub async fn start_workflow(&self, request: &Value) -> Result<Value, ClientError> {
-        self.post("/api/v1/workflows/user", Some(request)).await
+    pub async fn start_workflow(&self, request: &Value) -> Result<Started, ClientError> {
+        let url = self.url("/api/v1/workflows/user");
+        self.typed(&url, self.http.post(&url).json(request)).await
     }
 
     /// A workflow's status and result, error or progress.
@@ -142,24 +130,28 @@ impl ApiClient {
         &self,
         id: &str,
         run_id: Option<&str>,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<WorkflowView, ClientError> {
         let query: Vec<(&str, String)> = run_id
             .map(|r| ("run_id", r.to_string()))
             .into_iter()
             .collect();
-        self.get(&format!("/api/v1/workflows/user/{id}"), &query)
-            .await
+        let url = self.url(&format!("/api/v1/workflows/user/{id}"));
+        self.typed(&url, self.http.get(&url).query(&query)).await
     }
 
     /// Sends the `cancel` signal.
-    pub async fn cancel_workflow(&self, id: &str) -> Result<Value, ClientError> {
-        self.post(&format!("/api/v1/workflows/user/{id}/cancel"), None)
-            .await
+    pub async fn cancel_workflow(&self, id: &str) -> Result<CancelSent, ClientError> {
+        let url = self.url(&format!("/api/v1/workflows/user/{id}/cancel"));
+        self.typed(&url, self.http.post(&url)).await
     }
 
     /// One page of recent runs.
-    pub async fn list_workflows(&self, query: &[(&str, String)]) -> Result<Value, ClientError> {
-        self.get("/api/v1/workflows/user", query).await
+    pub async fn list_workflows(
+        &self,
+        query: &[(&str, String)],
+    ) -> Result<WorkflowPage, ClientError> {
+        let url = self.url("/api/v1/workflows/user");
+        self.typed(&url, self.http.get(&url).query(query)).await
     }
 
     /// Runs a deployed activity once (a Temporal standalone activity).

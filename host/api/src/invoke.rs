@@ -33,7 +33,7 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
 
 use crate::json::{ApiJson, ApiPath, ApiQuery};
 use crate::users::{check_id, check_run_id};
-use crate::workflows::{failure_json, rpc_error};
+use crate::workflows::{failure_view, rpc_error};
 use crate::{ApiError, ApiState, ErrorBody};
 
 /// The body of an invoke: the arguments as an array, or an object with the arguments and
@@ -257,7 +257,7 @@ fn write_outcome(body: &mut Value, outcome: &ActivityExecutionOutcome) {
         }
         Some(activity_execution_outcome::Value::Failure(f)) => {
             body["status"] = json!("FAILED");
-            body["error"] = failure_json(f);
+            body["error"] = serde_json::to_value(failure_view(f)).unwrap_or(Value::Null);
         }
         None => body["status"] = json!("RUNNING"),
     }
@@ -322,7 +322,7 @@ pub async fn execution(
         write_outcome(&mut body, outcome);
     } else if info.status() == ActivityExecutionStatus::Running {
         if let Some(f) = &info.last_failure {
-            body["last_failure"] = failure_json(f);
+            body["last_failure"] = serde_json::to_value(failure_view(f)).unwrap_or(Value::Null);
         }
     }
     Ok(Json(body))

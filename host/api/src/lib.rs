@@ -12,6 +12,7 @@ pub mod observe;
 pub mod openapi;
 mod settings;
 mod users;
+pub mod views;
 mod workflows;
 
 use std::sync::Arc;

@@ -8,8 +8,8 @@ use activity_worker::UserWorkflow;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::Value;
 use temporalio_client::errors::{WorkflowGetResultError, WorkflowInteractionError};
 use temporalio_client::grpc::WorkflowService;
 use temporalio_client::tonic::IntoRequest;
@@ -29,6 +29,7 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
 
 use crate::json::{ApiJson, ApiPath, ApiQuery};
 use crate::users::{check_id, check_run_id};
+use crate::views::{CancelSent, FailureView, Started, WorkflowPage, WorkflowSummary, WorkflowView};
 use crate::{ApiError, ApiState, ErrorBody};
 
 /// The workflow type the routes start.
@@ -88,13 +89,6 @@ pub enum ActionName {
     Update,
     /// Delete, notify.
     Delete,
-}
-
-/// The answer to a start.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Started {
-    workflow_id: String,
-    run_id: String,
 }
 
 /// The workflow id of a request: `user-{user_id}-{action}`, plus `-{key}` with an
@@ -270,7 +264,7 @@ fn interaction_error(id: &str, e: WorkflowInteractionError) -> ApiError {
 #[utoipa::path(get, operation_id = "show_user_workflow", path = "/api/v1/workflows/user/{workflow_id}", tag = "workflows",
     params(("workflow_id" = String, Path, description = "The workflow id"), ("run_id" = Option<String>, Query, description = "A specific run")),
     responses(
-        (status = 200, description = "`status`, timestamps, and `result`, `error` or `progress`", body = Object),
+        (status = 200, description = "`status`, timestamps, and `result`, `error` or `progress`", body = WorkflowView),
         (status = 400, description = "Invalid id", body = ErrorBody),
         (status = 404, description = "No such workflow", body = ErrorBody),
         (status = 503, description = "Temporal unavailable", body = ErrorBody)))]
@@ -278,7 +272,7 @@ pub async fn show(
     State(state): State<Arc<ApiState>>,
     ApiPath(workflow_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ShowQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowView>, ApiError> {
     check_id("workflow_id", &workflow_id)?;
     if let Some(run_id) = &query.run_id {
         check_run_id(run_id)?;
@@ -298,13 +292,16 @@ pub async fn show(
         .as_ref()
         .map(|e| e.run_id.clone())
         .unwrap_or_default();
-    let mut body = json!({
-        "workflow_id": workflow_id,
-        "run_id": run_id,
-        "status": status_name(status),
-        "start_time_ms": millis(description.start_time()),
-        "close_time_ms": millis(description.close_time()),
-    });
+    let mut body = WorkflowView {
+        workflow_id: workflow_id.clone(),
+        run_id: run_id.clone(),
+        status: status_name(status).into(),
+        start_time_ms: millis(description.start_time()),
+        close_time_ms: millis(description.close_time()),
+        progress: None,
+        result: None,
+        error: None,
+    };
     // Read the outcome of exactly this run.
     let run = handle(&state, &workflow_id, Some(run_id))?;
     match status {
@@ -312,7 +309,7 @@ pub async fn show(
             // Best effort: a query needs a worker, and none may be polling right now.
             let query = run.query(UserWorkflow::progress, (), WorkflowQueryOptions::default());
             if let Ok(Ok(progress)) = tokio::time::timeout(PROGRESS_QUERY_TIMEOUT, query).await {
-                body["progress"] = serde_json::to_value(progress).unwrap_or(Value::Null);
+                body.progress = Some(progress);
             }
         }
         WorkflowExecutionStatus::Completed
@@ -324,11 +321,16 @@ pub async fn show(
                 .follow_runs(false)
                 .build();
             match run.get_result(options).await {
-                Ok(outcome) => {
-                    body["result"] = serde_json::to_value(outcome).unwrap_or(Value::Null)
+                Ok(outcome) => body.result = Some(outcome),
+                Err(WorkflowGetResultError::Failed(f)) => {
+                    body.error = Some(failure_view(f.failure()))
                 }
-                Err(WorkflowGetResultError::Failed(f)) => body["error"] = failure_json(f.failure()),
-                Err(other) => body["error"] = json!({"message": other.to_string()}),
+                Err(other) => {
+                    body.error = Some(FailureView {
+                        message: other.to_string(),
+                        ..FailureView::default()
+                    })
+                }
             }
         }
         _ => {}
@@ -338,31 +340,33 @@ pub async fn show(
 
 /// A Temporal failure as `{"message","type","non_retryable","details","cause"}`, the cause
 /// chain nested.
-pub(crate) fn failure_json(failure: &Failure) -> Value {
-    let mut out = json!({"message": failure.message});
+pub(crate) fn failure_view(failure: &Failure) -> FailureView {
+    let mut out = FailureView {
+        message: failure.message.clone(),
+        ..FailureView::default()
+    };
+    let kind = |k: &str| Some(k.to_string());
     match &failure.failure_info {
         Some(FailureInfo::ApplicationFailureInfo(a)) => {
-            out["type"] = json!(a.r#type);
-            out["non_retryable"] = json!(a.non_retryable);
+            out.kind = Some(a.r#type.clone());
+            out.non_retryable = Some(a.non_retryable);
             if let Some(p) = a.details.as_ref().and_then(|d| d.payloads.first()) {
-                out["details"] = activity_worker::payload::to_json(0, p).unwrap_or(Value::Null);
+                out.details = Some(activity_worker::payload::to_json(0, p).unwrap_or(Value::Null));
             }
         }
         Some(FailureInfo::TimeoutFailureInfo(t)) => {
-            out["type"] = json!("Timeout");
-            out["timeout_type"] = json!(t.timeout_type);
+            out.kind = kind("Timeout");
+            out.timeout_type = Some(t.timeout_type);
         }
         Some(FailureInfo::ActivityFailureInfo(a)) => {
-            out["type"] = json!("ActivityFailure");
-            out["activity_type"] = json!(a.activity_type.as_ref().map(|t| t.name.clone()));
+            out.kind = kind("ActivityFailure");
+            out.activity_type = a.activity_type.as_ref().map(|t| t.name.clone());
         }
-        Some(FailureInfo::CanceledFailureInfo(_)) => out["type"] = json!("Canceled"),
-        Some(FailureInfo::TerminatedFailureInfo(_)) => out["type"] = json!("Terminated"),
+        Some(FailureInfo::CanceledFailureInfo(_)) => out.kind = kind("Canceled"),
+        Some(FailureInfo::TerminatedFailureInfo(_)) => out.kind = kind("Terminated"),
         _ => {}
     }
-    if let Some(cause) = &failure.cause {
-        out["cause"] = failure_json(cause);
-    }
+    out.cause = failure.cause.as_ref().map(|c| Box::new(failure_view(c)));
     out
 }
 
@@ -387,7 +391,7 @@ fn handle(
 #[utoipa::path(post, operation_id = "cancel_user_workflow", path = "/api/v1/workflows/user/{workflow_id}/cancel", tag = "workflows",
     params(("workflow_id" = String, Path, description = "The workflow id"), ("run_id" = Option<String>, Query, description = "A specific run")),
     responses(
-        (status = 202, description = "The cancel signal was sent", body = Object),
+        (status = 202, description = "The cancel signal was sent", body = CancelSent),
         (status = 400, description = "Invalid id", body = ErrorBody),
         (status = 404, description = "No such workflow", body = ErrorBody),
         (status = 409, description = "The run is not running", body = ErrorBody),
@@ -396,7 +400,7 @@ pub async fn cancel(
     State(state): State<Arc<ApiState>>,
     ApiPath(workflow_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ShowQuery>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CancelSent>), ApiError> {
     check_id("workflow_id", &workflow_id)?;
     if let Some(run_id) = &query.run_id {
         check_run_id(run_id)?;
@@ -435,7 +439,11 @@ pub async fn cancel(
     );
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"workflow_id": workflow_id, "run_id": run_id, "signal": "cancel"})),
+        Json(CancelSent {
+            workflow_id,
+            run_id,
+            signal: "cancel".into(),
+        }),
     ))
 }
 
@@ -477,13 +485,13 @@ fn status_filter(status: &str) -> Option<&'static str> {
 #[utoipa::path(get, operation_id = "list_user_workflows", path = "/api/v1/workflows/user", tag = "workflows",
     params(ListQuery),
     responses(
-        (status = 200, description = "`workflows` (newest first) and `next_page_token`", body = Object),
+        (status = 200, description = "`workflows` (newest first) and `next_page_token`", body = WorkflowPage),
         (status = 400, description = "Invalid filter, page size or token", body = ErrorBody),
         (status = 503, description = "Temporal unavailable", body = ErrorBody)))]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowPage>, ApiError> {
     let mut filter = format!("WorkflowType = '{WORKFLOW_TYPE}'");
     if let Some(user_id) = &query.user_id {
         check_id("user_id", user_id)?;
@@ -537,25 +545,27 @@ pub async fn list(
                 .and_then(temporalio_common::protos::proto_ts_to_system_time),
         )
     };
-    let workflows: Vec<Value> = page
+    let workflows = page
         .executions
         .iter()
         .map(|e| {
             let execution = e.execution.clone().unwrap_or_default();
-            json!({
-                "workflow_id": execution.workflow_id,
-                "run_id": execution.run_id,
-                "status": e
+            WorkflowSummary {
+                workflow_id: execution.workflow_id,
+                run_id: execution.run_id,
+                status: e
                     .status()
                     .as_str_name()
-                    .trim_start_matches("WORKFLOW_EXECUTION_STATUS_"),
-                "start_time_ms": ts(&e.start_time),
-                "close_time_ms": ts(&e.close_time),
-            })
+                    .trim_start_matches("WORKFLOW_EXECUTION_STATUS_")
+                    .to_string(),
+                start_time_ms: ts(&e.start_time),
+                close_time_ms: ts(&e.close_time),
+            }
         })
         .collect();
-    Ok(Json(json!({
-        "workflows": workflows,
-        "next_page_token": (!page.next_page_token.is_empty()).then(|| hex::encode(&page.next_page_token)),
-    })))
+    Ok(Json(WorkflowPage {
+        workflows,
+        next_page_token: (!page.next_page_token.is_empty())
+            .then(|| hex::encode(&page.next_page_token)),
+    }))
 }

@@ -1,7 +1,14 @@
 //! `workflow start|show|cancel|list` and `invoke`: runs through a host's REST API.
 
+use activity_api::views::WorkflowView;
+
 use crate::cli::{api_client, json_inputs, print, ApiArgs, WorkflowCommand};
 use crate::config::Config;
+
+/// A value as one line of JSON.
+fn compact<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
 
 /// `workflow start|show|cancel|list`.
 pub async fn workflow(
@@ -10,21 +17,16 @@ pub async fn workflow(
     args: &ApiArgs,
 ) -> anyhow::Result<()> {
     let client = api_client(config, args);
-    let summary = |v: &serde_json::Value| {
-        let mut line = format!(
-            "{} {} {}",
-            v["workflow_id"].as_str().unwrap_or(""),
-            v["run_id"].as_str().unwrap_or(""),
-            v["status"].as_str().unwrap_or("")
-        );
-        if !v["result"].is_null() {
-            line.push_str(&format!("\nresult: {}", v["result"]));
+    let summary = |v: &WorkflowView| {
+        let mut line = format!("{} {} {}", v.workflow_id, v.run_id, v.status);
+        if let Some(result) = &v.result {
+            line.push_str(&format!("\nresult: {}", compact(result)));
         }
-        if !v["error"].is_null() {
-            line.push_str(&format!("\nerror: {}", v["error"]));
+        if let Some(error) = &v.error {
+            line.push_str(&format!("\nerror: {}", compact(error)));
         }
-        if !v["progress"].is_null() {
-            line.push_str(&format!("\nprogress: {}", v["progress"]));
+        if let Some(progress) = &v.progress {
+            line.push_str(&format!("\nprogress: {}", compact(progress)));
         }
         line
     };
@@ -41,27 +43,19 @@ pub async fn workflow(
                     "user_id": user_id, "email": email, "name": name, "action": action,
                 }))
                 .await?;
-            let id = started["workflow_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let run = started["run_id"].as_str().unwrap_or_default().to_string();
+            let (id, run) = (started.workflow_id.clone(), started.run_id.clone());
             if !wait {
                 print(args, &started, |v| {
-                    format!(
-                        "started {} (run {})",
-                        v["workflow_id"].as_str().unwrap_or(""),
-                        v["run_id"].as_str().unwrap_or("")
-                    )
+                    format!("started {} (run {})", v.workflow_id, v.run_id)
                 });
                 return Ok(());
             }
             loop {
                 let v = client.show_workflow(&id, Some(&run)).await?;
-                if v["status"] != "RUNNING" {
+                if v.status != "RUNNING" {
                     print(args, &v, summary);
-                    if v["status"] != "COMPLETED" {
-                        anyhow::bail!("workflow {id} ended {}", v["status"]);
+                    if v.status != "COMPLETED" {
+                        anyhow::bail!("workflow {id} ended {}", v.status);
                     }
                     return Ok(());
                 }
@@ -79,9 +73,7 @@ pub async fn workflow(
         }
         WorkflowCommand::Cancel { workflow_id } => {
             let v = client.cancel_workflow(&workflow_id).await?;
-            print(args, &v, |v| {
-                format!("cancel sent to {}", v["workflow_id"].as_str().unwrap_or(""))
-            });
+            print(args, &v, |v| format!("cancel sent to {}", v.workflow_id));
         }
         WorkflowCommand::List {
             user_id,
@@ -104,20 +96,12 @@ pub async fn workflow(
             }
             let v = client.list_workflows(&query).await?;
             print(args, &v, |v| {
-                let mut rows: Vec<String> = v["workflows"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|w| {
-                        format!(
-                            "{:<40} {:<12} {}",
-                            w["workflow_id"].as_str().unwrap_or(""),
-                            w["status"].as_str().unwrap_or(""),
-                            w["run_id"].as_str().unwrap_or("")
-                        )
-                    })
+                let mut rows: Vec<String> = v
+                    .workflows
+                    .iter()
+                    .map(|w| format!("{:<40} {:<12} {}", w.workflow_id, w.status, w.run_id))
                     .collect();
-                if let Some(t) = v["next_page_token"].as_str() {
+                if let Some(t) = &v.next_page_token {
                     rows.push(format!("more: --page-token {t}"));
                 }
                 if rows.is_empty() {

@@ -6,11 +6,24 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{cli, get_json, start, wait_closed, Session};
+use support::{cli, get_json, get_text, start, wait_closed, Session};
 use test_support::eventually;
 
 fn seed_user(id: &str) -> Value {
     json!({"user_id": id, "email": "test@example.com", "name": "Test User", "action": "create"})
+}
+
+/// `activity_deploys_total` of ValidateUser with outcome `refused`, from the host's metrics.
+async fn refused_deploys(http: &reqwest::Client, base: &str) -> f64 {
+    get_text(http, format!("{base}/metrics"))
+        .await
+        .lines()
+        .filter(|l| l.starts_with("activity_deploys_total{"))
+        .filter(|l| {
+            l.contains(r#"activity_type="ValidateUser""#) && l.contains(r#"outcome="refused""#)
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -57,9 +70,15 @@ async fn the_watched_directory_deploys_swaps_and_refuses() {
         "FAILED"
     );
 
-    // A broken file is refused and v2 keeps serving.
+    // A broken file is refused and v2 keeps serving: once the watcher's deploy of it counts
+    // as refused, the active version is still v2.
+    let refused_before = refused_deploys(&http, &base).await;
     std::fs::write(watched.path().join("ValidateUser.wasm"), b"broken").unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually(Duration::from_secs(30), || async {
+        (refused_deploys(&http, &base).await > refused_before).then_some(())
+    })
+    .await
+    .expect("the watcher tries the broken file and refuses it");
     assert_eq!(
         shown(http.clone(), base.clone()).await.unwrap()["active_digest"],
         v2.as_str()

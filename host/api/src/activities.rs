@@ -270,6 +270,23 @@ pub async fn show(
         .map_err(registry_error)
 }
 
+/// The WIT signature of `name`'s version on this host: `400` for an invalid name, `404` when
+/// this host holds no version of it. What invoke checks arguments against, without compiling.
+pub(crate) fn deployed_signature(
+    state: &ApiState,
+    name: &str,
+) -> Result<Arc<activity_runtime::Signature>, ApiError> {
+    activity_registry::check_name(name)
+        .map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
+    let (_, signature) = state.registry.signature(name).ok_or_else(|| {
+        ApiError::not_found(
+            "activity_not_found",
+            format!("activity type {name:?} is not deployed"),
+        )
+    })?;
+    Ok(signature)
+}
+
 /// `GET /api/v1/activities/{name}/schema`: the JSON Schema (2020-12) of the active version's
 /// parameters, result and failure, from its WIT signature.
 #[utoipa::path(get, operation_id = "activity_schema", path = "/api/v1/activities/{name}/schema", tag = "activities",
@@ -282,14 +299,7 @@ pub async fn schema(
     State(state): State<Arc<ApiState>>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    activity_registry::check_name(&name)
-        .map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
-    let (_, signature) = state.registry.signature(&name).ok_or_else(|| {
-        ApiError::not_found(
-            "activity_not_found",
-            format!("activity type {name:?} is not deployed"),
-        )
-    })?;
+    let signature = deployed_signature(&state, &name)?;
     let mut response = Json(signature.json_schema(&name)).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -102,8 +102,8 @@ pub async fn invoke(
     ApiQuery(query): ApiQuery<InvokeQuery>,
     ApiJson(body): ApiJson<InvokeBody>,
 ) -> Result<Response, ApiError> {
-    activity_registry::check_name(&name)
-        .map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
+    // Checked against the stored WIT signature: no component is compiled or run here.
+    let signature = crate::activities::deployed_signature(&state, &name)?;
     let options = match body {
         InvokeBody::Args(args) => InvokeOptions {
             args,
@@ -111,13 +111,6 @@ pub async fn invoke(
         },
         InvokeBody::WithOptions(o) => o,
     };
-    // Checked against the stored WIT signature: no component is compiled or run here.
-    let (_, signature) = state.registry.signature(&name).ok_or_else(|| {
-        ApiError::not_found(
-            "activity_not_found",
-            format!("activity type {name:?} is not deployed"),
-        )
-    })?;
     wit_json::args_to_vals(&options.args, &signature.params)
         .map_err(|e| ApiError::bad_request("invalid_arguments", format!("{name}: {e}")))?;
     if let Some(id) = &options.activity_id {

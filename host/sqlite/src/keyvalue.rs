@@ -6,8 +6,6 @@ use std::sync::Mutex;
 use activity_runtime::{KeyPage, KeyValueBackend, KeyValueError};
 use rusqlite::{params, OptionalExtension};
 
-use crate::BUSY_TIMEOUT;
-
 fn sql(e: rusqlite::Error) -> KeyValueError {
     KeyValueError::Backend(format!("SQLite: {e}"))
 }
@@ -39,8 +37,7 @@ impl SqliteKeyValue {
     }
 
     fn schema(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        crate::configure(conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS kv (

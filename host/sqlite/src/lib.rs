@@ -20,6 +20,13 @@ pub use registry::SqliteRegistryStore;
 /// How long SQLite waits for a lock held by another connection or process before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Every connection: wait for locks held by others, and write-ahead logging so readers do
+/// not block the writer.
+fn configure(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+}
+
 /// rusqlite's error as the registry's.
 fn sql(e: rusqlite::Error) -> StoreError {
     StoreError::Database(format!("SQLite: {e}"))

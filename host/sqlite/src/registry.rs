@@ -8,7 +8,7 @@ use activity_registry::{from_column, to_column, RegistryStore, StoreError, Versi
 use activity_runtime::ComponentDigest;
 use rusqlite::{params, OptionalExtension};
 
-use crate::{sql, BUSY_TIMEOUT};
+use crate::sql;
 
 /// SQLite index plus blob directory.
 pub struct SqliteRegistryStore {
@@ -29,8 +29,7 @@ impl SqliteRegistryStore {
     }
 
     fn schema(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        crate::configure(conn)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS versions (
                 activity       TEXT    NOT NULL,

@@ -340,6 +340,8 @@ mod tests {
             "worker.max_worker_activities_per_second" => Some(json!(20.5)),
             "registry.postgres_url" => Some(json!("postgres://pg.example.com/activities")),
             "registry.keyvalue_backend" => Some(json!("sqlite")),
+            "registry.rollout.policy" => Some(json!("pinned")),
+            "registry.rollout.auto_abort.failure_rate" => Some(json!(0.25)),
             _ => None,
         };
         let value = special.unwrap_or_else(|| match default {

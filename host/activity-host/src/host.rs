@@ -162,6 +162,7 @@ impl Host {
             runtime.clone(),
             config.registry.max_component_bytes,
         )
+        .with_rollout(config.registry.rollout.clone())
         .with_fleet(fleet);
         if !executes {
             registry = registry.without_execution();
@@ -286,6 +287,9 @@ impl Host {
                 limits: self.config.runtime.limits,
                 deployed_by: "dev".into(),
                 source: None,
+                // The reference activities are the host's own: no rollout.
+                rollout: Some(activity_registry::rollout::RolloutPolicy::Immediate),
+                ramp_percent: None,
             };
             let outcome = self
                 .registry

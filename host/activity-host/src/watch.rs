@@ -28,6 +28,10 @@ pub struct Sidecar {
     pub grants: Grants,
     /// Limits; missing keys take the configured defaults.
     pub limits: Option<ActivityLimits>,
+    /// How it reaches calls (`immediate`, `pinned`, `ramp`); default `registry.rollout.policy`.
+    pub rollout: Option<activity_registry::rollout::RolloutPolicy>,
+    /// With `rollout: ramp`, the candidate's share of runs.
+    pub ramp_percent: Option<u8>,
 }
 
 /// What a file looked like when it was last deployed.
@@ -90,6 +94,8 @@ async fn deploy_one(
         limits: sidecar.limits.unwrap_or(defaults),
         deployed_by: format!("watch:{}", sidecar_path.display()),
         source: None,
+        rollout: sidecar.rollout,
+        ramp_percent: sidecar.ramp_percent,
     };
     match (sidecar.source, path.exists()) {
         (Some(_), true) => Err(format!(

@@ -31,6 +31,8 @@ fn registry_error(e: RegistryError) -> ApiError {
         RegistryError::NotFound(_) => (StatusCode::NOT_FOUND, "activity_not_found"),
         RegistryError::VersionNotFound { .. } => (StatusCode::NOT_FOUND, "version_not_found"),
         RegistryError::NoEarlierVersion(_) => (StatusCode::CONFLICT, "no_earlier_version"),
+        RegistryError::NoCandidate(_) => (StatusCode::CONFLICT, "no_candidate"),
+        RegistryError::InvalidRamp(_) => (StatusCode::BAD_REQUEST, "invalid_ramp"),
         RegistryError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
         RegistryError::Stored { .. } => {
             (StatusCode::INTERNAL_SERVER_ERROR, "stored_version_unusable")
@@ -116,7 +118,7 @@ pub struct DeploySource {
 fn deploy_request(query: Option<&str>, state: &ApiState) -> Result<DeployRequest, ApiError> {
     let mut request = DeployRequest {
         limits: state.default_limits,
-        deployed_by: "api".into(),
+        deployed_by: caller(state),
         ..Default::default()
     };
     let number = |key: &str, value: &str| {
@@ -142,10 +144,24 @@ fn deploy_request(query: Option<&str>, state: &ApiState) -> Result<DeployRequest
             "max_execution_ms" => request.limits.max_execution_ms = number(&key, &value)?,
             "max_output_bytes" => request.limits.max_output_bytes = number(&key, &value)?,
             "fuel" => request.limits.fuel = Some(number(&key, &value)?),
+            "rollout" => {
+                request.rollout = Some(value.parse().map_err(|e: String| {
+                    ApiError::bad_request("invalid_parameter", e)
+                })?)
+            }
+            "ramp_percent" => {
+                let percent = value.parse::<u64>().ok().filter(|p| *p <= 100).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_ramp",
+                        format!("ramp_percent must be an integer from 0 to 100, found {value:?}"),
+                    )
+                })?;
+                request.ramp_percent = Some(percent as u8);
+            }
             other => {
                 return Err(ApiError::bad_request(
                     "invalid_parameter",
-                    format!("unknown or empty parameter {other:?}; expected allow_host, kv_store, config, export, max_memory_bytes, max_execution_ms, max_output_bytes, fuel"),
+                    format!("unknown or empty parameter {other:?}; expected allow_host, kv_store, config, export, max_memory_bytes, max_execution_ms, max_output_bytes, fuel, rollout, ramp_percent"),
                 ))
             }
         }
@@ -338,6 +354,148 @@ pub struct DeployParams {
     max_output_bytes: Option<u64>,
     /// Fuel budget per call.
     fuel: Option<u64>,
+    /// How the version reaches calls: `immediate`, `pinned` or `ramp` (default:
+    /// `registry.rollout.policy`).
+    rollout: Option<activity_registry::rollout::RolloutPolicy>,
+    /// With `rollout=ramp`, the share of runs the candidate gets, 0..100 (default:
+    /// `registry.rollout.ramp_percent`).
+    ramp_percent: Option<u8>,
+}
+
+/// Who calls an admin route, for the rollout events: `admin` when the admin token guards
+/// them, else `api`.
+fn caller(state: &ApiState) -> String {
+    if state.settings.admin_token.is_some() {
+        "admin".into()
+    } else {
+        "api".into()
+    }
+}
+
+/// Body of a ramp: the candidate's new share.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ramp {
+    /// Percent of runs, 0..100.
+    pub percent: u64,
+}
+
+/// Body of an abort: why, for the event.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Abort {
+    /// Why the candidate is dropped.
+    pub reason: Option<String>,
+}
+
+/// `POST /api/v1/activities/{name}/ramp`: gives the candidate another share of runs.
+#[utoipa::path(post, operation_id = "ramp_activity", path = "/api/v1/activities/{name}/ramp", tag = "activities",
+    params(("name" = String, Path, description = "Activity type name")),
+    request_body(content = Ramp, content_type = "application/json"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The activity type with its candidate's new share", body = ActivityDetails),
+        (status = 400, description = "Invalid name, body or percent", body = ErrorBody),
+        (status = 401, description = "No admin token", body = ErrorBody),
+        (status = 403, description = "Wrong admin token", body = ErrorBody),
+        (status = 404, description = "Not deployed", body = ErrorBody),
+        (status = 409, description = "No candidate", body = ErrorBody)))]
+pub async fn ramp(
+    State(state): State<Arc<ApiState>>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<Ramp>,
+) -> Result<Json<ActivityDetails>, ApiError> {
+    let registry = &state.registry;
+    registry
+        .ramp(&name, body.percent, &caller(&state))
+        .await
+        .map_err(registry_error)?;
+    registry
+        .details(&name)
+        .await
+        .map(Json)
+        .map_err(registry_error)
+}
+
+/// `POST /api/v1/activities/{name}/promote`: makes the candidate active for every run
+/// (runs pinned to the earlier version keep it).
+#[utoipa::path(post, operation_id = "promote_activity", path = "/api/v1/activities/{name}/promote", tag = "activities",
+    params(("name" = String, Path, description = "Activity type name")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The version now active", body = VersionView),
+        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 401, description = "No admin token", body = ErrorBody),
+        (status = 403, description = "Wrong admin token", body = ErrorBody),
+        (status = 404, description = "Not deployed", body = ErrorBody),
+        (status = 409, description = "No candidate", body = ErrorBody)))]
+pub async fn promote(
+    State(state): State<Arc<ApiState>>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<VersionView>, ApiError> {
+    state
+        .registry
+        .promote(&name, &caller(&state))
+        .await
+        .map(Json)
+        .map_err(registry_error)
+}
+
+/// `POST /api/v1/activities/{name}/abort`: drops the candidate; later calls and retries
+/// go to the active version.
+#[utoipa::path(post, operation_id = "abort_activity", path = "/api/v1/activities/{name}/abort", tag = "activities",
+    params(("name" = String, Path, description = "Activity type name")),
+    request_body(content = Option<Abort>, content_type = "application/json", description = "Optional reason"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The activity type without its candidate", body = ActivityDetails),
+        (status = 400, description = "Invalid name or body", body = ErrorBody),
+        (status = 401, description = "No admin token", body = ErrorBody),
+        (status = 403, description = "Wrong admin token", body = ErrorBody),
+        (status = 404, description = "Not deployed", body = ErrorBody),
+        (status = 409, description = "No candidate", body = ErrorBody)))]
+pub async fn abort(
+    State(state): State<Arc<ApiState>>,
+    ApiPath(name): ApiPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ActivityDetails>, ApiError> {
+    let Abort { reason } = optional_json(&state, &headers, body).await?;
+    let registry = &state.registry;
+    registry
+        .abort(&name, &caller(&state), reason)
+        .await
+        .map_err(registry_error)?;
+    registry
+        .details(&name)
+        .await
+        .map(Json)
+        .map_err(registry_error)
+}
+
+/// An optional JSON body: empty is the default value, anything else must be JSON of `T`.
+async fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    state: &Arc<ApiState>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    let request = axum::http::Request::builder()
+        .header(
+            header::CONTENT_TYPE,
+            headers
+                .get(header::CONTENT_TYPE)
+                .cloned()
+                .unwrap_or(header::HeaderValue::from_static("")),
+        )
+        .body(axum::body::Body::from(body))
+        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+    let ApiJson(r) =
+        <ApiJson<T> as axum::extract::FromRequest<Arc<ApiState>>>::from_request(request, state)
+            .await?;
+    Ok(r)
 }
 
 /// `POST /api/v1/activities/{name}/rollback`.
@@ -359,29 +517,10 @@ pub async fn rollback(
     body: Bytes,
 ) -> Result<Json<VersionView>, ApiError> {
     // An empty body means "the previous version"; otherwise it must be JSON.
-    let target = if body.is_empty() {
-        Rollback::default()
-    } else {
-        let request = axum::http::Request::builder()
-            .header(
-                header::CONTENT_TYPE,
-                headers
-                    .get(header::CONTENT_TYPE)
-                    .cloned()
-                    .unwrap_or(header::HeaderValue::from_static("")),
-            )
-            .body(axum::body::Body::from(body))
-            .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
-        let ApiJson(r) =
-            <ApiJson<Rollback> as axum::extract::FromRequest<Arc<ApiState>>>::from_request(
-                request, &state,
-            )
-            .await?;
-        r
-    };
+    let target: Rollback = optional_json(&state, &headers, body).await?;
     state
         .registry
-        .rollback(&name, target.digest.as_deref())
+        .rollback(&name, target.digest.as_deref(), &caller(&state))
         .await
         .map(Json)
         .map_err(registry_error)

@@ -99,6 +99,10 @@ pub const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/activities/{name}"),
     ("DELETE", "/api/v1/activities/{name}"),
     ("POST", "/api/v1/activities/{name}/rollback"),
+    ("POST", "/api/v1/activities/{name}/ramp"),
+    ("POST", "/api/v1/activities/{name}/promote"),
+    ("POST", "/api/v1/activities/{name}/abort"),
+    ("POST", "/api/v1/activities/{name}/verify"),
 ];
 
 /// The router with every route, and the OpenAPI document describing exactly those routes
@@ -117,6 +121,9 @@ pub fn router_and_openapi(state: ApiState) -> (Router, utoipa::openapi::OpenApi)
             deploy_routes.layer(DefaultBodyLimit::max(max_component)),
         ))
         .routes(routes!(activities::rollback))
+        .routes(routes!(activities::ramp))
+        .routes(routes!(activities::promote))
+        .routes(routes!(activities::abort))
         .routes(routes!(activities::schema))
         .routes(routes!(invoke::invoke))
         .routes(routes!(invoke::execution))

@@ -74,6 +74,25 @@ CREATE TABLE IF NOT EXISTS registry_active (
     activity TEXT PRIMARY KEY,
     seq      BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS registry_rollouts (
+    activity TEXT PRIMARY KEY,
+    state    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registry_rollout_events (
+    id       BIGSERIAL PRIMARY KEY,
+    activity TEXT NOT NULL,
+    event    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS registry_rollout_events_by_activity
+    ON registry_rollout_events (activity, id);
+CREATE TABLE IF NOT EXISTS registry_pins (
+    activity TEXT   NOT NULL,
+    key      TEXT   NOT NULL,
+    seq      BIGINT NOT NULL,
+    at_ms    BIGINT NOT NULL,
+    PRIMARY KEY (activity, key)
+);
+CREATE INDEX IF NOT EXISTS registry_pins_by_age ON registry_pins (at_ms);
 CREATE TABLE IF NOT EXISTS fleet_hosts (
     host_id       TEXT        PRIMARY KEY,
     api           TEXT        NOT NULL,

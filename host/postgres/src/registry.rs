@@ -2,7 +2,13 @@
 //! tables. Every change notifies [`CHANNEL`](crate::CHANNEL) in its own transaction, so
 //! listeners hear of it exactly when it is committed.
 
-use activity_registry::store::{from_column, to_column, RegistryStore, StoreError, VersionRecord};
+use std::collections::BTreeMap;
+
+use activity_registry::rollout::{RolloutEvent, RolloutState};
+use activity_registry::store::{
+    from_column, from_text, to_column, to_text, RegistryStore, RolloutChange, StoreError,
+    VersionRecord,
+};
 use activity_runtime::ComponentDigest;
 use deadpool_postgres::Pool;
 use tokio_postgres::Row;
@@ -94,6 +100,7 @@ impl RegistryStore for PostgresRegistryStore {
         &self,
         activity: &str,
         mut record: VersionRecord,
+        activate: bool,
     ) -> Result<VersionRecord, StoreError> {
         let spec =
             serde_json::to_string(&record.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -131,7 +138,11 @@ impl RegistryStore for PostgresRegistryStore {
             )
             .await
             .map_err(db)?;
-            activate(&tx, activity, seq).await?;
+            if activate {
+                self::activate(&tx, activity, seq).await?;
+            } else {
+                notify(&tx, activity).await?;
+            }
             tx.commit().await.map_err(db)?;
             record.seq = seq as u64;
             Ok(record)
@@ -199,15 +210,145 @@ impl RegistryStore for PostgresRegistryStore {
                 )
                 .await
                 .map_err(db)?;
+            for table in [
+                "registry_versions",
+                "registry_rollouts",
+                "registry_rollout_events",
+                "registry_pins",
+            ] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE activity = $1"),
+                    &[&activity],
+                )
+                .await
+                .map_err(db)?;
+            }
+            notify(&tx, activity).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn rollouts(&self) -> Result<BTreeMap<String, RolloutState>, StoreError> {
+        self.db.block_on(async {
+            let rows = self
+                .client()
+                .await?
+                .query("SELECT activity, state FROM registry_rollouts", &[])
+                .await
+                .map_err(db)?;
+            rows.iter()
+                .map(|r| Ok((r.get(0), from_text("rollout state", r.get(1))?)))
+                .collect()
+        })
+    }
+
+    fn set_rollout(&self, activity: &str, change: RolloutChange) -> Result<(), StoreError> {
+        let (state, event) = (to_text(&change.state)?, to_text(&change.event)?);
+        self.db.block_on(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(db)?;
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&activity])
+                .await
+                .map_err(db)?;
             tx.execute(
-                "DELETE FROM registry_versions WHERE activity = $1",
-                &[&activity],
+                "INSERT INTO registry_rollouts (activity, state) VALUES ($1, $2)
+                 ON CONFLICT (activity) DO UPDATE SET state = excluded.state",
+                &[&activity, &state],
+            )
+            .await
+            .map_err(db)?;
+            if let Some(seq) = change.activate {
+                activate(&tx, activity, seq as i64).await?;
+            }
+            for seq in change.unpin {
+                tx.execute(
+                    "DELETE FROM registry_pins WHERE activity = $1 AND seq = $2",
+                    &[&activity, &(seq as i64)],
+                )
+                .await
+                .map_err(db)?;
+            }
+            tx.execute(
+                "INSERT INTO registry_rollout_events (activity, event) VALUES ($1, $2)",
+                &[&activity, &event],
             )
             .await
             .map_err(db)?;
             notify(&tx, activity).await?;
-            tx.commit().await.map_err(db)?;
-            Ok(removed > 0)
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    fn events(&self, activity: &str, limit: usize) -> Result<Vec<RolloutEvent>, StoreError> {
+        self.db.block_on(async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT event FROM registry_rollout_events WHERE activity = $1
+                     ORDER BY id DESC LIMIT $2",
+                    &[&activity, &(limit as i64)],
+                )
+                .await
+                .map_err(db)?;
+            rows.iter()
+                .map(|r| from_text("rollout event", r.get(0)))
+                .collect()
+        })
+    }
+
+    fn pin(&self, activity: &str, key: &str, seq: u64, at_ms: u64) -> Result<u64, StoreError> {
+        self.db.block_on(async {
+            let client = self.client().await?;
+            // The insert returns nothing when another host pinned first; then read its pin.
+            let inserted = client
+                .query_opt(
+                    "INSERT INTO registry_pins (activity, key, seq, at_ms) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (activity, key) DO NOTHING RETURNING seq",
+                    &[&activity, &key, &(seq as i64), &(at_ms as i64)],
+                )
+                .await
+                .map_err(db)?;
+            let row = match inserted {
+                Some(row) => row,
+                None => client
+                    .query_one(
+                        "SELECT seq FROM registry_pins WHERE activity = $1 AND key = $2",
+                        &[&activity, &key],
+                    )
+                    .await
+                    .map_err(db)?,
+            };
+            Ok(row.get::<_, i64>(0) as u64)
+        })
+    }
+
+    fn sweep_pins(&self, before_ms: u64) -> Result<u64, StoreError> {
+        self.db.block_on(async {
+            self.client()
+                .await?
+                .execute(
+                    "DELETE FROM registry_pins WHERE at_ms < $1",
+                    &[&(before_ms as i64)],
+                )
+                .await
+                .map_err(db)
+        })
+    }
+
+    fn pin_count(&self, activity: &str) -> Result<u64, StoreError> {
+        self.db.block_on(async {
+            let row = self
+                .client()
+                .await?
+                .query_one(
+                    "SELECT COUNT(*) FROM registry_pins WHERE activity = $1",
+                    &[&activity],
+                )
+                .await
+                .map_err(db)?;
+            Ok(row.get::<_, i64>(0) as u64)
         })
     }
 }

@@ -57,8 +57,12 @@ async fn registry_store_keeps_history_and_notifies_every_change() {
     let (v1, v2, blob, missing, history, active) = blocking(move || {
         s.put_blob(&ComponentDigest::of(b"one"), b"one").unwrap();
         s.put_blob(&ComponentDigest::of(b"one"), b"one").unwrap();
-        let v1 = s.add_version("ValidateUser", record(b"one", "a")).unwrap();
-        let v2 = s.add_version("ValidateUser", record(b"two", "b")).unwrap();
+        let v1 = s
+            .add_version("ValidateUser", record(b"one", "a"), true)
+            .unwrap();
+        let v2 = s
+            .add_version("ValidateUser", record(b"two", "b"), true)
+            .unwrap();
         let blob = s.blob(&ComponentDigest::of(b"one")).unwrap();
         let missing = s.blob(&ComponentDigest::of(b"nothing")).unwrap();
         s.set_active("ValidateUser", 1).unwrap();
@@ -113,9 +117,13 @@ async fn concurrent_deploys_of_one_activity_get_distinct_versions() {
     for i in 0..8 {
         let s = store.clone();
         tasks.push(tokio::task::spawn_blocking(move || {
-            s.add_version("CreateUser", record(format!("v{i}").as_bytes(), "host"))
-                .unwrap()
-                .seq
+            s.add_version(
+                "CreateUser",
+                record(format!("v{i}").as_bytes(), "host"),
+                true,
+            )
+            .unwrap()
+            .seq
         }));
     }
     let mut seqs = Vec::new();
@@ -179,4 +187,13 @@ async fn a_stopped_database_is_a_clear_error_and_recovery_needs_no_restart() {
     })
     .await;
     assert_eq!(back.as_deref(), Some(&b"1"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollouts_pins_and_events() {
+    let pg = Postgres::start().expect("postgres");
+    let store = Arc::new(PostgresRegistryStore::new(
+        connect(&pg.url(), 2).await.expect("connect"),
+    ));
+    blocking(move || test_support::store_contract::rollouts_pins_and_events(store.as_ref())).await;
 }

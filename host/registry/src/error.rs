@@ -38,6 +38,12 @@ pub enum RegistryError {
     /// Nothing to roll back to.
     #[error("activity type {0:?} has no earlier version to roll back to")]
     NoEarlierVersion(String),
+    /// Promote, abort or ramp with no candidate.
+    #[error("activity type {0:?} has no candidate version: deploy one with rollout=ramp")]
+    NoCandidate(String),
+    /// A ramp share outside 0..=100.
+    #[error("ramp percent {0} is outside 0..100")]
+    InvalidRamp(u64),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -7,24 +7,31 @@
 //! `Arc`). A failed deploy changes nothing.
 
 mod error;
+pub mod rollout;
 pub mod settings;
 pub mod store;
 mod views;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
-use activity_runtime::ActivityCatalog;
+use activity_runtime::{ActivityCatalog, ActivityFailure, CallKey, CatalogFuture};
 use activity_runtime::{ActivityComponent, ActivitySpec, ComponentDigest, Runtime, Signature};
+use lru::LruCache;
+use rollout::{Candidate, EventKind, Outcomes, RolloutEvent, RolloutPolicy, RolloutState};
 
 pub use error::RegistryError;
-pub use settings::{RegistrySettings, StorageBackend};
+pub use settings::{RegistrySettings, RolloutSettings, StorageBackend};
 pub use store::{
-    from_column, to_column, ArtifactSource, FleetHost, FleetStore, RegistryStore, StoreError,
-    VersionRecord,
+    from_column, from_text, to_column, to_text, ArtifactSource, FleetHost, FleetStore,
+    RegistryStore, RolloutChange, StoreError, VersionRecord,
 };
 pub use views::{
-    ActivityDetails, ActivitySummary, DeployOutcome, DeployRequest, HostServing, VersionView,
+    ActivityDetails, ActivitySummary, CandidateView, DeployOutcome, DeployRequest, HostServing,
+    VersionView,
 };
 
 /// Longest activity type name, in bytes.
@@ -39,9 +46,26 @@ pub mod metric {
     pub const ROLLBACKS: &str = "activity_rollbacks_total";
     /// Activity types this host serves.
     pub const SERVED: &str = "activity_types_served";
+    /// Calls by `activity_type`, `version`, `role` (`active`, `candidate` or `pinned`: an
+    /// older version a run is pinned to) and `outcome` (`ok`, `failed`).
+    pub const ROLLOUT_CALLS: &str = "activity_rollout_calls_total";
+    /// Rollout events (`deploy`, `ramp`, `promote`, `abort`, `rollback`) by `activity_type`
+    /// and `kind`; automatic aborts have `by="automatic-abort"`.
+    pub const ROLLOUT_EVENTS: &str = "activity_rollout_events_total";
     /// Every metric this crate records.
-    pub const ALL: &[&str] = &[DEPLOYS, ROLLBACKS, SERVED];
+    pub const ALL: &[&str] = &[DEPLOYS, ROLLBACKS, SERVED, ROLLOUT_CALLS, ROLLOUT_EVENTS];
 }
+
+/// Who the automatic abort is, in events.
+pub const AUTOMATIC_ABORT: &str = "automatic-abort";
+/// Events shown with an activity type.
+const EVENTS_SHOWN: usize = 20;
+/// Compiled versions other than the active one and the candidate kept for pinned runs.
+const OLDER_VERSIONS_KEPT: usize = 32;
+/// Pins remembered on this host (the store holds them all).
+const PINS_CACHED: usize = 100_000;
+/// How often a host sweeps expired pins (on reconcile).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Hosts whose last heartbeat is older than this are not shown.
 pub const FLEET_LIVENESS: std::time::Duration = std::time::Duration::from_secs(5);
@@ -67,8 +91,9 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// What this host holds of an activity type's active version.
+/// What this host holds of a version: the active one, or a candidate.
 struct Served {
+    seq: u64,
     digest: ComponentDigest,
     spec: ActivitySpec,
     signature: Arc<Signature>,
@@ -77,8 +102,9 @@ struct Served {
 }
 
 impl Served {
-    fn compiled(component: ActivityComponent, keep: bool) -> Self {
+    fn compiled(seq: u64, component: ActivityComponent, keep: bool) -> Self {
         Self {
+            seq,
             digest: component.digest().clone(),
             spec: component.spec().clone(),
             signature: component.signature().clone(),
@@ -87,11 +113,27 @@ impl Served {
     }
 }
 
+/// What this host holds of an activity type's rollout: its state and its candidate.
+#[derive(Default)]
+struct Trial {
+    state: RolloutState,
+    candidate: Option<Served>,
+}
+
 /// The registry of one host.
 pub struct Registry {
     store: Arc<dyn RegistryStore>,
     runtime: Arc<Runtime>,
     serving: RwLock<BTreeMap<String, Served>>,
+    trials: RwLock<BTreeMap<String, Trial>>,
+    rollout: settings::RolloutSettings,
+    /// Bumped on every change of what serves: cached pins of an earlier generation are
+    /// read from the store again.
+    generation: AtomicU64,
+    pins: Mutex<LruCache<(String, u64, String), u64>>,
+    older: Mutex<LruCache<(String, u64), Arc<ActivityComponent>>>,
+    outcomes: Mutex<Outcomes>,
+    last_sweep: Mutex<Option<Instant>>,
     /// False on a host that never runs activities: versions are described from their stored
     /// signatures, not compiled.
     executes: bool,
@@ -113,11 +155,28 @@ impl Registry {
             store,
             runtime,
             serving: RwLock::default(),
+            trials: RwLock::default(),
+            rollout: settings::RolloutSettings::default(),
+            generation: AtomicU64::new(0),
+            pins: Mutex::new(LruCache::new(
+                NonZeroUsize::new(PINS_CACHED).unwrap_or(NonZeroUsize::MIN),
+            )),
+            older: Mutex::new(LruCache::new(
+                NonZeroUsize::new(OLDER_VERSIONS_KEPT).unwrap_or(NonZeroUsize::MIN),
+            )),
+            outcomes: Mutex::default(),
+            last_sweep: Mutex::new(None),
             executes: true,
             changes: tokio::sync::Mutex::new(()),
             max_component_bytes,
             fleet: None,
         }
+    }
+
+    /// Rollout defaults, the automatic abort and the pins' lifetime.
+    pub fn with_rollout(mut self, rollout: settings::RolloutSettings) -> Self {
+        self.rollout = rollout;
+        self
     }
 
     /// The registry of a host that never runs activities (the `server` role): versions are
@@ -235,7 +294,95 @@ impl Registry {
                 }
             }
         }
+        self.sync_trials().await?;
         Ok(failures)
+    }
+
+    /// Brings the rollouts this host holds in line with the store: states, and candidates
+    /// loaded or dropped. Returns how many activity types changed.
+    async fn sync_trials(&self) -> Result<usize, RegistryError> {
+        let stored = self.blocking(|s| s.rollouts()).await?;
+        let mut changed = 0;
+        for (name, state) in &stored {
+            let held = self.trials.read().ok().and_then(|t| {
+                t.get(name)
+                    .map(|t| (t.state, t.candidate.as_ref().map(|c| c.seq)))
+            });
+            let wanted_seq = state.candidate.map(|c| c.seq);
+            if held == Some((*state, wanted_seq)) {
+                continue;
+            }
+            let candidate = match (wanted_seq, held.and_then(|h| h.1)) {
+                (Some(seq), held_seq) if held_seq != Some(seq) => {
+                    match self.load_seq(name, seq).await {
+                        Ok(served) => Some(served),
+                        Err(e) => {
+                            tracing::error!(activity = name.as_str(), seq, error = %e, "cannot load the candidate; calls go to the active version");
+                            None
+                        }
+                    }
+                }
+                (Some(_), _) => self
+                    .trials
+                    .write()
+                    .ok()
+                    .and_then(|mut t| t.get_mut(name).and_then(|t| t.candidate.take())),
+                (None, _) => None,
+            };
+            if let Ok(mut t) = self.trials.write() {
+                t.insert(
+                    name.clone(),
+                    Trial {
+                        state: *state,
+                        candidate,
+                    },
+                );
+            }
+            changed += 1;
+        }
+        if let Ok(mut t) = self.trials.write() {
+            let before = t.len();
+            t.retain(|name, _| stored.contains_key(name));
+            changed += before - t.len();
+        }
+        if changed > 0 {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(changed)
+    }
+
+    /// Version `seq` of `name`, loaded.
+    async fn load_seq(&self, name: &str, seq: u64) -> Result<Served, RegistryError> {
+        let n = name.to_string();
+        let (versions, _) = self.blocking(move |s| s.versions(&n)).await?;
+        let record = versions
+            .iter()
+            .find(|v| v.seq == seq)
+            .ok_or_else(|| RegistryError::NotFound(format!("{name} version {seq}")))?;
+        self.load_version(record).await
+    }
+
+    /// Records a rollout change in the store, with its metric and log line, and brings
+    /// this host's rollouts in line.
+    async fn change_rollout(&self, name: &str, change: RolloutChange) -> Result<(), RegistryError> {
+        let kind = change.event.kind;
+        let (by, reason) = (change.event.by.clone(), change.event.reason.clone());
+        let n = name.to_string();
+        self.blocking(move |s| s.set_rollout(&n, change)).await?;
+        metrics::counter!(metric::ROLLOUT_EVENTS, "activity_type" => name.to_string(), "kind" => format!("{kind:?}").to_lowercase(), "by" => if by == AUTOMATIC_ABORT { AUTOMATIC_ABORT } else { "caller" })
+            .increment(1);
+        tracing::info!(
+            activity = name,
+            ?kind,
+            by = by.as_str(),
+            reason = reason.as_deref().unwrap_or(""),
+            "rollout changed"
+        );
+        if let Ok(mut o) = self.outcomes.lock() {
+            o.forget(name);
+        }
+        self.sync_trials().await?;
+        Ok(())
     }
 
     /// What this host needs of `record`: its stored signature alone on a host that does not
@@ -243,6 +390,7 @@ impl Registry {
     async fn load_version(&self, record: &VersionRecord) -> Result<Served, RegistryError> {
         if let (false, Some(signature)) = (self.executes, &record.signature) {
             return Ok(Served {
+                seq: record.seq,
                 digest: record.digest.clone(),
                 spec: record.spec.clone(),
                 signature: Arc::new(signature.clone()),
@@ -264,7 +412,7 @@ impl Registry {
             .load(record.spec.clone(), &bytes)
             .await
             .map_err(|e| stored(e.to_string()))?;
-        Ok(Served::compiled(component, self.executes))
+        Ok(Served::compiled(record.seq, component, self.executes))
     }
 
     /// Validates, compiles, stores and activates a component as activity type `name`.
@@ -324,15 +472,25 @@ impl Registry {
                 return Ok(DeployOutcome {
                     changed: false,
                     version: VersionView::of(current, active),
+                    policy: request.rollout.unwrap_or(self.rollout.policy),
+                    candidate: None,
                 });
             }
         }
+        let policy = request.rollout.unwrap_or(self.rollout.policy);
+        let ramp = request.ramp_percent.unwrap_or(self.rollout.ramp_percent);
+        if ramp > 100 {
+            return Err(RegistryError::InvalidRamp(ramp.into()));
+        }
+        // A ramp needs a stable version to ramp from; the first version is simply active.
+        let as_candidate = policy == RolloutPolicy::Ramp && active.is_some();
+        let previous = self.blocking(|s| s.rollouts()).await?.remove(name);
         let record = VersionRecord {
             seq: 0,
             digest: digest.clone(),
             size: bytes.len() as u64,
             deployed_at_ms: now_ms(),
-            deployed_by: request.deployed_by,
+            deployed_by: request.deployed_by.clone(),
             spec,
             source: request.source,
             signature: Some(component.signature().as_ref().clone()),
@@ -341,16 +499,205 @@ impl Registry {
             let (name, digest) = (name.to_string(), digest.clone());
             self.blocking(move |s| {
                 s.put_blob(&digest, &bytes)?;
-                s.add_version(&name, record)
+                s.add_version(&name, record, !as_candidate)
             })
             .await?
         };
-        self.serve(name, Served::compiled(component, self.executes));
-        tracing::info!(activity = name, version = %digest, seq = record.seq, "deployed");
+        let candidate = as_candidate.then_some(Candidate {
+            seq: record.seq,
+            ramp_percent: ramp,
+        });
+        if !as_candidate {
+            self.serve(name, Served::compiled(record.seq, component, self.executes));
+        }
+        self.change_rollout(
+            name,
+            RolloutChange {
+                state: RolloutState { policy, candidate },
+                activate: None,
+                // A candidate replaced by this deploy: its runs go to the new version.
+                unpin: previous
+                    .and_then(|p| p.candidate)
+                    .map(|c| c.seq)
+                    .into_iter()
+                    .collect(),
+                event: RolloutEvent {
+                    kind: EventKind::Deploy,
+                    at_ms: record.deployed_at_ms,
+                    by: request.deployed_by,
+                    reason: None,
+                    digest: Some(digest.clone()),
+                    ramp_percent: candidate.map(|c| c.ramp_percent),
+                },
+            },
+        )
+        .await?;
+        tracing::info!(activity = name, version = %digest, seq = record.seq, policy = policy.as_str(), candidate = as_candidate, "deployed");
+        let (versions, active) = {
+            let name = name.to_string();
+            self.blocking(move |s| s.versions(&name)).await?
+        };
+        let active_record = versions.iter().find(|v| Some(v.seq) == active);
         Ok(DeployOutcome {
             changed: true,
-            version: VersionView::of(&record, Some(record.seq)),
+            version: VersionView::of(active_record.unwrap_or(&record), active),
+            policy,
+            candidate: candidate.map(|c| CandidateView::of(&record, c.ramp_percent)),
         })
+    }
+
+    /// The candidate of `name`, or [`RegistryError::NoCandidate`].
+    async fn candidate_of(&self, name: &str) -> Result<(RolloutState, Candidate), RegistryError> {
+        check_name(name)?;
+        let state = self
+            .blocking(|s| s.rollouts())
+            .await?
+            .remove(name)
+            .unwrap_or_default();
+        match state.candidate {
+            Some(c) => Ok((state, c)),
+            None => {
+                let n = name.to_string();
+                let (versions, _) = self.blocking(move |s| s.versions(&n)).await?;
+                Err(if versions.is_empty() {
+                    RegistryError::NotFound(name.to_string())
+                } else {
+                    RegistryError::NoCandidate(name.to_string())
+                })
+            }
+        }
+    }
+
+    /// Gives the candidate of `name` `percent` of runs (runs already pinned keep theirs).
+    pub async fn ramp(&self, name: &str, percent: u64, by: &str) -> Result<(), RegistryError> {
+        if percent > 100 {
+            return Err(RegistryError::InvalidRamp(percent));
+        }
+        let _change = self.changes.lock().await;
+        let (state, candidate) = self.candidate_of(name).await?;
+        let candidate = Candidate {
+            ramp_percent: percent as u8,
+            ..candidate
+        };
+        let digest = self.digest_of(name, candidate.seq).await?;
+        self.change_rollout(
+            name,
+            RolloutChange {
+                state: RolloutState {
+                    candidate: Some(candidate),
+                    ..state
+                },
+                activate: None,
+                unpin: Vec::new(),
+                event: RolloutEvent {
+                    kind: EventKind::Ramp,
+                    at_ms: now_ms(),
+                    by: by.to_string(),
+                    reason: None,
+                    digest: Some(digest),
+                    ramp_percent: Some(candidate.ramp_percent),
+                },
+            },
+        )
+        .await
+    }
+
+    /// Makes the candidate of `name` active for all runs (runs pinned to the earlier
+    /// version keep it).
+    pub async fn promote(&self, name: &str, by: &str) -> Result<VersionView, RegistryError> {
+        let _change = self.changes.lock().await;
+        let (state, candidate) = self.candidate_of(name).await?;
+        let served = self.load_seq(name, candidate.seq).await?;
+        let digest = served.digest.clone();
+        self.change_rollout(
+            name,
+            RolloutChange {
+                state: RolloutState {
+                    candidate: None,
+                    ..state
+                },
+                activate: Some(candidate.seq),
+                unpin: Vec::new(),
+                event: RolloutEvent {
+                    kind: EventKind::Promote,
+                    at_ms: now_ms(),
+                    by: by.to_string(),
+                    reason: None,
+                    digest: Some(digest),
+                    ramp_percent: None,
+                },
+            },
+        )
+        .await?;
+        self.serve(name, served);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let n = name.to_string();
+        let (versions, active) = self.blocking(move |s| s.versions(&n)).await?;
+        versions
+            .iter()
+            .find(|v| v.seq == candidate.seq)
+            .map(|v| VersionView::of(v, active))
+            .ok_or_else(|| RegistryError::NotFound(name.to_string()))
+    }
+
+    /// Drops the candidate of `name`: every later call, retries included, goes to the
+    /// active version; calls running on the candidate finish.
+    pub async fn abort(
+        &self,
+        name: &str,
+        by: &str,
+        reason: Option<String>,
+    ) -> Result<(), RegistryError> {
+        self.abort_candidate(name, by, reason, None).await
+    }
+
+    /// Aborts the candidate of `name`; with `only`, only when it is still that version.
+    async fn abort_candidate(
+        &self,
+        name: &str,
+        by: &str,
+        reason: Option<String>,
+        only: Option<u64>,
+    ) -> Result<(), RegistryError> {
+        let _change = self.changes.lock().await;
+        let (state, candidate) = self.candidate_of(name).await?;
+        if only.is_some_and(|seq| seq != candidate.seq) {
+            return Ok(());
+        }
+        let digest = self.digest_of(name, candidate.seq).await?;
+        if by == AUTOMATIC_ABORT {
+            tracing::warn!(activity = name, version = %digest, reason = reason.as_deref().unwrap_or(""), "candidate aborted automatically");
+        }
+        self.change_rollout(
+            name,
+            RolloutChange {
+                state: RolloutState {
+                    candidate: None,
+                    ..state
+                },
+                activate: None,
+                unpin: vec![candidate.seq],
+                event: RolloutEvent {
+                    kind: EventKind::Abort,
+                    at_ms: now_ms(),
+                    by: by.to_string(),
+                    reason,
+                    digest: Some(digest),
+                    ramp_percent: None,
+                },
+            },
+        )
+        .await
+    }
+
+    async fn digest_of(&self, name: &str, seq: u64) -> Result<ComponentDigest, RegistryError> {
+        let n = name.to_string();
+        let (versions, _) = self.blocking(move |s| s.versions(&n)).await?;
+        versions
+            .into_iter()
+            .find(|v| v.seq == seq)
+            .map(|v| v.digest)
+            .ok_or_else(|| RegistryError::NotFound(name.to_string()))
     }
 
     /// Makes an earlier version active: the one before the active version, or the latest
@@ -359,6 +706,7 @@ impl Registry {
         &self,
         name: &str,
         digest: Option<&str>,
+        by: &str,
     ) -> Result<VersionView, RegistryError> {
         check_name(name)?;
         let _change = self.changes.lock().await;
@@ -390,9 +738,34 @@ impl Registry {
                 .ok_or_else(|| RegistryError::NoEarlierVersion(name.into()))?,
         };
         let served = self.load_version(target).await?;
-        let (n, seq) = (name.to_string(), target.seq);
-        self.blocking(move |s| s.set_active(&n, seq)).await?;
+        let seq = target.seq;
+        let state = self.blocking(|s| s.rollouts()).await?.remove(name);
+        self.change_rollout(
+            name,
+            RolloutChange {
+                // A rollback ends a ramp: its candidate goes too.
+                state: RolloutState {
+                    policy: state.map(|s| s.policy).unwrap_or_default(),
+                    candidate: None,
+                },
+                activate: Some(seq),
+                // Runs pinned to the version rolled back from (or the candidate) follow.
+                unpin: std::iter::once(active_seq)
+                    .chain(state.and_then(|s| s.candidate).map(|c| c.seq))
+                    .collect(),
+                event: RolloutEvent {
+                    kind: EventKind::Rollback,
+                    at_ms: now_ms(),
+                    by: by.to_string(),
+                    reason: None,
+                    digest: Some(target.digest.clone()),
+                    ramp_percent: None,
+                },
+            },
+        )
+        .await?;
         self.serve(name, served);
+        self.generation.fetch_add(1, Ordering::SeqCst);
         tracing::info!(activity = name, version = %target.digest, seq, "rolled back");
         metrics::counter!(metric::ROLLBACKS, "activity_type" => name.to_string()).increment(1);
         Ok(VersionView::of(target, Some(target.seq)))
@@ -410,6 +783,10 @@ impl Registry {
             s.remove(name);
             metrics::gauge!(metric::SERVED).set(s.len() as f64);
         }
+        if let Ok(mut t) = self.trials.write() {
+            t.remove(name);
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
         tracing::info!(activity = name, "removed");
         Ok(())
     }
@@ -438,8 +815,9 @@ impl Registry {
         for record in &active {
             let name = record.spec.activity_type.as_str();
             let same = self.serving.read().is_ok_and(|s| {
-                s.get(name)
-                    .is_some_and(|c| c.digest == record.digest && c.spec == record.spec)
+                s.get(name).is_some_and(|c| {
+                    c.seq == record.seq && c.digest == record.digest && c.spec == record.spec
+                })
             });
             if same {
                 continue;
@@ -460,7 +838,38 @@ impl Registry {
             serving.retain(|name, _| active.iter().any(|r| &r.spec.activity_type == name));
             changed += before - serving.len();
         }
+        if changed > 0 {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        changed += self.sync_trials().await?;
+        self.sweep_pins().await;
         Ok(changed)
+    }
+
+    /// Drops expired pins, at most once a [`SWEEP_EVERY`].
+    async fn sweep_pins(&self) {
+        let due = self.last_sweep.lock().is_ok_and(|mut last| {
+            let due = last.is_none_or(|at| at.elapsed() >= SWEEP_EVERY);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        });
+        if due {
+            let _ = self.sweep_pins_now().await;
+        }
+    }
+
+    /// Drops pins older than `registry.rollout.pin_ttl_ms` now; returns how many.
+    pub async fn sweep_pins_now(&self) -> Result<u64, RegistryError> {
+        let before = now_ms().saturating_sub(self.rollout.pin_ttl_ms);
+        let swept = self.blocking(move |s| s.sweep_pins(before)).await;
+        match &swept {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pins = n, "expired pins dropped"),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep expired pins"),
+        }
+        swept
     }
 
     /// One activity type with its history.
@@ -489,9 +898,29 @@ impl Registry {
             }
         };
         let serving_digest = self.signature(name).map(|(digest, _)| digest);
+        let n = name.to_string();
+        let (state, events, pins) = self
+            .blocking(move |s| {
+                Ok((
+                    s.rollouts()?.remove(&n).unwrap_or_default(),
+                    s.events(&n, EVENTS_SHOWN)?,
+                    s.pin_count(&n)?,
+                ))
+            })
+            .await?;
+        let candidate = state.candidate.and_then(|c| {
+            versions
+                .iter()
+                .find(|v| v.seq == c.seq)
+                .map(|v| CandidateView::of(v, c.ramp_percent))
+        });
         Ok(ActivityDetails {
             hosts,
             serving_digest,
+            policy: state.policy,
+            candidate,
+            events,
+            pins,
             name: name.to_string(),
             active_digest: versions
                 .iter()
@@ -520,6 +949,190 @@ impl ActivityCatalog for Registry {
             .read()
             .map(|s| s.keys().cloned().collect())
             .unwrap_or_default()
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        activity_type: &'a str,
+        key: &'a CallKey,
+    ) -> CatalogFuture<'a, Option<Arc<ActivityComponent>>> {
+        Box::pin(self.resolve_call(activity_type, key))
+    }
+
+    fn finished<'a>(
+        &'a self,
+        activity_type: &'a str,
+        digest: &'a ComponentDigest,
+        failure: Option<&'a ActivityFailure>,
+    ) -> CatalogFuture<'a, ()> {
+        Box::pin(self.count_call(activity_type, digest, failure))
+    }
+}
+
+/// How a call's version was chosen, for the metric.
+fn role_label(is_candidate: bool, is_active: bool) -> &'static str {
+    match (is_candidate, is_active) {
+        (true, _) => "candidate",
+        (false, true) => "active",
+        (false, false) => "pinned",
+    }
+}
+
+impl Registry {
+    /// The version one call runs: with no rollout, the active one; else the run's pin, or
+    /// (for a run's first call of the type) the ramp's choice, pinned when the policy pins.
+    async fn resolve_call(&self, name: &str, key: &CallKey) -> Option<Arc<ActivityComponent>> {
+        let (active_seq, active) = {
+            let serving = self.serving.read().ok()?;
+            let served = serving.get(name)?;
+            (served.seq, served.component.clone())
+        };
+        let (state, candidate) = match self.trials.read().ok()?.get(name) {
+            Some(t) => (
+                t.state,
+                t.candidate
+                    .as_ref()
+                    .map(|c| (c.seq, c.digest.clone(), c.component.clone())),
+            ),
+            None => return active,
+        };
+        if !state.policy.pins() && candidate.is_none() {
+            return active;
+        }
+        let ramp_key = key.workflow_id.as_deref().unwrap_or(&key.activity_id);
+        let chosen = match (&candidate, state.candidate) {
+            (Some((seq, digest, _)), Some(c))
+                if rollout::in_ramp(digest, ramp_key, c.ramp_percent) =>
+            {
+                *seq
+            }
+            _ => active_seq,
+        };
+        let seq = if state.policy.pins() {
+            self.pinned(name, key, chosen).await
+        } else {
+            chosen
+        };
+        if seq == active_seq {
+            return active;
+        }
+        if let Some((cseq, _, component)) = &candidate {
+            if *cseq == seq {
+                return component.clone();
+            }
+        }
+        match self.older_version(name, seq).await {
+            Some(component) => Some(component),
+            None => active,
+        }
+    }
+
+    /// The version `key`'s run is pinned to, pinning it to `chosen` when it has none yet.
+    /// When the store cannot be reached the call goes to `chosen`, with a warning.
+    async fn pinned(&self, name: &str, key: &CallKey, chosen: u64) -> u64 {
+        let pin_key = rollout::pin_key(
+            key.workflow_id.as_deref(),
+            key.run_id.as_deref(),
+            &key.activity_id,
+        );
+        let generation = self.generation.load(Ordering::SeqCst);
+        let cache_key = (name.to_string(), generation, pin_key.clone());
+        if let Some(seq) = self
+            .pins
+            .lock()
+            .ok()
+            .and_then(|mut p| p.get(&cache_key).copied())
+        {
+            return seq;
+        }
+        let n = name.to_string();
+        match self
+            .blocking(move |s| s.pin(&n, &pin_key, chosen, now_ms()))
+            .await
+        {
+            Ok(seq) => {
+                if let Ok(mut p) = self.pins.lock() {
+                    p.put(cache_key, seq);
+                }
+                seq
+            }
+            Err(e) => {
+                tracing::warn!(activity = name, error = %e, "cannot read or write the run's pin; using the rollout's choice");
+                chosen
+            }
+        }
+    }
+
+    /// A version that is neither active nor the candidate, for a run pinned to it.
+    async fn older_version(&self, name: &str, seq: u64) -> Option<Arc<ActivityComponent>> {
+        let key = (name.to_string(), seq);
+        if let Some(c) = self
+            .older
+            .lock()
+            .ok()
+            .and_then(|mut o| o.get(&key).cloned())
+        {
+            return Some(c);
+        }
+        match self.load_seq(name, seq).await {
+            Ok(Served {
+                component: Some(component),
+                ..
+            }) => {
+                if let Ok(mut o) = self.older.lock() {
+                    o.put(key, component.clone());
+                }
+                Some(component)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(activity = name, seq, error = %e, "cannot load the version a run is pinned to; using the active one");
+                None
+            }
+        }
+    }
+
+    /// Counts a call for the rollout metric and, for a candidate, the automatic abort.
+    async fn count_call(
+        &self,
+        name: &str,
+        digest: &ComponentDigest,
+        failure: Option<&ActivityFailure>,
+    ) {
+        let is_active = self
+            .serving
+            .read()
+            .is_ok_and(|s| s.get(name).is_some_and(|a| &a.digest == digest));
+        let candidate_seq = self.trials.read().ok().and_then(|t| {
+            t.get(name)
+                .and_then(|t| t.candidate.as_ref())
+                .filter(|c| &c.digest == digest)
+                .map(|c| c.seq)
+        });
+        metrics::counter!(
+            metric::ROLLOUT_CALLS,
+            "activity_type" => name.to_string(),
+            "version" => digest.as_str().to_string(),
+            "role" => role_label(candidate_seq.is_some(), is_active),
+            "outcome" => if failure.is_some() { "failed" } else { "ok" }
+        )
+        .increment(1);
+        let Some(seq) = candidate_seq else { return };
+        let failed = failure.is_some_and(rollout::counts_against_candidate);
+        let reason = self
+            .outcomes
+            .lock()
+            .ok()
+            .and_then(|mut o| o.record(name, seq, failed, &self.rollout.auto_abort));
+        if let Some(reason) = reason {
+            match self
+                .abort_candidate(name, AUTOMATIC_ABORT, Some(reason), Some(seq))
+                .await
+            {
+                Ok(()) | Err(RegistryError::NoCandidate(_)) => {}
+                Err(e) => tracing::error!(activity = name, error = %e, "automatic abort failed"),
+            }
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 use activity_runtime::InvalidSetting;
 use serde::{Deserialize, Serialize};
 
+use crate::rollout::{AutoAbort, RolloutPolicy};
+
 /// `registry`: limits, reconciliation and where the stores live.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -23,6 +25,65 @@ pub struct RegistrySettings {
     pub postgres_url: Option<String>,
     /// Connections in the PostgreSQL pool.
     pub postgres_pool_size: usize,
+    /// How deploys reach calls (`registry.rollout`).
+    pub rollout: RolloutSettings,
+}
+
+/// `registry.rollout`: the default policy of a deploy, the ramp, the automatic abort and
+/// how long pins are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolloutSettings {
+    /// The policy of a deploy that names none.
+    pub policy: RolloutPolicy,
+    /// The share of runs a ramped candidate gets when the deploy names none (0..=100).
+    pub ramp_percent: u8,
+    /// When a ramped candidate is aborted without a human.
+    pub auto_abort: AutoAbort,
+    /// Pins older than this are dropped, in milliseconds: keep it at least the namespace's
+    /// retention plus the longest run.
+    pub pin_ttl_ms: u64,
+}
+
+impl Default for RolloutSettings {
+    fn default() -> Self {
+        Self {
+            policy: RolloutPolicy::Immediate,
+            ramp_percent: 10,
+            auto_abort: AutoAbort::default(),
+            pin_ttl_ms: 30 * 24 * 3600 * 1000,
+        }
+    }
+}
+
+impl RolloutSettings {
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        if self.ramp_percent > 100 {
+            return Err(InvalidSetting::new(
+                "registry.rollout.ramp_percent",
+                "must be between 0 and 100",
+            ));
+        }
+        let rate = self.auto_abort.failure_rate;
+        if !(rate > 0.0 && rate <= 1.0) {
+            return Err(InvalidSetting::new(
+                "registry.rollout.auto_abort.failure_rate",
+                "must be above 0 and at most 1",
+            ));
+        }
+        InvalidSetting::at_least_one(&[
+            (
+                "registry.rollout.auto_abort.min_calls",
+                u64::from(self.auto_abort.min_calls),
+            ),
+            (
+                "registry.rollout.auto_abort.window_ms",
+                self.auto_abort.window_ms,
+            ),
+            ("registry.rollout.pin_ttl_ms", self.pin_ttl_ms),
+        ])
+    }
 }
 
 /// Where the registry and the key-value stores live.
@@ -49,6 +110,7 @@ impl RegistrySettings {
             ),
             ("registry.reconcile_ms", self.reconcile_ms),
         ])?;
+        self.rollout.validate()?;
         let no_url = self.postgres_url.as_deref().unwrap_or("").is_empty();
         if self.uses(StorageBackend::Postgres) && no_url {
             return Err(InvalidSetting::new(
@@ -79,6 +141,7 @@ impl Default for RegistrySettings {
             keyvalue_backend: None,
             postgres_url: None,
             postgres_pool_size: 16,
+            rollout: RolloutSettings::default(),
         }
     }
 }

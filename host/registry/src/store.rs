@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use activity_runtime::{ActivitySpec, ComponentDigest, Signature};
 use serde::de::DeserializeOwned;
+
+use crate::rollout::{RolloutEvent, RolloutState};
 use serde::{Deserialize, Serialize};
 
 /// A storage failure.
@@ -53,6 +55,16 @@ pub fn to_column<T: Serialize>(part: &Option<T>) -> Option<String> {
     part.as_ref().and_then(|p| serde_json::to_string(p).ok())
 }
 
+/// The stored form (JSON) of a record's part, for a text column.
+pub fn to_text<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Reads back what [`to_text`] stored; `what` names it in the error.
+pub fn from_text<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
 /// Reads back what [`to_column`] stored; `what` and `seq` name it in the error.
 pub fn from_column<T: DeserializeOwned>(
     what: &str,
@@ -81,12 +93,13 @@ pub trait RegistryStore: Send + Sync + 'static {
     fn put_blob(&self, digest: &ComponentDigest, bytes: &[u8]) -> Result<(), StoreError>;
     /// The bytes stored under `digest`.
     fn blob(&self, digest: &ComponentDigest) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Appends a version to `activity`'s history and makes it active, in one transaction.
-    /// Returns the record with its sequence number.
+    /// Appends a version to `activity`'s history, and makes it active when `activate`, in
+    /// one transaction. Returns the record with its sequence number.
     fn add_version(
         &self,
         activity: &str,
         record: VersionRecord,
+        activate: bool,
     ) -> Result<VersionRecord, StoreError>;
     /// Makes version `seq` of `activity` active.
     fn set_active(&self, activity: &str, seq: u64) -> Result<(), StoreError>;
@@ -94,8 +107,40 @@ pub trait RegistryStore: Send + Sync + 'static {
     fn versions(&self, activity: &str) -> Result<(Vec<VersionRecord>, Option<u64>), StoreError>;
     /// Every activity type with its active version.
     fn active(&self) -> Result<Vec<VersionRecord>, StoreError>;
-    /// Forgets `activity` (its history and active version); blobs stay for other users.
+    /// Forgets `activity` (its history, active version, rollout, events and pins); blobs
+    /// stay for other users.
     fn remove(&self, activity: &str) -> Result<bool, StoreError>;
+
+    /// Every activity type's rollout state (types never deployed with a policy are absent:
+    /// `immediate`, no candidate).
+    fn rollouts(&self) -> Result<BTreeMap<String, RolloutState>, StoreError>;
+    /// Stores `activity`'s rollout state, makes `activate` active when given, drops the pins
+    /// to `unpin` when given, and appends `event`, in one transaction.
+    fn set_rollout(&self, activity: &str, change: RolloutChange) -> Result<(), StoreError>;
+    /// `activity`'s latest events, newest first.
+    fn events(&self, activity: &str, limit: usize) -> Result<Vec<RolloutEvent>, StoreError>;
+    /// Pins `key` (a run or a standalone activity) to version `seq` of `activity` unless it
+    /// has a pin already; returns the pinned version. The first writer wins, so every host
+    /// agrees.
+    fn pin(&self, activity: &str, key: &str, seq: u64, at_ms: u64) -> Result<u64, StoreError>;
+    /// Drops pins made before `before_ms`; returns how many.
+    fn sweep_pins(&self, before_ms: u64) -> Result<u64, StoreError>;
+    /// How many pins `activity` has.
+    fn pin_count(&self, activity: &str) -> Result<u64, StoreError>;
+}
+
+/// One change of a rollout, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct RolloutChange {
+    /// The state after the change.
+    pub state: RolloutState,
+    /// The version to make active, if any.
+    pub activate: Option<u64>,
+    /// The versions whose pins are dropped (an aborted candidate, a version rolled back
+    /// from).
+    pub unpin: Vec<u64>,
+    /// What happened.
+    pub event: RolloutEvent,
 }
 
 /// A live host of a fleet sharing one store, as its last heartbeat described it.

@@ -4,6 +4,7 @@
 use activity_runtime::{ActivityLimits, ComponentDigest, Grants};
 use serde::{Deserialize, Serialize};
 
+use crate::rollout::{RolloutEvent, RolloutPolicy};
 use crate::{ArtifactSource, VersionRecord};
 
 /// What a deployment asks for besides the bytes.
@@ -19,6 +20,10 @@ pub struct DeployRequest {
     pub deployed_by: String,
     /// The OCI artifact the bytes were pulled from, when deployed by reference.
     pub source: Option<ArtifactSource>,
+    /// How it reaches calls; `None`: `registry.rollout.policy`.
+    pub rollout: Option<RolloutPolicy>,
+    /// A ramp's share of runs; `None`: `registry.rollout.ramp_percent`.
+    pub ramp_percent: Option<u8>,
 }
 
 /// A version as the API shows it.
@@ -88,6 +93,14 @@ pub struct ActivityDetails {
     pub serving_digest: Option<ComponentDigest>,
     /// Every version, oldest first.
     pub versions: Vec<VersionView>,
+    /// The policy of the latest deploy.
+    pub policy: RolloutPolicy,
+    /// The version on trial, while a ramp runs.
+    pub candidate: Option<CandidateView>,
+    /// Rollout events, newest first (the latest 20).
+    pub events: Vec<RolloutEvent>,
+    /// Runs and standalone activities pinned to a version of this type.
+    pub pins: u64,
     /// With a shared store: every live host and the digest it serves (`null` when it does
     /// not serve this type).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,4 +127,35 @@ pub struct DeployOutcome {
     pub changed: bool,
     /// The active version after the deploy.
     pub version: VersionView,
+    /// The deploy's rollout policy.
+    pub policy: RolloutPolicy,
+    /// The candidate, when the deploy ramps.
+    pub candidate: Option<CandidateView>,
+}
+
+/// A version on trial and its share of runs.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CandidateView {
+    /// Position in the history.
+    pub seq: u64,
+    /// Content digest.
+    pub digest: ComponentDigest,
+    /// Percent of runs that get it.
+    pub ramp_percent: u8,
+    /// When deployed, ms since the Unix epoch.
+    pub deployed_at_ms: u64,
+    /// Who deployed it.
+    pub deployed_by: String,
+}
+
+impl CandidateView {
+    pub(crate) fn of(r: &VersionRecord, ramp_percent: u8) -> Self {
+        Self {
+            seq: r.seq,
+            digest: r.digest.clone(),
+            ramp_percent,
+            deployed_at_ms: r.deployed_at_ms,
+            deployed_by: r.deployed_by.clone(),
+        }
+    }
 }

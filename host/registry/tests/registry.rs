@@ -90,16 +90,18 @@ async fn deploy_swap_rollback_and_remove() {
     assert_eq!(details.versions.len(), 2);
     assert_eq!(details.active_digest.as_ref(), Some(&v2.version.digest));
 
-    let back = registry.rollback("Probe", None).await.unwrap();
+    let back = registry.rollback("Probe", None, "test").await.unwrap();
     assert_eq!(back.digest, v1.version.digest);
     assert_eq!(registry.get("Probe").unwrap().digest(), &v1.version.digest);
     let forward = registry
-        .rollback("Probe", Some(v2.version.digest.as_str()))
+        .rollback("Probe", Some(v2.version.digest.as_str()), "test")
         .await
         .unwrap();
     assert_eq!(forward.digest, v2.version.digest);
     assert!(matches!(
-        registry.rollback("Probe", Some("sha256:0000")).await,
+        registry
+            .rollback("Probe", Some("sha256:0000"), "test")
+            .await,
         Err(RegistryError::VersionNotFound { .. })
     ));
 
@@ -183,7 +185,7 @@ async fn a_restarted_host_serves_the_same_versions_without_compiling() {
             )
             .await
             .unwrap();
-        registry.rollback("Probe", None).await.unwrap();
+        registry.rollback("Probe", None, "test").await.unwrap();
         registry
             .deploy(
                 "Other",

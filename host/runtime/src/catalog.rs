@@ -2,9 +2,25 @@
 //! the moment a call arrives.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
-use crate::ActivityComponent;
+use crate::{ActivityComponent, ActivityFailure, ComponentDigest};
+
+/// Who a call belongs to: what a rollout chooses a version by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallKey {
+    /// The workflow that scheduled it; `None` for a standalone activity.
+    pub workflow_id: Option<String>,
+    /// That workflow's run.
+    pub run_id: Option<String>,
+    /// The activity id.
+    pub activity_id: String,
+}
+
+/// A boxed future borrowing the catalog (the trait is used as `dyn`).
+pub type CatalogFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Looks up the active component of an activity type. The registry implements it; so does
 /// [`ActivityTable`], a plain in-memory map.
@@ -13,6 +29,28 @@ pub trait ActivityCatalog: Send + Sync + 'static {
     fn get(&self, activity_type: &str) -> Option<Arc<ActivityComponent>>;
     /// Names of the deployed activity types, for error messages.
     fn names(&self) -> Vec<String>;
+    /// The component for one call of `activity_type` by `key`: a rollout may choose another
+    /// version than the active one (the version a run is pinned to, a ramp's candidate).
+    /// By default, the active one.
+    fn resolve<'a>(
+        &'a self,
+        activity_type: &'a str,
+        key: &'a CallKey,
+    ) -> CatalogFuture<'a, Option<Arc<ActivityComponent>>> {
+        let _ = key;
+        Box::pin(async move { self.get(activity_type) })
+    }
+    /// Told after each call: the version that ran and its failure, if it failed (a rollout
+    /// counts a candidate's failures). By default, nothing.
+    fn finished<'a>(
+        &'a self,
+        activity_type: &'a str,
+        digest: &'a ComponentDigest,
+        failure: Option<&'a ActivityFailure>,
+    ) -> CatalogFuture<'a, ()> {
+        let _ = (activity_type, digest, failure);
+        Box::pin(async {})
+    }
 }
 
 /// An in-memory catalog: activity type -> component.

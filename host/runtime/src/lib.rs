@@ -33,7 +33,7 @@ use wasmtime::{Engine, Store, Trap};
 pub use capabilities::context::{ActivityInfo, CallContext, Cancellation, HeartbeatSink};
 pub use capabilities::keyvalue::{KeyPage, KeyValueBackend, KeyValueError};
 pub use capabilities::logging::GuestObserver;
-pub use catalog::{ActivityCatalog, ActivityTable};
+pub use catalog::{ActivityCatalog, ActivityTable, CallKey, CatalogFuture};
 pub use engine::EngineConfig;
 pub use failure::{kinds, ActivityFailure};
 pub use grants::Grants;

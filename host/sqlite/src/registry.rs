@@ -4,7 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use activity_registry::{from_column, to_column, RegistryStore, StoreError, VersionRecord};
+use std::collections::BTreeMap;
+
+use activity_registry::rollout::{RolloutEvent, RolloutState};
+use activity_registry::{
+    from_column, from_text, to_column, to_text, RegistryStore, RolloutChange, StoreError,
+    VersionRecord,
+};
 use activity_runtime::ComponentDigest;
 use rusqlite::{params, OptionalExtension};
 
@@ -44,7 +50,26 @@ impl SqliteRegistryStore {
             CREATE TABLE IF NOT EXISTS active (
                 activity TEXT PRIMARY KEY,
                 seq      INTEGER NOT NULL
-            );",
+            );
+            CREATE TABLE IF NOT EXISTS rollouts (
+                activity TEXT PRIMARY KEY,
+                state    TEXT NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS rollout_events (
+                id       INTEGER PRIMARY KEY AUTOINCREMENT,
+                activity TEXT    NOT NULL,
+                event    TEXT    NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS rollout_events_by_activity
+                ON rollout_events (activity, id);
+            CREATE TABLE IF NOT EXISTS pins (
+                activity TEXT    NOT NULL,
+                key      TEXT    NOT NULL,
+                seq      INTEGER NOT NULL,
+                at_ms    INTEGER NOT NULL,
+                PRIMARY KEY (activity, key)
+            );
+            CREATE INDEX IF NOT EXISTS pins_by_age ON pins (at_ms);",
         )?;
         // Added later (deploys by OCI reference, signatures); older indexes get them here.
         for column in ["source", "signature"] {
@@ -69,13 +94,14 @@ impl SqliteRegistryStore {
             .map_err(|_| StoreError::Database("connection lock poisoned".into()))
     }
 
-    /// Appends `record` as the next version of `activity` and makes it active, in one
-    /// transaction; returns its sequence number.
+    /// Appends `record` as the next version of `activity` and makes it active when
+    /// `activate`, in one transaction; returns its sequence number.
     fn append(
         conn: &mut rusqlite::Connection,
         activity: &str,
         record: &VersionRecord,
         spec: &str,
+        activate: bool,
     ) -> rusqlite::Result<u64> {
         let tx = conn.transaction()?;
         let seq: u64 = tx.query_row(
@@ -99,11 +125,9 @@ impl SqliteRegistryStore {
                 to_column(&record.signature),
             ],
         )?;
-        tx.execute(
-            "INSERT INTO active (activity, seq) VALUES (?1, ?2)
-             ON CONFLICT (activity) DO UPDATE SET seq = excluded.seq",
-            params![activity, seq],
-        )?;
+        if activate {
+            tx.execute(ACTIVATE, params![activity, seq])?;
+        }
         tx.commit()?;
         Ok(seq)
     }
@@ -155,6 +179,9 @@ fn decode(raw: Raw) -> Result<VersionRecord, StoreError> {
     })
 }
 
+const ACTIVATE: &str = "INSERT INTO active (activity, seq) VALUES (?1, ?2)
+     ON CONFLICT (activity) DO UPDATE SET seq = excluded.seq";
+
 const SELECT: &str =
     "SELECT seq, digest, size, deployed_at_ms, deployed_by, spec, source, signature FROM versions";
 
@@ -183,22 +210,18 @@ impl RegistryStore for SqliteRegistryStore {
         &self,
         activity: &str,
         mut record: VersionRecord,
+        activate: bool,
     ) -> Result<VersionRecord, StoreError> {
-        let spec =
-            serde_json::to_string(&record.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let spec = to_text(&record.spec)?;
         let mut conn = self.conn()?;
-        let seq = Self::append(&mut conn, activity, &record, &spec).map_err(sql)?;
+        let seq = Self::append(&mut conn, activity, &record, &spec, activate).map_err(sql)?;
         record.seq = seq;
         Ok(record)
     }
 
     fn set_active(&self, activity: &str, seq: u64) -> Result<(), StoreError> {
         self.conn()?
-            .execute(
-                "INSERT INTO active (activity, seq) VALUES (?1, ?2)
-                 ON CONFLICT (activity) DO UPDATE SET seq = excluded.seq",
-                params![activity, seq],
-            )
+            .execute(ACTIVATE, params![activity, seq])
             .map_err(sql)?;
         Ok(())
     }
@@ -246,14 +269,100 @@ impl RegistryStore for SqliteRegistryStore {
             let tx = conn.transaction()?;
             let removed =
                 tx.execute("DELETE FROM active WHERE activity = ?1", params![activity])?;
-            tx.execute(
-                "DELETE FROM versions WHERE activity = ?1",
-                params![activity],
-            )?;
+            for table in ["versions", "rollouts", "rollout_events", "pins"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE activity = ?1"),
+                    params![activity],
+                )?;
+            }
             tx.commit()?;
             Ok(removed > 0)
         };
         delete().map_err(sql)
+    }
+
+    fn rollouts(&self) -> Result<BTreeMap<String, RolloutState>, StoreError> {
+        let conn = self.conn()?;
+        let rows: Vec<(String, String)> = conn
+            .prepare_cached("SELECT activity, state FROM rollouts")
+            .and_then(|mut q| q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .map_err(sql)?;
+        rows.into_iter()
+            .map(|(a, s)| Ok((a, from_text("rollout state", &s)?)))
+            .collect()
+    }
+
+    fn set_rollout(&self, activity: &str, change: RolloutChange) -> Result<(), StoreError> {
+        let (state, event) = (to_text(&change.state)?, to_text(&change.event)?);
+        let mut conn = self.conn()?;
+        let write = || -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO rollouts (activity, state) VALUES (?1, ?2)
+                 ON CONFLICT (activity) DO UPDATE SET state = excluded.state",
+                params![activity, state],
+            )?;
+            if let Some(seq) = change.activate {
+                tx.execute(ACTIVATE, params![activity, seq])?;
+            }
+            for seq in change.unpin {
+                tx.execute(
+                    "DELETE FROM pins WHERE activity = ?1 AND seq = ?2",
+                    params![activity, seq],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO rollout_events (activity, event) VALUES (?1, ?2)",
+                params![activity, event],
+            )?;
+            tx.commit()
+        };
+        write().map_err(sql)
+    }
+
+    fn events(&self, activity: &str, limit: usize) -> Result<Vec<RolloutEvent>, StoreError> {
+        let conn = self.conn()?;
+        let rows: Vec<String> = conn
+            .prepare_cached(
+                "SELECT event FROM rollout_events WHERE activity = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .and_then(|mut q| {
+                q.query_map(params![activity, limit as i64], |r| r.get(0))?
+                    .collect()
+            })
+            .map_err(sql)?;
+        rows.iter().map(|e| from_text("rollout event", e)).collect()
+    }
+
+    fn pin(&self, activity: &str, key: &str, seq: u64, at_ms: u64) -> Result<u64, StoreError> {
+        let conn = self.conn()?;
+        conn.prepare_cached(
+            "INSERT INTO pins (activity, key, seq, at_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (activity, key) DO NOTHING",
+        )
+        .and_then(|mut q| q.execute(params![activity, key, seq, at_ms]))
+        .and_then(|_| {
+            conn.prepare_cached("SELECT seq FROM pins WHERE activity = ?1 AND key = ?2")?
+                .query_row(params![activity, key], |r| r.get(0))
+        })
+        .map_err(sql)
+    }
+
+    fn sweep_pins(&self, before_ms: u64) -> Result<u64, StoreError> {
+        self.conn()?
+            .execute("DELETE FROM pins WHERE at_ms < ?1", params![before_ms])
+            .map(|n| n as u64)
+            .map_err(sql)
+    }
+
+    fn pin_count(&self, activity: &str) -> Result<u64, StoreError> {
+        self.conn()?
+            .query_row(
+                "SELECT COUNT(*) FROM pins WHERE activity = ?1",
+                params![activity],
+                |r| r.get(0),
+            )
+            .map_err(sql)
     }
 }
 
@@ -301,6 +410,7 @@ mod tests {
                     source: Some(source.clone()),
                     signature: None,
                 },
+                true,
             )
             .unwrap();
         assert_eq!(added.seq, 2);

@@ -7,6 +7,7 @@ mod dev_server;
 mod http_sink;
 pub mod oci_registry;
 pub mod postgres;
+pub mod store_contract;
 
 pub use dev_server::{free_port, temporal_cli, DevServer, DevServerError};
 pub use http_sink::{HttpSink, Received};

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use activity_runtime::{
-    ActivityCatalog, ActivityFailure, ActivityInfo, CallContext, Cancellation, HeartbeatSink,
-    Runtime,
+    ActivityCatalog, ActivityFailure, ActivityInfo, CallContext, CallKey, Cancellation,
+    HeartbeatSink, Runtime,
 };
 use temporalio_common::protos::coresdk::activity_result::ActivityExecutionResult;
 use temporalio_common::protos::coresdk::activity_task::{
@@ -174,7 +174,13 @@ impl Dispatcher {
         cancellation: Cancellation,
         interrupt: Arc<Notify>,
     ) -> ActivityExecutionResult {
-        let Some(component) = self.catalog.get(&start.activity_type) else {
+        let info = self.info(&start);
+        let key = CallKey {
+            workflow_id: info.workflow_id.clone(),
+            run_id: info.run_id.clone(),
+            activity_id: info.activity_id.clone(),
+        };
+        let Some(component) = self.catalog.resolve(&start.activity_type, &key).await else {
             let deployed = self.catalog.names();
             tracing::warn!("activity type is not deployed");
             metrics::counter!(NOT_DEPLOYED, "activity_type" => start.activity_type.clone())
@@ -195,7 +201,7 @@ impl Dispatcher {
             Err(e) => return failed(&ActivityFailure::new(INVALID_PAYLOAD, e.to_string(), true)),
         };
         let call = CallContext {
-            info: self.info(&start),
+            info,
             last_heartbeat_details: start
                 .heartbeat_details
                 .first()
@@ -213,6 +219,13 @@ impl Dispatcher {
             r = self.runtime.invoke(&component, &args, call) => Some(r),
             _ = interrupt.notified() => None,
         };
+        if let Some(r) = &outcome {
+            // Before the task completes: a candidate aborted by this failure is gone before
+            // the retry is scheduled.
+            self.catalog
+                .finished(&start.activity_type, component.digest(), r.as_ref().err())
+                .await;
+        }
         match (outcome, cancellation.is_cancelled()) {
             (None, _) => {
                 tracing::info!("activity interrupted after cancellation");

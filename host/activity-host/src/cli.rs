@@ -1,6 +1,7 @@
 //! The command line: clap's types for every command and their shared arguments. `main.rs`
 //! parses [`Cli`] and hands it to [`crate::commands::dispatch`].
 
+use activity_registry::rollout::RolloutPolicy;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -104,6 +105,37 @@ pub enum Command {
         /// Fuel budget per call (only enforced when the host counts fuel).
         #[arg(long)]
         fuel: Option<u64>,
+        /// How the version reaches calls: immediate, pinned (runs keep the version they
+        /// first used) or ramp (a candidate for --ramp percent of runs); default: the host's
+        /// registry.rollout.policy.
+        #[arg(long, value_parser = parse_policy)]
+        rollout: Option<RolloutPolicy>,
+        /// With --rollout ramp, the candidate's share of runs (0..100).
+        #[arg(long = "ramp", value_parser = clap::value_parser!(u8).range(0..=100))]
+        ramp_percent: Option<u8>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Run a candidate component on the inputs of the last completed executions of an
+    /// activity type that Temporal recorded, in the sandbox (key-value writes to a scratch
+    /// layer, outgoing HTTP refused), and compare its results with the recorded ones. Exits
+    /// non-zero when any case differs or fails.
+    Verify {
+        /// The activity type.
+        name: String,
+        /// The candidate component (.wasm).
+        file: PathBuf,
+        /// How many recorded executions, newest first (1..500; default 20).
+        #[arg(long)]
+        last: Option<u64>,
+        /// The candidate's export, when not the type name in kebab case.
+        #[arg(long)]
+        export: Option<String>,
+        #[command(flatten)]
+        grants: GrantArgs,
+        /// Config value KEY=VALUE the activity reads through wasi:config (repeatable).
+        #[arg(long = "config-value")]
+        config_values: Vec<String>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -377,6 +409,26 @@ pub enum ActivitiesCommand {
     },
     /// Stop serving an activity type and forget its history.
     Remove { name: String },
+    /// Give the candidate of a ramp another share of runs.
+    Ramp {
+        name: String,
+        /// Percent of runs, 0..100.
+        #[arg(value_parser = clap::value_parser!(u64).range(0..=100))]
+        percent: u64,
+    },
+    /// Make the candidate active for every run (pinned runs keep their version).
+    Promote { name: String },
+    /// Drop the candidate: later calls and retries go to the active version.
+    Abort {
+        name: String,
+        /// Why, for the rollout's events.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+fn parse_policy(s: &str) -> Result<RolloutPolicy, String> {
+    s.parse()
 }
 
 pub fn api_client(config: &Config, args: &ApiArgs) -> ApiClient {

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
+use activity_api::verify::VerifyReport;
 use activity_api::views::{CancelSent, Started, WorkflowPage, WorkflowView};
+use activity_registry::rollout::RolloutPolicy;
 use activity_registry::{ActivityDetails, ActivitySummary, DeployOutcome, VersionView};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -63,6 +65,10 @@ pub struct DeployOptions {
     pub max_output_bytes: Option<u64>,
     /// Fuel budget per call.
     pub fuel: Option<u64>,
+    /// Rollout policy: `immediate`, `pinned` or `ramp`.
+    pub rollout: Option<RolloutPolicy>,
+    /// A ramp's share of runs.
+    pub ramp_percent: Option<u8>,
 }
 
 impl DeployOptions {
@@ -80,10 +86,14 @@ impl DeployOptions {
             ("max_execution_ms", self.max_execution_ms),
             ("max_output_bytes", self.max_output_bytes),
             ("fuel", self.fuel),
+            ("ramp_percent", self.ramp_percent.map(u64::from)),
         ] {
             if let Some(v) = value {
                 query.push((key, v.to_string()));
             }
+        }
+        if let Some(policy) = self.rollout {
+            query.push(("rollout", policy.as_str().to_string()));
         }
         query
     }
@@ -234,6 +244,33 @@ impl ApiClient {
         self.typed(&url, request).await
     }
 
+    /// Runs the candidate `file` on the last `last` completed executions of `name` that
+    /// Temporal recorded and compares its results with theirs.
+    pub async fn verify(
+        &self,
+        file: &Path,
+        name: &str,
+        options: &DeployOptions,
+        last: Option<u64>,
+    ) -> Result<VerifyReport, ClientError> {
+        let bytes = std::fs::read(file).map_err(|e| ClientError::File {
+            path: file.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let url = format!("{}/api/v1/activities/{name}/verify", self.base);
+        let mut query = options.query();
+        if let Some(n) = last {
+            query.push(("last", n.to_string()));
+        }
+        let request = self
+            .http
+            .post(&url)
+            .query(&query)
+            .header("content-type", "application/wasm")
+            .body(bytes);
+        self.typed(&url, request).await
+    }
+
     /// Deploys the OCI artifact `reference` (`oci://...`) as `name`: the host pulls it with
     /// its own registry credentials.
     pub async fn deploy_reference(
@@ -286,6 +323,39 @@ impl ApiClient {
         let url = format!("{}/api/v1/activities/{name}/rollback", self.base);
         let request = match digest {
             Some(d) => self.http.post(&url).json(&serde_json::json!({"digest": d})),
+            None => self.http.post(&url),
+        };
+        self.typed(&url, request).await
+    }
+
+    /// Gives the candidate of `name` `percent` of runs.
+    pub async fn ramp(&self, name: &str, percent: u64) -> Result<ActivityDetails, ClientError> {
+        let url = format!("{}/api/v1/activities/{name}/ramp", self.base);
+        let request = self
+            .http
+            .post(&url)
+            .json(&serde_json::json!({ "percent": percent }));
+        self.typed(&url, request).await
+    }
+
+    /// Makes the candidate of `name` active.
+    pub async fn promote(&self, name: &str) -> Result<VersionView, ClientError> {
+        let url = format!("{}/api/v1/activities/{name}/promote", self.base);
+        self.typed(&url, self.http.post(&url)).await
+    }
+
+    /// Drops the candidate of `name`.
+    pub async fn abort(
+        &self,
+        name: &str,
+        reason: Option<&str>,
+    ) -> Result<ActivityDetails, ClientError> {
+        let url = format!("{}/api/v1/activities/{name}/abort", self.base);
+        let request = match reason {
+            Some(r) => self
+                .http
+                .post(&url)
+                .json(&serde_json::json!({ "reason": r })),
             None => self.http.post(&url),
         };
         self.typed(&url, request).await

@@ -287,8 +287,8 @@ impl Host {
                 limits: self.config.runtime.limits,
                 deployed_by: "dev".into(),
                 source: None,
-                // The reference activities are the host's own: no rollout.
-                rollout: Some(activity_registry::rollout::RolloutPolicy::Immediate),
+                // The configured policy: with `pinned`, runs pin the reference activities too.
+                rollout: None,
                 ramp_percent: None,
             };
             let outcome = self

@@ -81,6 +81,13 @@ pub struct ManifestActivity {
     /// Limits per call.
     #[serde(default)]
     pub limits: LimitOverrides,
+    /// How the version reaches calls: `immediate`, `pinned` or `ramp` (default: the host's
+    /// `registry.rollout.policy`).
+    #[serde(default)]
+    pub rollout: Option<activity_registry::rollout::RolloutPolicy>,
+    /// With `rollout = "ramp"`, the candidate's share of runs (0..100).
+    #[serde(default)]
+    pub ramp_percent: Option<u8>,
 }
 
 impl ManifestActivity {
@@ -99,6 +106,8 @@ impl ManifestActivity {
             max_execution_ms: self.limits.max_execution_ms,
             max_output_bytes: self.limits.max_output_bytes,
             fuel: self.limits.fuel,
+            rollout: self.rollout,
+            ramp_percent: self.ramp_percent,
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::{ApiError, ApiState, ErrorBody};
 /// Content types accepted for a component.
 const WASM_CONTENT_TYPES: &[&str] = &["application/wasm", "application/octet-stream"];
 
-fn registry_error(e: RegistryError) -> ApiError {
+pub(crate) fn registry_error(e: RegistryError) -> ApiError {
     let (status, code) = match &e {
         RegistryError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
         RegistryError::Empty => (StatusCode::BAD_REQUEST, "empty_body"),
@@ -115,7 +115,10 @@ pub struct DeploySource {
 /// Reads grants, limits and the export from the query string:
 /// `allow_host`, `kv_store` and `config=KEY=VALUE` (repeatable), `export`,
 /// `max_memory_bytes`, `max_execution_ms`, `max_output_bytes`, `fuel`.
-fn deploy_request(query: Option<&str>, state: &ApiState) -> Result<DeployRequest, ApiError> {
+pub(crate) fn deploy_request(
+    query: Option<&str>,
+    state: &ApiState,
+) -> Result<DeployRequest, ApiError> {
     let mut request = DeployRequest {
         limits: state.default_limits,
         deployed_by: caller(state),

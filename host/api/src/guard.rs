@@ -90,8 +90,8 @@ pub async fn require_admin(
 /// still sending gets the answer instead of a reset connection.
 const MAX_DRAIN_BYTES: usize = 64 << 20;
 
-/// Refuses a body whose declared length is over the route's limit (a deploy's
-/// `registry.max_component_bytes`, else `api.max_json_body_bytes`) with `413`, before any
+/// Refuses a body whose declared length is over the route's limit (a deploy's or a
+/// verify's `registry.max_component_bytes`, else `api.max_json_body_bytes`) with `413`, before any
 /// handler runs.
 pub async fn body_limit(
     State(state): State<Arc<ApiState>>,
@@ -103,11 +103,15 @@ pub async fn body_limit(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let deploy = request.method() == axum::http::Method::PUT
-        && request
-            .extensions()
-            .get::<MatchedPath>()
-            .is_some_and(|p| p.as_str() == "/api/v1/activities/{name}");
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str());
+    let deploy = matches!(
+        (request.method().as_str(), route),
+        ("PUT", Some("/api/v1/activities/{name}"))
+            | ("POST", Some("/api/v1/activities/{name}/verify"))
+    );
     let (limit, code) = if deploy {
         (state.registry.max_component_bytes(), "component_too_large")
     } else {

@@ -12,6 +12,7 @@ pub mod observe;
 pub mod openapi;
 mod settings;
 mod users;
+pub mod verify;
 pub mod views;
 mod workflows;
 
@@ -113,8 +114,14 @@ pub fn router_and_openapi(state: ApiState) -> (Router, utoipa::openapi::OpenApi)
     let state = Arc::new(state);
     let (schemas, paths, deploy_routes) =
         routes!(activities::deploy, activities::show, activities::remove);
+    let (verify_schemas, verify_paths, verify_route) = routes!(verify::verify);
     let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(activities::list))
+        .routes((
+            verify_schemas,
+            verify_paths,
+            verify_route.layer(DefaultBodyLimit::max(max_component)),
+        ))
         .routes((
             schemas,
             paths,

@@ -52,8 +52,18 @@ pub mod metric {
     /// Rollout events (`deploy`, `ramp`, `promote`, `abort`, `rollback`) by `activity_type`
     /// and `kind`; automatic aborts have `by="automatic-abort"`.
     pub const ROLLOUT_EVENTS: &str = "activity_rollout_events_total";
+    /// 1 for the candidate version this host holds (by `activity_type` and `version`), 0
+    /// once dropped.
+    pub const CANDIDATE_HELD: &str = "activity_candidate_held";
     /// Every metric this crate records.
-    pub const ALL: &[&str] = &[DEPLOYS, ROLLBACKS, SERVED, ROLLOUT_CALLS, ROLLOUT_EVENTS];
+    pub const ALL: &[&str] = &[
+        DEPLOYS,
+        ROLLBACKS,
+        SERVED,
+        ROLLOUT_CALLS,
+        ROLLOUT_EVENTS,
+        CANDIDATE_HELD,
+    ];
 }
 
 /// Who the automatic abort is, in events.
@@ -251,6 +261,11 @@ impl Registry {
         Ok(Some(hosts))
     }
 
+    /// The runtime this registry loads components with.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
     /// The largest component accepted, in bytes.
     pub fn max_component_bytes(&self) -> usize {
         self.max_component_bytes
@@ -329,26 +344,54 @@ impl Registry {
                     .and_then(|mut t| t.get_mut(name).and_then(|t| t.candidate.take())),
                 (None, _) => None,
             };
-            if let Ok(mut t) = self.trials.write() {
-                t.insert(
-                    name.clone(),
-                    Trial {
-                        state: *state,
-                        candidate,
-                    },
-                );
-            }
+            self.hold(
+                name,
+                Some(Trial {
+                    state: *state,
+                    candidate,
+                }),
+            );
             changed += 1;
         }
-        if let Ok(mut t) = self.trials.write() {
-            let before = t.len();
-            t.retain(|name, _| stored.contains_key(name));
-            changed += before - t.len();
+        let gone: Vec<String> = self
+            .trials
+            .read()
+            .map(|t| {
+                t.keys()
+                    .filter(|name| !stored.contains_key(*name))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for name in &gone {
+            self.hold(name, None);
         }
+        changed += gone.len();
         if changed > 0 {
             self.generation.fetch_add(1, Ordering::SeqCst);
         }
         Ok(changed)
+    }
+
+    /// Replaces what this host holds of `name`'s rollout, keeping the candidate gauge true.
+    fn hold(&self, name: &str, trial: Option<Trial>) {
+        let digest_of = |t: &Trial| t.candidate.as_ref().map(|c| c.digest.as_str().to_string());
+        let new = trial.as_ref().and_then(digest_of);
+        let old = self.trials.write().ok().and_then(|mut t| {
+            let old = match trial {
+                Some(trial) => t.insert(name.to_string(), trial),
+                None => t.remove(name),
+            };
+            old.as_ref().and_then(digest_of)
+        });
+        if old != new {
+            if let Some(old) = old {
+                metrics::gauge!(metric::CANDIDATE_HELD, "activity_type" => name.to_string(), "version" => old).set(0.0);
+            }
+            if let Some(new) = new {
+                metrics::gauge!(metric::CANDIDATE_HELD, "activity_type" => name.to_string(), "version" => new).set(1.0);
+            }
+        }
     }
 
     /// Version `seq` of `name`, loaded.
@@ -783,9 +826,7 @@ impl Registry {
             s.remove(name);
             metrics::gauge!(metric::SERVED).set(s.len() as f64);
         }
-        if let Ok(mut t) = self.trials.write() {
-            t.remove(name);
-        }
+        self.hold(name, None);
         self.generation.fetch_add(1, Ordering::SeqCst);
         tracing::info!(activity = name, "removed");
         Ok(())
@@ -919,6 +960,11 @@ impl Registry {
             serving_digest,
             policy: state.policy,
             candidate,
+            serving_candidate: self.trials.read().ok().and_then(|t| {
+                t.get(name)
+                    .and_then(|t| t.candidate.as_ref())
+                    .map(|c| c.digest.clone())
+            }),
             events,
             pins,
             name: name.to_string(),

@@ -97,6 +97,8 @@ pub struct ActivityDetails {
     pub policy: RolloutPolicy,
     /// The version on trial, while a ramp runs.
     pub candidate: Option<CandidateView>,
+    /// The candidate this host holds now: the store's, once this host has loaded it.
+    pub serving_candidate: Option<ComponentDigest>,
     /// Rollout events, newest first (the latest 20).
     pub events: Vec<RolloutEvent>,
     /// Runs and standalone activities pinned to a version of this type.

@@ -31,7 +31,7 @@ use wasmtime::component::{Linker, Val};
 use wasmtime::{Engine, Store, Trap};
 
 pub use capabilities::context::{ActivityInfo, CallContext, Cancellation, HeartbeatSink};
-pub use capabilities::keyvalue::{KeyPage, KeyValueBackend, KeyValueError};
+pub use capabilities::keyvalue::{KeyPage, KeyValueBackend, KeyValueError, ScratchKeyValue};
 pub use capabilities::logging::GuestObserver;
 pub use catalog::{ActivityCatalog, ActivityTable, CallKey, CatalogFuture};
 pub use engine::EngineConfig;
@@ -221,9 +221,24 @@ impl Runtime {
         call: CallContext,
     ) -> Result<Invocation, ActivityFailure> {
         let started = Instant::now();
-        let outcome = self.call(activity, args, call).await;
+        let outcome = self
+            .call(activity, args, call, self.key_value.clone())
+            .await;
         metrics::record(activity, &outcome, started.elapsed());
         outcome
+    }
+
+    /// Calls `activity` once like [`Runtime::invoke`], but with `key_value` in place of the
+    /// runtime's backend and without metrics: a trial run (verifying a candidate) that
+    /// leaves no trace in the stores or the counts of real calls.
+    pub async fn invoke_isolated(
+        &self,
+        activity: &ActivityComponent,
+        args: &[Value],
+        call: CallContext,
+        key_value: Arc<dyn KeyValueBackend>,
+    ) -> Result<Invocation, ActivityFailure> {
+        self.call(activity, args, call, Some(key_value)).await
     }
 
     async fn call(
@@ -231,6 +246,7 @@ impl Runtime {
         activity: &ActivityComponent,
         args: &[Value],
         call: CallContext,
+        key_value: Option<Arc<dyn KeyValueBackend>>,
     ) -> Result<Invocation, ActivityFailure> {
         let name = activity.spec.activity_type.as_str();
         let params = wit_json::args_to_vals(args, &activity.signature.params).map_err(|e| {
@@ -248,7 +264,7 @@ impl Runtime {
                 grants: activity.grants.clone(),
                 config: activity.config.clone(),
                 limits,
-                key_value: self.key_value.clone(),
+                key_value,
                 call,
                 version: activity.digest.clone(),
                 observer: self.observer.clone(),

@@ -46,6 +46,8 @@ impl CallRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CallResult {
     pub output: Option<Value>,
+    /// The version that answered, from the result's `activity-host-version` metadata.
+    pub version: Option<String>,
     pub cancelled: bool,
     /// Failure types and messages from the outermost failure inwards.
     pub failures: Vec<(String, String)>,
@@ -79,14 +81,30 @@ impl CallByName {
         ctx: &mut WorkflowContext<Self>,
         req: CallRequest,
     ) -> WorkflowResult<CallResult> {
-        let payloads = req
-            .args
-            .iter()
-            .map(activity_worker::payload::from_json)
-            .collect();
-        let opts = ActivityOptions::with_start_to_close_timeout(Duration::from_millis(
-            req.start_to_close_ms,
-        ))
+        let call = ctx.execute_activity(
+            UntypedActivity::new(req.activity.clone()),
+            RawValue::new(arguments(&req)),
+            options(&req),
+        );
+        if let Some(ms) = req.cancel_after_ms {
+            ctx.timer(Duration::from_millis(ms)).await;
+            call.cancel();
+        }
+        Ok(outcome(call.await))
+    }
+}
+
+fn arguments(
+    req: &CallRequest,
+) -> Vec<temporalio_common::protos::temporal::api::common::v1::Payload> {
+    req.args
+        .iter()
+        .map(activity_worker::payload::from_json)
+        .collect()
+}
+
+fn options(req: &CallRequest) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_millis(req.start_to_close_ms))
         .task_queue(req.task_queue.clone())
         .maybe_heartbeat_timeout(req.heartbeat_timeout_ms.map(Duration::from_millis))
         .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
@@ -98,34 +116,78 @@ impl CallByName {
                 .maximum_attempts(req.maximum_attempts)
                 .build(),
         )
-        .build();
-        let call = ctx.execute_activity(
-            UntypedActivity::new(req.activity.clone()),
-            RawValue::new(payloads),
-            opts,
-        );
-        if let Some(ms) = req.cancel_after_ms {
-            ctx.timer(Duration::from_millis(ms)).await;
-            call.cancel();
+        .build()
+}
+
+fn outcome(result: Result<RawValue, ActivityExecutionError>) -> CallResult {
+    match result {
+        Ok(raw) => CallResult {
+            output: raw
+                .payloads
+                .first()
+                .map(|p| activity_worker::payload::to_json(0, p).expect("caller")),
+            version: raw.payloads.first().and_then(|p| {
+                p.metadata
+                    .get(activity_worker::payload::VERSION_METADATA)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            }),
+            ..Default::default()
+        },
+        Err(ActivityExecutionError::Cancelled(c)) => CallResult {
+            cancelled: true,
+            failures: failure_chain(Some(c.failure())),
+            ..Default::default()
+        },
+        Err(e) => CallResult {
+            failures: failure_chain(e.failure()),
+            ..Default::default()
+        },
+    }
+}
+
+/// What [`CallSeries`] does: `calls` calls, waiting for the `go` signal after the first
+/// when `pause_after_first`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeriesRequest {
+    pub call: CallRequest,
+    pub calls: u32,
+    pub pause_after_first: bool,
+}
+
+/// Calls one activity several times in one run, optionally pausing for a signal after the
+/// first call: a run that spans a deploy.
+#[workflow]
+#[derive(Default)]
+pub struct CallSeries {
+    go: bool,
+}
+
+#[workflow_methods]
+impl CallSeries {
+    #[run(name = "CallSeries")]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        req: SeriesRequest,
+    ) -> WorkflowResult<Vec<CallResult>> {
+        let mut results = Vec::new();
+        for i in 0..req.calls {
+            if i == 1 && req.pause_after_first {
+                let _ = ctx.wait_condition(|s| s.go).await;
+            }
+            let call = ctx.execute_activity(
+                UntypedActivity::new(req.call.activity.clone()),
+                RawValue::new(arguments(&req.call)),
+                options(&req.call),
+            );
+            results.push(outcome(call.await));
         }
-        Ok(match call.await {
-            Ok(raw) => CallResult {
-                output: raw
-                    .payloads
-                    .first()
-                    .map(|p| activity_worker::payload::to_json(0, p).expect("caller")),
-                ..Default::default()
-            },
-            Err(ActivityExecutionError::Cancelled(c)) => CallResult {
-                cancelled: true,
-                failures: failure_chain(Some(c.failure())),
-                ..Default::default()
-            },
-            Err(e) => CallResult {
-                failures: failure_chain(e.failure()),
-                ..Default::default()
-            },
-        })
+        Ok(results)
+    }
+
+    /// Lets a paused run go on.
+    #[signal]
+    pub fn go(&mut self, _ctx: &mut temporalio_sdk::SyncWorkflowContext<Self>) {
+        self.go = true;
     }
 }
 
@@ -141,6 +203,8 @@ pub fn start_caller_worker(address: &str, queue: &str) -> tokio::sync::oneshot::
             temporalio_sdk::Runtime::from_current_tokio(Default::default()).expect("caller");
         let options = WorkerOptions::new(queue)
             .register_workflow::<CallByName>()
+            .expect("caller")
+            .register_workflow::<CallSeries>()
             .expect("caller")
             .build();
         let mut worker = Worker::new(&runtime, client, options).expect("caller");

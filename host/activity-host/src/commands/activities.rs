@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::cli::{api_client, print, ActivitiesCommand, ApiArgs};
+use activity_api::verify::CaseStatus;
 use activity_registry::DeployOutcome;
 
 use crate::client::{ClientError, DeployOptions};
@@ -18,10 +19,17 @@ fn deployed_line(name: &str, outcome: &DeployOutcome) -> String {
         .as_ref()
         .map(|s| format!(" from {}", s.reference))
         .unwrap_or_default();
-    if outcome.changed {
+    if let Some(c) = &outcome.candidate {
         format!(
-            "deployed {name}: {} (version {}){from}",
-            version.digest, version.seq
+            "deployed {name}: {} (version {}){from} as a candidate for {}% of runs; {} stays active",
+            c.digest, c.seq, c.ramp_percent, version.digest
+        )
+    } else if outcome.changed {
+        format!(
+            "deployed {name}: {} (version {}){from}, rollout {}",
+            version.digest,
+            version.seq,
+            outcome.policy.as_str()
         )
     } else {
         format!("{name} already serves {} (unchanged)", version.digest)
@@ -40,6 +48,54 @@ pub async fn deploy(
         .deploy_source(source, name, options)
         .await?;
     print(api, &outcome, |o| deployed_line(name, o));
+    Ok(())
+}
+
+/// `verify NAME FILE`: fails (exit status 1) when any case differs or fails.
+pub async fn verify(
+    config: &Config,
+    name: &str,
+    file: &Path,
+    last: Option<u64>,
+    options: &DeployOptions,
+    api: &ApiArgs,
+) -> anyhow::Result<()> {
+    let report = api_client(config, api)
+        .verify(file, name, options, last)
+        .await?;
+    print(api, &report, |r| {
+        let mut lines = vec![format!(
+            "{name}: candidate {} on {} recorded executions: {} same, {} different, {} failed",
+            r.candidate,
+            r.cases.len(),
+            r.same,
+            r.different,
+            r.failed
+        )];
+        for case in r.cases.iter().filter(|c| c.status != CaseStatus::Same) {
+            let what = match &case.failure {
+                Some(f) => format!("failed: {f}"),
+                None => format!(
+                    "different: {}",
+                    serde_json::to_string(&case.diff).unwrap_or_default()
+                ),
+            };
+            lines.push(format!(
+                "  {} input {} {what}",
+                case.source,
+                serde_json::to_string(&case.input).unwrap_or_default()
+            ));
+        }
+        lines.join("\n")
+    });
+    if report.different + report.failed > 0 {
+        anyhow::bail!(
+            "the candidate differs from {} and fails {} of {} recorded executions",
+            report.different,
+            report.failed,
+            report.cases.len()
+        );
+    }
     Ok(())
 }
 
@@ -90,13 +146,66 @@ pub async fn activities(
                         )
                     })
                     .collect();
-                format!("{name}\n{}", rows.join("\n"))
+                let candidate = match &d.candidate {
+                    Some(c) => format!(
+                        "candidate {} (version {}) for {}% of runs\n",
+                        c.digest, c.seq, c.ramp_percent
+                    ),
+                    None => String::new(),
+                };
+                let events: Vec<String> = d
+                    .events
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "  {:<8} at {} by {}{}{}",
+                            format!("{:?}", e.kind).to_lowercase(),
+                            e.at_ms,
+                            e.by,
+                            e.ramp_percent
+                                .map(|p| format!(" ramp {p}%"))
+                                .unwrap_or_default(),
+                            e.reason
+                                .as_ref()
+                                .map(|r| format!(": {r}"))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                format!(
+                    "{name} (rollout {}, {} pins)\n{candidate}{}\nevents, newest first:\n{}",
+                    d.policy.as_str(),
+                    d.pins,
+                    rows.join("\n"),
+                    events.join("\n")
+                )
             });
         }
         ActivitiesCommand::Rollback { name, digest } => {
             let version = client.rollback(&name, digest.as_deref()).await?;
             print(args, &version, |v| {
                 format!("{name} now serves {} (version {})", v.digest, v.seq)
+            });
+        }
+        ActivitiesCommand::Ramp { name, percent } => {
+            let details = client.ramp(&name, percent).await?;
+            print(args, &details, |_| {
+                format!("{name}: the candidate now gets {percent}% of runs")
+            });
+        }
+        ActivitiesCommand::Promote { name } => {
+            let version = client.promote(&name).await?;
+            print(args, &version, |v| {
+                format!(
+                    "{name} now serves {} (version {}) for every run",
+                    v.digest, v.seq
+                )
+            });
+        }
+        ActivitiesCommand::Abort { name, reason } => {
+            let details = client.abort(&name, reason.as_deref()).await?;
+            print(args, &details, |_| {
+                format!("{name}: candidate aborted; every call goes to the active version")
             });
         }
         ActivitiesCommand::Remove { name } => {

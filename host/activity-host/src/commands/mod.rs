@@ -70,9 +70,13 @@ pub async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
             max_execution_ms,
             max_output_bytes,
             fuel,
+            rollout,
+            ramp_percent,
             api,
         } => {
             let options = DeployOptions {
+                rollout,
+                ramp_percent,
                 export,
                 max_memory_bytes: max_memory,
                 max_execution_ms,
@@ -89,6 +93,21 @@ pub async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Activities { command, api } => {
             activities::activities(&config, command, &api).await
+        }
+        Command::Verify {
+            name,
+            file,
+            last,
+            export,
+            grants,
+            config_values,
+            api,
+        } => {
+            let options = DeployOptions {
+                export,
+                ..grants.deploy_options(config_values)
+            };
+            activities::verify(&config, &name, &file, last, &options, &api).await
         }
         Command::Apply { file, prune, api } => activities::apply(&config, &file, prune, &api).await,
         Command::Workflow { command, api } => workflow::workflow(&config, command, &api).await,

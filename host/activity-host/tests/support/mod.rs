@@ -1,6 +1,8 @@
 //! Runs the assembled host (runtime, registry, worker, REST API) against a dev server.
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::time::Duration;
 
 use activity_host::config::Config;

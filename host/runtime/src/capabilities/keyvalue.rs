@@ -190,3 +190,91 @@ impl store::HostBucket for KeyValueView<'_> {
         Ok(())
     }
 }
+
+/// A scratch layer over a backend: reads see the backend with this layer's writes on top;
+/// writes and deletes stay in memory and never reach the backend. What verifying a
+/// candidate against recorded calls runs with, so it changes no real store.
+pub struct ScratchKeyValue {
+    base: Option<Arc<dyn KeyValueBackend>>,
+    /// (store, key) -> the value written, or `None` for a delete.
+    writes: std::sync::Mutex<std::collections::BTreeMap<(String, String), Option<Vec<u8>>>>,
+}
+
+impl ScratchKeyValue {
+    /// A scratch layer over `base` (`None`: an empty store).
+    pub fn over(base: Option<Arc<dyn KeyValueBackend>>) -> Self {
+        Self {
+            base,
+            writes: Default::default(),
+        }
+    }
+
+    /// How many keys the layer wrote or deleted.
+    pub fn changes(&self) -> usize {
+        self.writes.lock().map(|w| w.len()).unwrap_or(0)
+    }
+
+    fn written(&self, store: &str, key: &str) -> Result<Option<Option<Vec<u8>>>, KeyValueError> {
+        let writes = self.writes.lock().map_err(|_| KeyValueError::Poisoned)?;
+        Ok(writes.get(&(store.to_string(), key.to_string())).cloned())
+    }
+
+    fn write(&self, store: &str, key: &str, value: Option<Vec<u8>>) -> Result<(), KeyValueError> {
+        let mut writes = self.writes.lock().map_err(|_| KeyValueError::Poisoned)?;
+        writes.insert((store.to_string(), key.to_string()), value);
+        Ok(())
+    }
+}
+
+impl KeyValueBackend for ScratchKeyValue {
+    fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KeyValueError> {
+        match (self.written(store, key)?, &self.base) {
+            (Some(value), _) => Ok(value),
+            (None, Some(base)) => base.get(store, key),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), KeyValueError> {
+        self.write(store, key, Some(value.to_vec()))
+    }
+
+    fn delete(&self, store: &str, key: &str) -> Result<(), KeyValueError> {
+        self.write(store, key, None)
+    }
+
+    fn exists(&self, store: &str, key: &str) -> Result<bool, KeyValueError> {
+        self.get(store, key).map(|v| v.is_some())
+    }
+
+    /// Every key in one page: the backend's keys (all its pages) with this layer's writes
+    /// and deletes applied.
+    fn list_keys(&self, store: &str, _cursor: Option<u64>) -> Result<KeyPage, KeyValueError> {
+        let mut keys = std::collections::BTreeSet::new();
+        if let Some(base) = &self.base {
+            let mut cursor = None;
+            loop {
+                let page = base.list_keys(store, cursor)?;
+                keys.extend(page.keys);
+                match page.cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+        let writes = self.writes.lock().map_err(|_| KeyValueError::Poisoned)?;
+        for ((s, key), value) in writes.iter() {
+            if s == store {
+                if value.is_some() {
+                    keys.insert(key.clone());
+                } else {
+                    keys.remove(key);
+                }
+            }
+        }
+        Ok(KeyPage {
+            keys: keys.into_iter().collect(),
+            cursor: None,
+        })
+    }
+}

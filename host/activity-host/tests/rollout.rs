@@ -37,7 +37,7 @@ fn user(id: &str, name: &str) -> Value {
 
 struct Fleet {
     _pg: Postgres,
-    server: DevServer,
+    _server: DevServer,
     client: Client,
     http: reqwest::Client,
     /// The API host (role `server`); it deployed the reference activities.
@@ -70,7 +70,7 @@ impl Fleet {
             .expect("client");
         Self {
             _pg: pg,
-            server,
+            _server: server,
             client,
             http,
             api,
@@ -518,6 +518,70 @@ async fn verify_keeps_the_real_store_untouched_and_passes_an_identical_candidate
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("3 same, 0 different, 0 failed"), "{text}");
+
+    // docs/operations.md's rollout commands, run as written.
+    std::fs::write(dir.path().join("validate_user_v2.wasm"), same_code("v2")).unwrap();
+    std::fs::write(dir.path().join("validate_user_v3.wasm"), same_code("v3")).unwrap();
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/operations.md"
+    ))
+    .unwrap();
+    let section = docs
+        .split("## Rolling out a new version")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let blocks: Vec<&str> = section
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert_eq!(blocks.len(), 2, "{section}");
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_activity-host"))
+        .parent()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for block in blocks {
+        let out = std::process::Command::new("sh")
+            .args(["-e", "-c", block])
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .env("ACTIVITY_HOST_API", &base)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{block}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let details = get_json(&http, format!("{base}/api/v1/activities/ValidateUser")).await;
+    let kinds: Vec<&str> = details["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds[..5],
+        ["abort", "deploy", "promote", "ramp", "deploy"],
+        "{details}"
+    );
+    assert_eq!(details["events"][0]["reason"], "errors in staging");
+    assert_eq!(
+        details["active_digest"],
+        activity_runtime::ComponentDigest::of(&same_code("v2")).as_str()
+    );
+    assert!(details["candidate"].is_null());
 
     // Bad input: not a component, parameters that do not fit, an unknown type, a bad `last`.
     let post = |path: &str, body: Vec<u8>| {

@@ -196,9 +196,11 @@ impl store::HostBucket for KeyValueView<'_> {
 /// candidate against recorded calls runs with, so it changes no real store.
 pub struct ScratchKeyValue {
     base: Option<Arc<dyn KeyValueBackend>>,
-    /// (store, key) -> the value written, or `None` for a delete.
-    writes: std::sync::Mutex<std::collections::BTreeMap<(String, String), Option<Vec<u8>>>>,
+    writes: std::sync::Mutex<Writes>,
 }
+
+/// (store, key) -> the value written, or `None` for a delete.
+type Writes = std::collections::BTreeMap<(String, String), Option<Vec<u8>>>;
 
 impl ScratchKeyValue {
     /// A scratch layer over `base` (`None`: an empty store).

@@ -25,9 +25,10 @@ $(VENV)/bin/temporal:
 
 # Tools the test suite runs: validators of the OpenAPI document, the compose file
 # (compose-spec schema) and the Kubernetes manifests (the Kubernetes schemas), and
-# componentize-py, which builds the Python activity; oras, a third-party OCI client.
+# componentize-py, which builds the Python activity; oras, a third-party OCI client; mypy and
+# ruff, which type-check and format-check the generated Python stubs.
 VALIDATORS := openapi-spec-validator==0.9.0 check-jsonschema==0.39.0 kubernetes-validate==1.37.0 \
-	componentize-py==0.25.1 oras==0.2.43
+	componentize-py==0.25.1 oras==0.2.43 mypy==2.4.1 ruff==0.17.5
 $(VENV)/.validators: $(VENV)/bin/temporal Makefile
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(VALIDATORS)
 	touch $@
@@ -42,6 +43,13 @@ $(VENV)/.bench-peers: $(VENV)/bin/temporal bench/peers/python/requirements.txt
 JS_GUEST := activities-wasm/js/validate-user
 $(JS_GUEST)/node_modules/.installed: $(JS_GUEST)/package-lock.json
 	cd $(JS_GUEST) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# TypeScript and the Temporal TypeScript SDK's workflow package, which type-check the
+# generated TypeScript stubs, from their lock file.
+CODEGEN_TS := host/codegen/tests/typescript
+$(CODEGEN_TS)/node_modules/.installed: $(CODEGEN_TS)/package-lock.json
+	cd $(CODEGEN_TS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # PostgreSQL (registry.backend: postgres, and its tests): Debian's postgresql package when no
@@ -91,7 +99,7 @@ dev: guests
 	ACTIVITY_HOST_DEV__TEMPORAL_CLI=$(VENV)/bin/temporal \
 		cargo run -p activity-host -- dev
 
-test: guests postgres oci-registry chromium cargo-component $(VENV)/.validators $(VENV)/.bench-peers $(JS_GUEST)/node_modules/.installed
+test: guests postgres oci-registry chromium cargo-component $(VENV)/.validators $(VENV)/.bench-peers $(JS_GUEST)/node_modules/.installed $(CODEGEN_TS)/node_modules/.installed
 	# The binary `make dev` runs (and `make install DEBUG_INSTALL=1` installs), built first so
 	# the tests reuse it and the smoke test times start-up, not compilation.
 	cargo build -p activity-host

@@ -139,6 +139,10 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Typed client stubs (Python, TypeScript, Rust) for activities: the types of their WIT
+    /// signatures and one function per activity that schedules it by type name from a
+    /// workflow. From a host's deployed activities, or from a component file with --file.
+    Codegen(commands::codegen::CodegenArgs),
     /// Push a component to an OCI registry as a Wasm artifact; prints the manifest digest.
     Push(commands::oci::PushArgs),
     /// Pull a component from an OCI registry, checking its digests.

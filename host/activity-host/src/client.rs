@@ -328,6 +328,19 @@ impl ApiClient {
         self.typed(&url, request).await
     }
 
+    /// The stub module in `lang` for `names` (every deployed activity when empty).
+    pub async fn codegen(&self, lang: &str, names: &[String]) -> Result<String, ClientError> {
+        let url = format!("{}/api/v1/codegen/{lang}", self.base);
+        let query: Vec<(&str, &str)> = names.iter().map(|n| ("name", n.as_str())).collect();
+        match self.answer(&url, self.http.get(&url).query(&query)).await? {
+            Value::String(source) => Ok(source),
+            other => Err(ClientError::Unexpected {
+                url,
+                message: format!("expected source text, got {other}"),
+            }),
+        }
+    }
+
     /// Gives the candidate of `name` `percent` of runs.
     pub async fn ramp(&self, name: &str, percent: u64) -> Result<ActivityDetails, ClientError> {
         let url = format!("{}/api/v1/activities/{name}/ramp", self.base);

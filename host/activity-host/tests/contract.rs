@@ -22,6 +22,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/activities/{name}/abort"),
     ("post", "/api/v1/activities/{name}/verify"),
     ("get", "/api/v1/activities/{name}/schema"),
+    ("get", "/api/v1/codegen/{lang}"),
     ("post", "/api/v1/activities/{name}/invoke"),
     ("get", "/api/v1/activities/{name}/executions/{activity_id}"),
     ("post", "/api/v1/workflows/user"),

@@ -4,6 +4,7 @@
 //! errors as `{"error":{"code","message"}}`.
 
 pub mod activities;
+mod codegen;
 mod error;
 pub mod guard;
 mod invoke;
@@ -132,6 +133,7 @@ pub fn router_and_openapi(state: ApiState) -> (Router, utoipa::openapi::OpenApi)
         .routes(routes!(activities::promote))
         .routes(routes!(activities::abort))
         .routes(routes!(activities::schema))
+        .routes(routes!(codegen::codegen))
         .routes(routes!(invoke::invoke))
         .routes(routes!(invoke::execution))
         .routes(routes!(workflows::start, workflows::list))

@@ -298,15 +298,24 @@ impl RegistryStore for PostgresRegistryStore {
         })
     }
 
-    fn pin(&self, activity: &str, key: &str, seq: u64, at_ms: u64) -> Result<u64, StoreError> {
+    fn pin(
+        &self,
+        activity: &str,
+        key: &str,
+        seq: Option<u64>,
+        at_ms: u64,
+    ) -> Result<u64, StoreError> {
         self.db.block_on(async {
             let client = self.client().await?;
             // The insert returns nothing when another host pinned first; then read its pin.
             let inserted = client
                 .query_opt(
-                    "INSERT INTO registry_pins (activity, key, seq, at_ms) VALUES ($1, $2, $3, $4)
+                    "INSERT INTO registry_pins (activity, key, seq, at_ms)
+                     SELECT $1, $2,
+                            COALESCE($3, (SELECT seq FROM registry_active WHERE activity = $1)),
+                            $4
                      ON CONFLICT (activity, key) DO NOTHING RETURNING seq",
-                    &[&activity, &key, &(seq as i64), &(at_ms as i64)],
+                    &[&activity, &key, &seq.map(|s| s as i64), &(at_ms as i64)],
                 )
                 .await
                 .map_err(db)?;

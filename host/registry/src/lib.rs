@@ -1046,18 +1046,20 @@ impl Registry {
             return active;
         }
         let ramp_key = key.workflow_id.as_deref().unwrap_or(&key.activity_id);
+        // The candidate, or `None`: the active version (the store's, for a pin: a host that
+        // has not caught up with a deploy yet must not pin new runs to the old version).
         let chosen = match (&candidate, state.candidate) {
             (Some((seq, digest, _)), Some(c))
                 if rollout::in_ramp(digest, ramp_key, c.ramp_percent) =>
             {
-                *seq
+                Some(*seq)
             }
-            _ => active_seq,
+            _ => None,
         };
         let seq = if state.policy.pins() {
-            self.pinned(name, key, chosen).await
+            self.pinned(name, key, chosen).await.unwrap_or(active_seq)
         } else {
-            chosen
+            chosen.unwrap_or(active_seq)
         };
         if seq == active_seq {
             return active;
@@ -1073,9 +1075,10 @@ impl Registry {
         }
     }
 
-    /// The version `key`'s run is pinned to, pinning it to `chosen` when it has none yet.
-    /// When the store cannot be reached the call goes to `chosen`, with a warning.
-    async fn pinned(&self, name: &str, key: &CallKey, chosen: u64) -> u64 {
+    /// The version `key`'s run is pinned to, pinning it to `chosen` (`None`: the store's
+    /// active version) when it has none yet. When the store cannot be reached the call goes
+    /// to `chosen`, with a warning.
+    async fn pinned(&self, name: &str, key: &CallKey, chosen: Option<u64>) -> Option<u64> {
         let pin_key = rollout::pin_key(
             key.workflow_id.as_deref(),
             key.run_id.as_deref(),
@@ -1089,7 +1092,7 @@ impl Registry {
             .ok()
             .and_then(|mut p| p.get(&cache_key).copied())
         {
-            return seq;
+            return Some(seq);
         }
         let n = name.to_string();
         match self
@@ -1100,7 +1103,7 @@ impl Registry {
                 if let Ok(mut p) = self.pins.lock() {
                     p.put(cache_key, seq);
                 }
-                seq
+                Some(seq)
             }
             Err(e) => {
                 tracing::warn!(activity = name, error = %e, "cannot read or write the run's pin; using the rollout's choice");

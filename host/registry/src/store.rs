@@ -119,10 +119,17 @@ pub trait RegistryStore: Send + Sync + 'static {
     fn set_rollout(&self, activity: &str, change: RolloutChange) -> Result<(), StoreError>;
     /// `activity`'s latest events, newest first.
     fn events(&self, activity: &str, limit: usize) -> Result<Vec<RolloutEvent>, StoreError>;
-    /// Pins `key` (a run or a standalone activity) to version `seq` of `activity` unless it
-    /// has a pin already; returns the pinned version. The first writer wins, so every host
-    /// agrees.
-    fn pin(&self, activity: &str, key: &str, seq: u64, at_ms: u64) -> Result<u64, StoreError>;
+    /// Pins `key` (a run or a standalone activity) to version `seq` of `activity` (`None`:
+    /// the version active in the store now, whatever a host that has not caught up yet
+    /// serves) unless it has a pin already; returns the pinned version. The first writer
+    /// wins, so every host agrees.
+    fn pin(
+        &self,
+        activity: &str,
+        key: &str,
+        seq: Option<u64>,
+        at_ms: u64,
+    ) -> Result<u64, StoreError>;
     /// Drops pins made before `before_ms`; returns how many.
     fn sweep_pins(&self, before_ms: u64) -> Result<u64, StoreError>;
     /// How many pins `activity` has.

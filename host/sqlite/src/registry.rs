@@ -334,10 +334,19 @@ impl RegistryStore for SqliteRegistryStore {
         rows.iter().map(|e| from_text("rollout event", e)).collect()
     }
 
-    fn pin(&self, activity: &str, key: &str, seq: u64, at_ms: u64) -> Result<u64, StoreError> {
+    fn pin(
+        &self,
+        activity: &str,
+        key: &str,
+        seq: Option<u64>,
+        at_ms: u64,
+    ) -> Result<u64, StoreError> {
         let conn = self.conn()?;
+        // `WHERE true` keeps SQLite from reading `ON CONFLICT` as part of the SELECT.
         conn.prepare_cached(
-            "INSERT INTO pins (activity, key, seq, at_ms) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO pins (activity, key, seq, at_ms)
+             SELECT ?1, ?2, COALESCE(?3, (SELECT seq FROM active WHERE activity = ?1)), ?4
+             WHERE true
              ON CONFLICT (activity, key) DO NOTHING",
         )
         .and_then(|mut q| q.execute(params![activity, key, seq, at_ms]))

@@ -56,13 +56,17 @@ pub fn rollouts_pins_and_events(s: &dyn RegistryStore) {
     .expect("deploy");
     assert_eq!(s.rollouts().expect("rollouts").get(name), Some(&ramp));
 
-    assert_eq!(s.pin(name, "run:a", v2.seq, 1000).expect("pin"), v2.seq);
     assert_eq!(
-        s.pin(name, "run:a", v1.seq, 1001).expect("pin again"),
+        s.pin(name, "run:a", Some(v2.seq), 1000).expect("pin"),
+        v2.seq
+    );
+    assert_eq!(
+        s.pin(name, "run:a", Some(v1.seq), 1001).expect("pin again"),
         v2.seq,
         "the first pin wins"
     );
-    assert_eq!(s.pin(name, "run:b", v1.seq, 5000).expect("pin b"), v1.seq);
+    // `None`: the version active in the store.
+    assert_eq!(s.pin(name, "run:b", None, 5000).expect("pin b"), v1.seq);
     assert_eq!(s.pin_count(name).expect("count"), 2);
 
     s.set_rollout(
@@ -108,7 +112,7 @@ pub fn rollouts_pins_and_events(s: &dyn RegistryStore) {
     assert_eq!(s.sweep_pins(6000).expect("sweep"), 1);
     assert_eq!(s.pin_count(name).expect("count"), 0);
 
-    s.pin(name, "run:c", v1.seq, 7000).expect("pin c");
+    s.pin(name, "run:c", Some(v1.seq), 7000).expect("pin c");
     assert!(s.remove(name).expect("remove"));
     assert!(!s.rollouts().expect("rollouts").contains_key(name));
     assert!(s.events(name, 10).expect("events").is_empty());

@@ -3,6 +3,7 @@
 //! the roles in [`crate::roles`]. [`dispatch`] hands a parsed command to its room.
 
 pub mod activities;
+pub mod codegen;
 pub mod oci;
 pub mod workflow;
 
@@ -180,6 +181,7 @@ pub async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
             println!("  activity-host watch . --name {name} --input '{{\"name\":\"Ann\"}}'   # rebuild, deploy, call on every save");
             Ok(())
         }
+        Command::Codegen(args) => codegen::codegen(&config, args).await,
         Command::Check { file, name, grants } => {
             let mut spec = ActivitySpec::new(name);
             spec.grants.allowed_hosts = grants.allow_hosts;

@@ -1,0 +1,63 @@
+"""A Python SDK workflow that calls activities on an activity-host through the stubs
+`activity-host codegen --lang python` wrote (`activity_stubs.py` beside this file):
+ValidateUser -> CreateUser -> SendNotification, then CreateUser again with other data to
+show the typed failure. Run: python typed_workflow.py ADDRESS TASK_QUEUE USER_ID; prints the
+workflow's result as JSON."""
+
+import asyncio
+import json
+import sys
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+with workflow.unsafe.imports_passed_through():
+    from activity_stubs import (
+        ActivityHostFailure,
+        User,
+        create_user,
+        send_notification,
+        validate_user,
+    )
+
+
+@workflow.defn
+class TypedUserWorkflow:
+    @workflow.run
+    async def run(self, user_id: str) -> dict[str, Any]:
+        user: User = {"user_id": user_id, "email": "typed@example.com", "name": "Typed"}
+        validation = await validate_user(user)
+        if not validation["valid"]:
+            return {"invalid": validation["reasons"]}
+        stored = await create_user(user, start_to_close_timeout=timedelta(seconds=10))
+        delivery = await send_notification(
+            {
+                "user_id": stored["user_id"],
+                "email": stored["email"],
+                "action": "create",
+                "message": f"welcome, version {stored['version']}",
+            }
+        )
+        conflict = ""
+        try:
+            await create_user({"user_id": user_id, "email": "other@example.com", "name": "Other"})
+        except ActivityHostFailure as failure:
+            conflict = failure.type
+        return {"stored": stored, "delivery": delivery, "conflict": conflict}
+
+
+async def main() -> None:
+    address, queue, user_id = sys.argv[1], sys.argv[2], sys.argv[3]
+    client = await Client.connect(address)
+    async with Worker(client, task_queue=queue, workflows=[TypedUserWorkflow]):
+        result = await client.execute_workflow(
+            TypedUserWorkflow.run, user_id, id=f"typed-{user_id}", task_queue=queue
+        )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

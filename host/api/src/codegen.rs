@@ -1,0 +1,72 @@
+//! `GET /api/v1/codegen/{lang}`: typed client stubs for deployed activities.
+
+use std::sync::Arc;
+
+use activity_codegen::{Activity, CodegenError, Lang};
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::json::ApiPath;
+use crate::{ApiError, ApiState, ErrorBody};
+
+/// `GET /api/v1/codegen/{lang}?name=A&name=B`: the stub module (`python`, `typescript`,
+/// `rust`) for the named activities this host holds, or for all of them without `name`.
+#[utoipa::path(get, operation_id = "codegen", path = "/api/v1/codegen/{lang}", tag = "activities",
+    params(("lang" = String, Path, description = "python, typescript or rust"),
+        ("name" = Option<Vec<String>>, Query, description = "Activity type (repeatable); default: every deployed one")),
+    responses(
+        (status = 200, description = "The module's source", body = String, content_type = "text/plain"),
+        (status = 400, description = "Unknown language, invalid name or parameter", body = ErrorBody),
+        (status = 404, description = "An activity type is not deployed", body = ErrorBody),
+        (status = 422, description = "A type has no JSON mapping", body = ErrorBody)))]
+pub async fn codegen(
+    State(state): State<Arc<ApiState>>,
+    ApiPath(lang): ApiPath<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let lang: Lang = lang
+        .parse()
+        .map_err(|e: CodegenError| ApiError::bad_request("unknown_language", e.to_string()))?;
+    let mut names = Vec::new();
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "name" => names.push(value.into_owned()),
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("unknown parameter {other:?}; expected name"),
+                ))
+            }
+        }
+    }
+    let held = if names.is_empty() {
+        state.registry.signatures()
+    } else {
+        names
+            .iter()
+            .map(|n| crate::activities::deployed_signature(&state, n).map(|s| (n.clone(), s)))
+            .collect::<Result<_, _>>()?
+    };
+    let activities: Vec<Activity> = held
+        .iter()
+        .map(|(name, signature)| Activity { name, signature })
+        .collect();
+    let source = activity_codegen::generate(lang, &activities, &state.temporal.task_queue)
+        .map_err(|e| match e {
+            CodegenError::Empty => {
+                ApiError::not_found("activity_not_found", "no activities are deployed")
+            }
+            other => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "unsupported_type",
+                message: other.to_string(),
+            },
+        })?;
+    let mut response = source.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(response)
+}

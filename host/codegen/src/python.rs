@@ -1,0 +1,253 @@
+//! Python stubs for the `temporalio` SDK: `TypedDict`s and `Literal`s for the types, one
+//! `async` function per activity calling `workflow.execute_activity` by type name.
+
+use std::fmt::Write;
+
+use wit_json::{json_key, WitType};
+
+use crate::model::Model;
+use crate::names::identifier;
+use crate::Lang;
+
+fn ty(model: &Model, t: &WitType) -> String {
+    if let Some(name) = model.name_of(t) {
+        return name.to_string();
+    }
+    match t {
+        WitType::Bool => "bool".into(),
+        WitType::S8
+        | WitType::U8
+        | WitType::S16
+        | WitType::U16
+        | WitType::S32
+        | WitType::U32
+        | WitType::S64
+        | WitType::U64 => "int".into(),
+        WitType::F32 | WitType::F64 => "float".into(),
+        WitType::Char | WitType::String => "str".into(),
+        WitType::List { element } | WitType::FixedList { element, .. } => {
+            format!("list[{}]", ty(model, element))
+        }
+        WitType::Map { key, value } => match key.as_ref() {
+            WitType::String => format!("dict[str, {}]", ty(model, value)),
+            k => format!("list[tuple[{}, {}]]", ty(model, k), ty(model, value)),
+        },
+        WitType::Tuple { types } if types.is_empty() => "tuple[()]".into(),
+        WitType::Tuple { types } => format!(
+            "tuple[{}]",
+            types
+                .iter()
+                .map(|t| ty(model, t))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        WitType::Option { some } => match some.as_ref() {
+            // `some(v)` of a nested option is `[v]`.
+            WitType::Option { .. } => format!("tuple[{}] | None", ty(model, some)),
+            s => format!("{} | None", ty(model, s)),
+        },
+        // Named above; unsupported types never reach here (the model refuses them).
+        _ => "Any".into(),
+    }
+}
+
+fn quoted(s: &str) -> String {
+    format!("{s:?}")
+}
+
+fn literal(names: &[String]) -> String {
+    exploded(
+        "Literal",
+        &names.iter().map(|n| quoted(n)).collect::<Vec<_>>(),
+    )
+}
+
+/// `Head[` then one item a line, then `]`: the trailing comma keeps a formatter from
+/// joining the lines.
+fn exploded(head: &str, items: &[String]) -> String {
+    let mut out = format!("{head}[\n");
+    for i in items {
+        let _ = writeln!(out, "    {},", i.replace('\n', "\n    "));
+    }
+    out.push(']');
+    out
+}
+
+/// A `TypedDict` written functionally (so any key is allowed), one key a line.
+fn typed_dict(out: &mut String, name: &str, entries: &[(String, String)]) {
+    let _ = writeln!(out, "{name} = TypedDict(\n    {name:?},\n    {{");
+    for (key, ty) in entries {
+        let _ = writeln!(out, "        {key:?}: {},", ty.replace('\n', "\n        "));
+    }
+    let _ = writeln!(out, "    }},\n)");
+}
+
+fn def(out: &mut String, model: &Model, name: &str, t: &WitType) {
+    match t {
+        WitType::Record { fields } => {
+            let entries: Vec<(String, String)> = fields
+                .iter()
+                .map(|f| {
+                    let t = ty(model, &f.ty);
+                    let t = match &f.ty {
+                        WitType::Option { .. } => format!("NotRequired[{t}]"),
+                        _ => t,
+                    };
+                    (json_key(&f.name), t)
+                })
+                .collect();
+            typed_dict(out, name, &entries);
+        }
+        WitType::Variant { cases } => {
+            let mut members = Vec::new();
+            for c in cases {
+                match &c.payload {
+                    Some(p) => {
+                        let case = format!("{name}_{}", crate::names::pascal(&c.name));
+                        typed_dict(out, &case, &[(c.name.clone(), ty(model, p))]);
+                        members.push(case);
+                    }
+                    None => members.push(format!("Literal[{:?}]", c.name)),
+                }
+            }
+            let _ = writeln!(out, "{name} = {}", exploded("Union", &members));
+        }
+        WitType::Enum { names } => {
+            let _ = writeln!(out, "{name} = {}", literal(names));
+        }
+        WitType::Flags { names } => {
+            let _ = writeln!(out, "{name} = {}", exploded("list", &[literal(names)]));
+        }
+        WitType::Result { ok, err } => {
+            let side =
+                |s: &Option<Box<WitType>>| s.as_ref().map_or("None".to_string(), |t| ty(model, t));
+            typed_dict(out, &format!("{name}_Ok"), &[("ok".into(), side(ok))]);
+            typed_dict(out, &format!("{name}_Err"), &[("err".into(), side(err))]);
+            let _ = writeln!(
+                out,
+                "{name} = {}",
+                exploded("Union", &[format!("{name}_Ok"), format!("{name}_Err")])
+            );
+        }
+        _ => {}
+    }
+}
+
+const HEADER: &str = r#""""Typed calls of activities deployed on activity-host.
+
+Generated by `activity-host codegen --lang python`; do not edit. Each function schedules
+its activity by its Temporal type name from inside a workflow, with the SDK's own
+`workflow.execute_activity`, and raises `ActivityHostFailure` (the failure's type, message
+and details) when the activity fails.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal, NotRequired, TypedDict, Union, cast
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+__all__ = ["ActivityHostFailure", "TASK_QUEUE"]
+"#;
+
+const HELPERS: &str = r#"
+
+class ActivityHostFailure(Exception):
+    """An activity failed: `type` names the failure (an error case of its WIT result, or
+    a host failure such as `GuestTrap` or `TimeLimitExceeded`), `details` carries the
+    error value."""
+
+    def __init__(self, activity: str, failure: ApplicationError) -> None:
+        super().__init__(f"{activity}: {failure.type}: {failure.message}")
+        self.activity = activity
+        self.type: str = failure.type or ""
+        self.message: str = failure.message
+        self.non_retryable: bool = failure.non_retryable
+        self.details: list[Any] = list(failure.details)
+
+
+async def _call(
+    activity: str,
+    args: list[Any],
+    task_queue: str,
+    start_to_close_timeout: timedelta,
+    retry_policy: RetryPolicy | None,
+) -> Any:
+    try:
+        return await workflow.execute_activity(
+            activity,
+            args=args,
+            task_queue=task_queue,
+            start_to_close_timeout=start_to_close_timeout,
+            retry_policy=retry_policy,
+        )
+    except ActivityError as e:
+        if isinstance(e.cause, ApplicationError):
+            raise ActivityHostFailure(activity, e.cause) from e
+        raise
+"#;
+
+pub(crate) fn render(model: &Model, task_queue: &str) -> String {
+    let mut out = String::from(HEADER);
+    let _ = writeln!(out, "\nTASK_QUEUE = {task_queue:?}\n");
+    for d in &model.defs {
+        def(&mut out, model, &d.name, &d.ty);
+    }
+    out.push_str(HELPERS);
+    for a in &model.activities {
+        let function = identifier(Lang::Python, &a.name);
+        let params: Vec<(String, String)> = a
+            .params
+            .iter()
+            .map(|(n, t)| (identifier(Lang::Python, n), ty(model, t)))
+            .collect();
+        let output = a
+            .output
+            .as_ref()
+            .map_or("None".to_string(), |t| ty(model, t));
+        let _ = writeln!(out, "\n");
+        if !a.failure_types.is_empty() {
+            let _ = writeln!(
+                out,
+                "{}FailureType = {}\n\n",
+                crate::names::pascal(&a.name),
+                literal(&a.failure_types)
+            );
+        }
+        let signature: Vec<String> = params
+            .iter()
+            .map(|(n, t)| format!("    {n}: {t},"))
+            .collect();
+        let _ = writeln!(out, "async def {function}(");
+        for line in &signature {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = writeln!(out, "    *,");
+        let _ = writeln!(out, "    task_queue: str = TASK_QUEUE,");
+        let _ = writeln!(
+            out,
+            "    start_to_close_timeout: timedelta = timedelta(seconds=30),"
+        );
+        let _ = writeln!(out, "    retry_policy: RetryPolicy | None = None,");
+        let _ = writeln!(out, ") -> {output}:");
+        let error = match &a.error {
+            Some(t) => format!(" On failure, `details[0]` is a `{}`.", ty(model, t)),
+            None => String::new(),
+        };
+        let _ = writeln!(out, "    \"\"\"Runs activity `{}`.{error}\"\"\"", a.name);
+        let args: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+        let _ = writeln!(out, "    result = await _call(");
+        let _ = writeln!(out, "        {:?},", a.name);
+        let _ = writeln!(out, "        [{}],", args.join(", "));
+        for rest in ["task_queue", "start_to_close_timeout", "retry_policy"] {
+            let _ = writeln!(out, "        {rest},");
+        }
+        let _ = writeln!(out, "    )");
+        let _ = writeln!(out, "    return cast({output}, result)");
+        let _ = writeln!(out, "\n\n__all__ += [{function:?}]");
+    }
+    out
+}

@@ -26,9 +26,10 @@ $(VENV)/bin/temporal:
 # Tools the test suite runs: validators of the OpenAPI document, the compose file
 # (compose-spec schema) and the Kubernetes manifests (the Kubernetes schemas), and
 # componentize-py, which builds the Python activity; oras, a third-party OCI client; mypy and
-# ruff, which type-check and format-check the generated Python stubs.
+# ruff, which type-check and format-check the generated Python stubs; schemathesis, which
+# fuzzes the whole OpenAPI document against a running host.
 VALIDATORS := openapi-spec-validator==0.9.0 check-jsonschema==0.39.0 kubernetes-validate==1.37.0 \
-	componentize-py==0.25.1 oras==0.2.43 mypy==2.4.1 ruff==0.17.5
+	componentize-py==0.25.1 oras==0.2.43 mypy==2.4.1 ruff==0.17.5 schemathesis==4.32.5
 $(VENV)/.validators: $(VENV)/bin/temporal Makefile
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(VALIDATORS)
 	touch $@

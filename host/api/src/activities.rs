@@ -399,6 +399,7 @@ pub struct Abort {
     responses(
         (status = 200, description = "The activity type with its candidate's new share", body = ActivityDetails),
         (status = 400, description = "Invalid name, body or percent", body = ErrorBody),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
         (status = 404, description = "Not deployed", body = ErrorBody),
@@ -453,6 +454,7 @@ pub async fn promote(
     responses(
         (status = 200, description = "The activity type without its candidate", body = ActivityDetails),
         (status = 400, description = "Invalid name or body", body = ErrorBody),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
         (status = 404, description = "Not deployed", body = ErrorBody),
@@ -509,6 +511,7 @@ async fn optional_json<T: serde::de::DeserializeOwned + Default>(
     responses(
         (status = 200, description = "The version now active", body = VersionView),
         (status = 400, description = "Invalid name or body", body = ErrorBody),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
         (status = 404, description = "Not deployed, or no such version", body = ErrorBody),

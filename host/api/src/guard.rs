@@ -9,7 +9,6 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use temporalio_client::grpc::WorkflowService;
@@ -165,8 +164,8 @@ const TEMPORAL_CHECK: Duration = Duration::from_secs(2);
 /// with a worker) the worker polls; otherwise `503` naming what is not ready.
 #[utoipa::path(get, operation_id = "readyz", path = "/readyz", tag = "operations",
     responses(
-        (status = 200, description = "Temporal answers, the registry is loaded, the worker (if any) polls", body = Object),
-        (status = 503, description = "Not ready: the body says what is not", body = Object)))]
+        (status = 200, description = "Temporal answers, the registry is loaded, the worker (if any) polls", body = crate::views::ReadinessView),
+        (status = 503, description = "Not ready: the body says what is not", body = crate::views::ReadinessView)))]
 pub async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
     let temporal = match state.client.get() {
         None => "unavailable: not connected yet".to_string(),
@@ -201,12 +200,12 @@ pub async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
         (true, false) => "not polling",
     };
     let ready = temporal == "ok" && registry == "loaded" && worker != "not polling";
-    let body = json!({
-        "ready": ready,
-        "temporal": temporal,
-        "registry": registry,
-        "worker": worker,
-    });
+    let body = crate::views::ReadinessView {
+        ready,
+        temporal,
+        registry: registry.into(),
+        worker: worker.into(),
+    };
     let status = if ready {
         StatusCode::OK
     } else {

@@ -14,7 +14,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use temporalio_client::grpc::WorkflowService;
 use temporalio_client::tonic::IntoRequest;
 use temporalio_common::protos::temporal::api::activity::v1::{
@@ -33,6 +33,7 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
 
 use crate::json::{ApiJson, ApiPath, ApiQuery};
 use crate::users::{check_id, check_run_id};
+use crate::views::ExecutionView;
 use crate::workflows::{failure_view, rpc_error};
 use crate::{ApiError, ApiState, ErrorBody};
 
@@ -91,9 +92,10 @@ fn positive(field: &str, value: Option<u64>, default: u64) -> Result<u64, ApiErr
     params(("name" = String, Path, description = "A deployed activity type"), InvokeQuery),
     request_body(content = InvokeBody, content_type = "application/json"),
     responses(
-        (status = 200, description = "The execution closed: `status` COMPLETED with `result` and `version`, or FAILED with `error`", body = Object),
-        (status = 202, description = "Still running (or `wait=false`): poll `location`", body = Object),
+        (status = 200, description = "The execution closed: `status` COMPLETED with `result` and `version`, or FAILED with `error`", body = ExecutionView),
+        (status = 202, description = "Still running (or `wait=false`): poll `location`", body = ExecutionView),
         (status = 400, description = "Invalid name, arguments or options", body = ErrorBody),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody),
         (status = 404, description = "Not deployed on this host", body = ErrorBody),
         (status = 503, description = "Temporal unavailable", body = ErrorBody)))]
 pub async fn invoke(
@@ -204,9 +206,9 @@ pub async fn invoke(
     .await;
     match waited {
         Ok(outcome) => {
-            let mut body = json!({"activity_id": activity_id, "run_id": started.run_id});
-            write_outcome(&mut body, &outcome?);
-            Ok(Json(body).into_response())
+            let mut view = execution_view(activity_id, started.run_id, "RUNNING");
+            write_outcome(&mut view, &outcome?);
+            Ok(Json(view).into_response())
         }
         Err(_) => Ok(pending(started.run_id)),
     }
@@ -215,44 +217,54 @@ pub async fn invoke(
 /// `202` with where to read the execution later.
 fn running_answer(name: &str, activity_id: &str, run_id: &str) -> Response {
     let location = format!("/api/v1/activities/{name}/executions/{activity_id}");
-    let mut res = (
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "activity_id": activity_id,
-            "run_id": run_id,
-            "status": "RUNNING",
-            "location": location,
-        })),
-    )
-        .into_response();
+    let view = ExecutionView {
+        location: Some(location.clone()),
+        ..execution_view(activity_id.into(), run_id.into(), "RUNNING")
+    };
+    let mut res = (StatusCode::ACCEPTED, Json(view)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         res.headers_mut().insert(header::LOCATION, v);
     }
     res
 }
 
+/// An execution with only its ids and status.
+fn execution_view(activity_id: String, run_id: String, status: &str) -> ExecutionView {
+    ExecutionView {
+        activity_id,
+        run_id,
+        status: status.into(),
+        attempt: None,
+        result: None,
+        version: None,
+        error: None,
+        last_failure: None,
+        location: None,
+    }
+}
+
 /// Writes `status` and `result` (with `version`, the digest of the code that ran) or
-/// `error` into `body`.
-fn write_outcome(body: &mut Value, outcome: &ActivityExecutionOutcome) {
+/// `error` into `view`.
+fn write_outcome(view: &mut ExecutionView, outcome: &ActivityExecutionOutcome) {
     match &outcome.value {
         Some(activity_execution_outcome::Value::Result(payloads)) => {
-            body["status"] = json!("COMPLETED");
+            view.status = "COMPLETED".into();
             let first: Option<&Payload> = payloads.payloads.first();
-            body["result"] = first
-                .and_then(|p| activity_worker::payload::to_json(0, p).ok())
-                .unwrap_or(Value::Null);
-            if let Some(v) = first
+            view.result = Some(
+                first
+                    .and_then(|p| activity_worker::payload::to_json(0, p).ok())
+                    .unwrap_or(Value::Null),
+            );
+            view.version = first
                 .and_then(|p| p.metadata.get(activity_worker::payload::VERSION_METADATA))
                 .and_then(|v| std::str::from_utf8(v).ok())
-            {
-                body["version"] = json!(v);
-            }
+                .map(str::to_string);
         }
         Some(activity_execution_outcome::Value::Failure(f)) => {
-            body["status"] = json!("FAILED");
-            body["error"] = serde_json::to_value(failure_view(f)).unwrap_or(Value::Null);
+            view.status = "FAILED".into();
+            view.error = Some(failure_view(f));
         }
-        None => body["status"] = json!("RUNNING"),
+        None => view.status = "RUNNING".into(),
     }
 }
 
@@ -261,7 +273,7 @@ fn write_outcome(body: &mut Value, outcome: &ActivityExecutionOutcome) {
 #[utoipa::path(get, operation_id = "show_execution", path = "/api/v1/activities/{name}/executions/{activity_id}", tag = "invoke",
     params(("name" = String, Path, description = "Activity type"), ("activity_id" = String, Path, description = "The execution's id"), ("run_id" = Option<String>, Query, description = "A specific run")),
     responses(
-        (status = 200, description = "Status, attempt, and the result or error once closed", body = Object),
+        (status = 200, description = "Status, attempt, and the result or error once closed", body = ExecutionView),
         (status = 400, description = "Invalid id", body = ErrorBody),
         (status = 404, description = "No such execution", body = ErrorBody),
         (status = 503, description = "Temporal unavailable", body = ErrorBody)))]
@@ -269,7 +281,7 @@ pub async fn execution(
     State(state): State<Arc<ApiState>>,
     ApiPath((name, activity_id)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<crate::workflows::ShowQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ExecutionView>, ApiError> {
     activity_registry::check_name(&name)
         .map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
     check_id("activity_id", &activity_id)?;
@@ -305,18 +317,19 @@ pub async fn execution(
             format!("no execution {activity_id:?} of {name}"),
         ));
     }
-    let mut body = json!({
-        "activity_id": activity_id,
-        "run_id": answer.run_id,
-        "attempt": info.attempt,
-        "status": info.status().as_str_name().trim_start_matches("ACTIVITY_EXECUTION_STATUS_"),
-    });
+    let status = info
+        .status()
+        .as_str_name()
+        .trim_start_matches("ACTIVITY_EXECUTION_STATUS_")
+        .to_string();
+    let mut view = ExecutionView {
+        attempt: Some(info.attempt),
+        ..execution_view(activity_id, answer.run_id.clone(), &status)
+    };
     if let Some(outcome) = &answer.outcome {
-        write_outcome(&mut body, outcome);
+        write_outcome(&mut view, outcome);
     } else if info.status() == ActivityExecutionStatus::Running {
-        if let Some(f) = &info.last_failure {
-            body["last_failure"] = serde_json::to_value(failure_view(f)).unwrap_or(Value::Null);
-        }
+        view.last_failure = info.last_failure.as_ref().map(failure_view);
     }
-    Ok(Json(body))
+    Ok(Json(view))
 }

@@ -111,11 +111,15 @@ fn invoke_operation(name: &str, signature: &Signature) -> Value {
                     "status": {"enum": ["COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"]},
                     "version": {"type": "string"},
                     "result": result,
-                    "error": failure,
+                    // An application failure carries the typed details; a timeout or a
+                    // cancellation is a plain failure.
+                    "error": {"anyOf": [failure, {"$ref": "#/components/schemas/FailureView"}]},
                 },
+                "required": ["activity_id", "run_id", "status"],
             }}}},
-            "202": {"description": "Still running: poll `location`", "content": {"application/json": {"schema": {"type": "object"}}}},
+            "202": {"description": "Still running: poll `location`", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExecutionView"}}}},
             "400": {"description": "The arguments do not fit the signature", "content": {"application/json": {"schema": error}}},
+            "415": {"description": "The body is not JSON (Content-Type: application/json)", "content": {"application/json": {"schema": error}}},
             "404": {"description": "Not deployed on this host", "content": {"application/json": {"schema": error}}},
             "503": {"description": "Temporal unavailable", "content": {"application/json": {"schema": error}}},
         },

@@ -7,6 +7,7 @@ use axum::Json;
 use serde_json::Value;
 
 use crate::json::ApiPath;
+use crate::views::StoredUserView;
 use crate::{ApiError, ApiState, ErrorBody, NOTIFICATIONS_STORE, USERS_STORE};
 
 /// Longest id accepted in a path, in bytes.
@@ -61,13 +62,13 @@ async fn read<T: Send + 'static>(
 #[utoipa::path(get, operation_id = "show_user", path = "/api/v1/users/{user_id}", tag = "users",
     params(("user_id" = String, Path, description = "1 to 255 printable ASCII bytes, no '/'")),
     responses(
-        (status = 200, description = "The stored user", body = Object),
+        (status = 200, description = "The stored user", body = StoredUserView),
         (status = 400, description = "Invalid id", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody)))]
 pub async fn show(
     State(state): State<Arc<ApiState>>,
     ApiPath(user_id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StoredUserView>, ApiError> {
     check_id("user_id", &user_id)?;
     let key = format!("user:{user_id}");
     let bytes = read(&state, move |s| s.get(USERS_STORE, &key)).await?;
@@ -76,13 +77,15 @@ pub async fn show(
     })?;
     serde_json::from_slice(&bytes)
         .map(Json)
-        .map_err(|e| ApiError::internal(format!("stored user {user_id:?} is not JSON: {e}")))
+        .map_err(|e| ApiError::internal(format!("stored user {user_id:?} is not a user: {e}")))
 }
 
 /// Notifications the host recorded (when no webhook is configured), oldest first.
 #[utoipa::path(get, operation_id = "list_notifications", path = "/api/v1/notifications", tag = "users",
-    responses((status = 200, description = "Notifications the host recorded (no webhook configured)", body = Vec<Object>)))]
-pub async fn notifications(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, description = "Notifications the host recorded (no webhook configured): each what SendNotification logged, usually its `notification` argument", body = Vec<Value>)))]
+pub async fn notifications(
+    State(state): State<Arc<ApiState>>,
+) -> Result<Json<Vec<Value>>, ApiError> {
     let items = read(&state, |s| {
         let mut out = Vec::new();
         let mut cursor = None;
@@ -100,5 +103,5 @@ pub async fn notifications(State(state): State<Arc<ApiState>>) -> Result<Json<Va
         }
     })
     .await?;
-    Ok(Json(Value::Array(items)))
+    Ok(Json(items))
 }

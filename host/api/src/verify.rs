@@ -104,7 +104,7 @@ struct Recorded {
     params(("name" = String, Path, description = "Activity type name"),
         ("last" = Option<u64>, Query, description = "How many recorded executions to replay, 1..500 (default 20)"),
         crate::activities::DeployParams),
-    request_body(description = "The candidate component's bytes", content((Vec<u8> = "application/wasm"))),
+    request_body(description = "The candidate component's bytes", content((Vec<u8> = "application/wasm"), (Vec<u8> = "application/octet-stream"))),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The cases and their counts", body = VerifyReport),

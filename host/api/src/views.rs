@@ -29,11 +29,9 @@ pub struct WorkflowView {
     pub close_time_ms: Option<u64>,
     /// While running: the steps done and the one running (when a worker answers the query).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub progress: Option<Progress>,
     /// Once completed: the outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub result: Option<UserOutcome>,
     /// Once failed, cancelled, terminated or timed out: why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,4 +99,63 @@ pub struct CancelSent {
     pub run_id: String,
     /// Always `cancel`.
     pub signal: String,
+}
+
+/// What `/readyz` answers.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReadinessView {
+    /// True when everything below is ready.
+    pub ready: bool,
+    /// `ok`, or `unavailable: ...` with the reason.
+    pub temporal: String,
+    /// `loaded` or `loading`.
+    pub registry: String,
+    /// `polling`, `not polling`, or `not in this process`.
+    pub worker: String,
+}
+
+/// An invoked activity execution: the invoke answer, and `GET .../executions/{activity_id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExecutionView {
+    /// The execution's activity id.
+    pub activity_id: String,
+    /// Its run id.
+    pub run_id: String,
+    /// `RUNNING`, `COMPLETED`, `FAILED`, `CANCELED`, `TERMINATED`, `TIMED_OUT`.
+    pub status: String,
+    /// The attempt running or last run (from `executions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<i32>,
+    /// Once completed: the activity's result, as its schema (`GET .../schema`) describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// Once completed: the digest of the version that ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Once failed: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<FailureView>,
+    /// While running after a failed attempt: that attempt's failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<FailureView>,
+    /// While running (`202`): where to read it later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+/// A user as the `users` store holds it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StoredUserView {
+    /// The user's id.
+    pub user_id: String,
+    /// Email address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// 1 when created, plus one per update.
+    pub version: u32,
+    /// Creation, ms since the Unix epoch.
+    pub created_at_ms: u64,
+    /// Last change, ms since the Unix epoch.
+    pub updated_at_ms: u64,
 }

@@ -26,7 +26,7 @@ pub const WORKFLOW_TYPE: &str = "UserWorkflow";
 pub const INVALID_USER: &str = "InvalidUser";
 
 /// What to do with the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Create the user.
@@ -136,7 +136,7 @@ pub struct Notification {
 }
 
 /// The workflow's result (and its result so far, in `progress`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserOutcome {
     /// The user's id.
     pub user_id: String,
@@ -151,7 +151,7 @@ pub struct UserOutcome {
 }
 
 /// Answer of the `progress` query.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Progress {
     /// Activity types completed, in order.
     pub steps_done: Vec<String>,

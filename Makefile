@@ -112,6 +112,7 @@ bench: guests
 	cargo bench -p activity-runtime --bench invoke
 	cargo bench -p activity-registry --bench deploy
 	cargo bench -p activity-registry --bench density
+	cargo bench -p activity-registry --bench rollout
 
 # activity-host against plain Temporal SDK workers (Python, native Rust) on one dev server;
 # writes docs/BENCHMARKS.md's end-to-end section and docs/bench-e2e.svg. About 5 minutes.

@@ -13,6 +13,9 @@ use wasi::logging::logging::{log, Level};
 
 /// Config key that holds the webhook URL.
 const WEBHOOK_URL_KEY: &str = "webhook_url";
+/// Config key of the webhook's bearer token: deploy with the secret `webhook_token` granted
+/// and the guest holds only its placeholder; the host sends the value to the secret's hosts.
+const WEBHOOK_TOKEN_KEY: &str = "webhook_token";
 /// Largest chunk `blocking-write-and-flush` accepts.
 const WRITE_CHUNK: usize = 4096;
 
@@ -110,7 +113,11 @@ fn post_json(url: &str, body: &str, idempotency_key: &str) -> Result<u16, UserEr
     if authority.is_empty() {
         return Err(bad_url("has no host"));
     }
-    let headers = Fields::from_list(&[
+    let token = wasi::config::store::get(WEBHOOK_TOKEN_KEY)
+        .ok()
+        .flatten()
+        .filter(|t| !t.is_empty());
+    let mut fields = vec![
         ("content-type".to_string(), b"application/json".to_vec()),
         (
             "content-length".to_string(),
@@ -120,8 +127,15 @@ fn post_json(url: &str, body: &str, idempotency_key: &str) -> Result<u16, UserEr
             "idempotency-key".to_string(),
             idempotency_key.as_bytes().to_vec(),
         ),
-    ])
-    .map_err(|e| failure("InvalidWebhookRequest", format!("{e:?}"), true))?;
+    ];
+    if let Some(token) = token {
+        fields.push((
+            "authorization".to_string(),
+            format!("Bearer {token}").into_bytes(),
+        ));
+    }
+    let headers = Fields::from_list(&fields)
+        .map_err(|e| failure("InvalidWebhookRequest", format!("{e:?}"), true))?;
     let request = OutgoingRequest::new(headers);
     let set = request
         .set_method(&Method::Post)

@@ -154,6 +154,21 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// API keys (admin): create (the token is printed once), list, revoke.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Secrets (admin): set (the value is read from standard input), list, remove. Values
+    /// are never shown.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Deploy every activity of a manifest (TOML or YAML) through a host's REST API.
     ///
     /// Each `[activity.NAME]` table names its component (`source`: a file relative to the
@@ -298,6 +313,11 @@ pub struct GrantArgs {
     /// Key-value store the activity may open (repeatable).
     #[arg(long = "kv-store")]
     pub kv_stores: Vec<String>,
+    /// Secret the activity may use (repeatable): it reads a placeholder under the name
+    /// through wasi:config; the host puts the value in its place only in requests to the
+    /// secret's hosts.
+    #[arg(long = "secret")]
+    pub secrets: Vec<String>,
 }
 
 impl GrantArgs {
@@ -306,6 +326,7 @@ impl GrantArgs {
         DeployOptions {
             allow_hosts: self.allow_hosts,
             kv_stores: self.kv_stores,
+            secrets: self.secrets,
             config,
             ..Default::default()
         }
@@ -422,6 +443,14 @@ pub enum ActivitiesCommand {
     },
     /// Make the candidate active for every run (pinned runs keep their version).
     Promote { name: String },
+    /// The outgoing requests this host's calls of an activity type made (allowed and
+    /// refused), oldest first.
+    Egress {
+        name: String,
+        /// Only those at or after this time (ms since the Unix epoch).
+        #[arg(long)]
+        since: Option<u64>,
+    },
     /// Drop the candidate: later calls and retries go to the active version.
     Abort {
         name: String,
@@ -429,6 +458,43 @@ pub enum ActivitiesCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print its token (shown once: only its hash is stored).
+    Create {
+        /// Who or what holds it.
+        name: String,
+        /// admin, deployer, invoker or reader.
+        #[arg(long)]
+        role: String,
+        /// Activity type it may act on (repeatable); default: all.
+        #[arg(long = "activity")]
+        activities: Vec<String>,
+        /// Invokes and workflow starts a minute.
+        #[arg(long)]
+        per_minute: Option<u32>,
+    },
+    /// Every key (revoked ones too), without tokens.
+    List,
+    /// Revoke a key on every host.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum SecretsCommand {
+    /// Set a secret; its value is read from standard input (one trailing newline dropped).
+    Set {
+        name: String,
+        /// Host the value may be sent to (repeatable, at least one).
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+    },
+    /// Names and hosts of the secrets.
+    List,
+    /// Remove a secret.
+    Remove { name: String },
 }
 
 fn parse_policy(s: &str) -> Result<RolloutPolicy, String> {

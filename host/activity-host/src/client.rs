@@ -2,10 +2,13 @@
 
 use std::path::Path;
 
+use activity_api::access::CreatedKey;
 use activity_api::verify::VerifyReport;
 use activity_api::views::{CancelSent, Started, WorkflowPage, WorkflowView};
+use activity_registry::access::{ApiKey, SecretView};
 use activity_registry::rollout::RolloutPolicy;
 use activity_registry::{ActivityDetails, ActivitySummary, DeployOutcome, VersionView};
+use activity_runtime::egress::EgressRecord;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -53,6 +56,8 @@ pub struct DeployOptions {
     pub allow_hosts: Vec<String>,
     /// Key-value stores.
     pub kv_stores: Vec<String>,
+    /// Secrets.
+    pub secrets: Vec<String>,
     /// `KEY=VALUE` config values.
     pub config: Vec<String>,
     /// The export to call.
@@ -77,6 +82,7 @@ impl DeployOptions {
         let mut query: Vec<(&str, String)> = Vec::new();
         query.extend(self.allow_hosts.iter().map(|h| ("allow_host", h.clone())));
         query.extend(self.kv_stores.iter().map(|s| ("kv_store", s.clone())));
+        query.extend(self.secrets.iter().map(|s| ("secret", s.clone())));
         query.extend(self.config.iter().map(|c| ("config", c.clone())));
         if let Some(e) = &self.export {
             query.push(("export", e.clone()));
@@ -97,6 +103,14 @@ impl DeployOptions {
         }
         query
     }
+}
+
+/// The bytes of the component file a deploy or a verify sends.
+fn read_component(file: &Path) -> Result<Vec<u8>, ClientError> {
+    std::fs::read(file).map_err(|e| ClientError::File {
+        path: file.display().to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// A client of one host's REST API.
@@ -230,10 +244,7 @@ impl ApiClient {
         name: &str,
         options: &DeployOptions,
     ) -> Result<DeployOutcome, ClientError> {
-        let bytes = std::fs::read(file).map_err(|e| ClientError::File {
-            path: file.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let bytes = read_component(file)?;
         let url = format!("{}/api/v1/activities/{name}", self.base);
         let request = self
             .http
@@ -253,10 +264,7 @@ impl ApiClient {
         options: &DeployOptions,
         last: Option<u64>,
     ) -> Result<VerifyReport, ClientError> {
-        let bytes = std::fs::read(file).map_err(|e| ClientError::File {
-            path: file.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let bytes = read_component(file)?;
         let url = format!("{}/api/v1/activities/{name}/verify", self.base);
         let mut query = options.query();
         if let Some(n) = last {
@@ -378,5 +386,58 @@ impl ApiClient {
     pub async fn remove(&self, name: &str) -> Result<Value, ClientError> {
         let url = format!("{}/api/v1/activities/{name}", self.base);
         self.answer(&url, self.http.delete(&url)).await
+    }
+
+    /// Creates an API key; the answer carries its token, once.
+    pub async fn create_key(&self, key: &Value) -> Result<CreatedKey, ClientError> {
+        let url = self.url("/api/v1/keys");
+        self.typed(&url, self.http.post(&url).json(key)).await
+    }
+
+    /// Lists the API keys (never their tokens).
+    pub async fn list_keys(&self) -> Result<Vec<ApiKey>, ClientError> {
+        let url = self.url("/api/v1/keys");
+        self.typed(&url, self.http.get(&url)).await
+    }
+
+    /// Revokes an API key.
+    pub async fn revoke_key(&self, id: &str) -> Result<Value, ClientError> {
+        let url = self.url(&format!("/api/v1/keys/{id}"));
+        self.answer(&url, self.http.delete(&url)).await
+    }
+
+    /// Sets a secret's value and the hosts it may be sent to.
+    pub async fn set_secret(
+        &self,
+        name: &str,
+        value: &str,
+        hosts: &[String],
+    ) -> Result<SecretView, ClientError> {
+        let url = self.url(&format!("/api/v1/secrets/{name}"));
+        let body = serde_json::json!({"value": value, "hosts": hosts});
+        self.typed(&url, self.http.put(&url).json(&body)).await
+    }
+
+    /// Lists the secrets (never their values).
+    pub async fn list_secrets(&self) -> Result<Vec<SecretView>, ClientError> {
+        let url = self.url("/api/v1/secrets");
+        self.typed(&url, self.http.get(&url)).await
+    }
+
+    /// Removes a secret.
+    pub async fn remove_secret(&self, name: &str) -> Result<Value, ClientError> {
+        let url = self.url(&format!("/api/v1/secrets/{name}"));
+        self.answer(&url, self.http.delete(&url)).await
+    }
+
+    /// The outgoing requests of `name` made at or after `since_ms`.
+    pub async fn egress(
+        &self,
+        name: &str,
+        since_ms: Option<u64>,
+    ) -> Result<Vec<EgressRecord>, ClientError> {
+        let url = self.url(&format!("/api/v1/activities/{name}/egress"));
+        let query: Vec<(&str, u64)> = since_ms.map(|s| ("since", s)).into_iter().collect();
+        self.typed(&url, self.http.get(&url).query(&query)).await
     }
 }

@@ -342,6 +342,11 @@ mod tests {
             "registry.keyvalue_backend" => Some(json!("sqlite")),
             "registry.rollout.policy" => Some(json!("pinned")),
             "registry.rollout.auto_abort.failure_rate" => Some(json!(0.25)),
+            "api.quotas.per_key_per_minute" => Some(json!(120)),
+            "api.quotas.per_activity_per_minute" => Some(json!(600)),
+            "registry.secrets_key" => Some(json!("ab".repeat(32))),
+            "registry.secrets_key_file" => Some(json!("/run/secrets/activity-host-key")),
+            "runtime.egress.allowed_hosts" => Some(json!(["*.example.com"])),
             _ => None,
         };
         let value = special.unwrap_or_else(|| match default {

@@ -85,6 +85,10 @@ pub struct Host {
     pub readiness: Arc<Readiness>,
     /// Pulls OCI artifacts for deploys by reference (API, watched directory).
     pub oci: Arc<activity_oci::OciClient>,
+    /// API keys and secrets.
+    pub access: Arc<dyn activity_registry::access::AccessStore>,
+    /// The key secrets are sealed with.
+    pub secrets_key: Option<Arc<activity_registry::access::SecretsKey>>,
 }
 
 impl Host {
@@ -127,20 +131,25 @@ impl Host {
         };
         // The registry and the hosts table live together: SQLite for the processes sharing
         // one data directory, PostgreSQL for a fleet.
-        let (registry_store, fleet): (Arc<dyn RegistryStore>, Arc<dyn FleetStore>) =
-            match (config.registry.backend, &pool) {
-                (StorageBackend::Postgres, Some(pool)) => (
-                    Arc::new(activity_postgres::PostgresRegistryStore::new(pool.clone())),
-                    Arc::new(activity_postgres::PostgresFleet::new(pool.clone())),
-                ),
-                _ => {
-                    let index = config.registry_index_path();
-                    let sqlite = SqliteRegistryStore::open(&index, &config.modules_dir())
-                        .map_err(|e| storage("registry", &index, &e))?;
-                    let sqlite = Arc::new(sqlite);
-                    (sqlite.clone(), sqlite)
-                }
-            };
+        type Stores = (
+            Arc<dyn RegistryStore>,
+            Arc<dyn FleetStore>,
+            Arc<dyn activity_registry::access::AccessStore>,
+        );
+        let (registry_store, fleet, access): Stores = match (config.registry.backend, &pool) {
+            (StorageBackend::Postgres, Some(pool)) => (
+                Arc::new(activity_postgres::PostgresRegistryStore::new(pool.clone())),
+                Arc::new(activity_postgres::PostgresFleet::new(pool.clone())),
+                Arc::new(activity_postgres::PostgresAccess::new(pool.clone())),
+            ),
+            _ => {
+                let index = config.registry_index_path();
+                let sqlite = SqliteRegistryStore::open(&index, &config.modules_dir())
+                    .map_err(|e| storage("registry", &index, &e))?;
+                let sqlite = Arc::new(sqlite);
+                (sqlite.clone(), sqlite.clone(), sqlite)
+            }
+        };
         let store: Arc<dyn KeyValueBackend> = match (config.registry.keyvalue(), &pool) {
             (StorageBackend::Postgres, Some(pool)) => {
                 Arc::new(activity_postgres::PostgresKeyValue::new(pool.clone()))
@@ -155,15 +164,31 @@ impl Host {
             cache_dir: Some(config.compiled_cache_dir()),
         })?
         .with_key_value(store.clone())
-        .with_observer(Arc::new(NotificationRecorder::new(store.clone())));
+        .with_observer(Arc::new(NotificationRecorder::new(store.clone())))
+        .with_egress(Arc::new(activity_runtime::egress::Egress::new({
+            // The webhook the operator configured is inside the host's policy.
+            let mut egress = config.runtime.egress.clone();
+            if config.notifications.webhook_url.is_some() {
+                egress.allowed_hosts.extend(crate::reference::webhook_hosts(
+                    config.notifications.webhook_url.as_deref(),
+                ));
+            }
+            egress
+        })));
         let runtime = Arc::new(runtime);
+        let secrets_key = config
+            .registry
+            .secrets_key()
+            .map_err(|e| HostError::Registry(e.to_string()))?
+            .map(Arc::new);
         let mut registry = Registry::new(
             registry_store,
             runtime.clone(),
             config.registry.max_component_bytes,
         )
         .with_rollout(config.registry.rollout.clone())
-        .with_fleet(fleet);
+        .with_fleet(fleet)
+        .with_access(access.clone(), secrets_key.clone());
         if !executes {
             registry = registry.without_execution();
         }
@@ -174,6 +199,8 @@ impl Host {
             store,
             runtime,
             registry,
+            access,
+            secrets_key,
             readiness: Arc::default(),
             oci,
         })
@@ -183,6 +210,7 @@ impl Host {
     /// keeps re-reading the store every `registry.reconcile_ms`, and watches
     /// `activities.watch_dir` when set.
     pub async fn start_registry(&self) -> Result<(), HostError> {
+        self.registry.reload_secrets().await;
         let failures = self
             .registry
             .load_all()
@@ -386,6 +414,11 @@ impl Host {
             oci: self.oci.clone(),
             default_limits: self.config.runtime.limits,
             metrics: activity_api::observe::prometheus(),
+            keys: Some(Arc::new(activity_api::auth::KeyCache::new(
+                self.access.clone(),
+            ))),
+            rates: Arc::default(),
+            secrets_key: self.secrets_key.clone(),
         };
         let listener = tokio::net::TcpListener::bind(&address)
             .await

@@ -75,6 +75,9 @@ pub struct ManifestActivity {
     /// Key-value stores it may open.
     #[serde(default)]
     pub key_value_stores: Vec<String>,
+    /// Secrets it may use (placeholders through `wasi:config`).
+    #[serde(default)]
+    pub secrets: Vec<String>,
     /// Values it reads through `wasi:config`.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
@@ -96,6 +99,7 @@ impl ManifestActivity {
         DeployOptions {
             allow_hosts: self.allowed_hosts.clone(),
             kv_stores: self.key_value_stores.clone(),
+            secrets: self.secrets.clone(),
             config: self
                 .config
                 .iter()

@@ -23,18 +23,9 @@ pub fn spec(activity_type: &str, webhook_url: Option<&str>) -> ActivitySpec {
             spec.grants.key_value_stores = vec![USERS_STORE.into()];
         }
         "SendNotification" => {
-            let authority = webhook_url
-                .and_then(|u| url::Url::parse(u).ok())
-                .and_then(|u| {
-                    let host = u.host_str()?.to_string();
-                    Some(match u.port() {
-                        Some(port) => format!("{host}:{port}"),
-                        None => host,
-                    })
-                });
             // Outgoing HTTP is granted only towards the webhook; without one, every request
             // is refused and notifications go to the host's log.
-            spec.grants.allowed_hosts = vec![authority.unwrap_or_else(|| "webhook.invalid".into())];
+            spec.grants.allowed_hosts = webhook_hosts(webhook_url);
             if let Some(url) = webhook_url {
                 spec.grants.config.insert("webhook_url".into(), url.into());
             }
@@ -42,6 +33,28 @@ pub fn spec(activity_type: &str, webhook_url: Option<&str>) -> ActivitySpec {
         _ => {}
     }
     spec
+}
+
+/// The hosts SendNotification may call: the webhook's authority (and, for `localhost`, the
+/// loopback addresses it resolves to, which a grant must name), else a name that never
+/// resolves. The operator named the webhook, so the host's egress policy admits them too.
+pub fn webhook_hosts(webhook_url: Option<&str>) -> Vec<String> {
+    let Some(url) = webhook_url.and_then(|u| url::Url::parse(u).ok()) else {
+        return vec!["webhook.invalid".into()];
+    };
+    let Some(host) = url.host_str() else {
+        return vec!["webhook.invalid".into()];
+    };
+    let with_port = |h: &str| match url.port() {
+        Some(port) => format!("{h}:{port}"),
+        None => h.to_string(),
+    };
+    let mut hosts = vec![with_port(host)];
+    if host.eq_ignore_ascii_case("localhost") {
+        hosts.push(with_port("127.0.0.1"));
+        hosts.push(with_port("[::1]"));
+    }
+    hosts
 }
 
 #[cfg(test)]

@@ -306,8 +306,13 @@ async fn invoke_runs_each_reference_activity_like_temporal_activity_execute() {
     .await;
 }
 
+/// The JSON answer of `request`.
+async fn answer(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn admin_routes_need_the_token_and_workflow_routes_do_not() {
+async fn with_auth_on_every_route_needs_a_key_and_keys_act_by_role() {
     const TOKEN: &str = "a-long-enough-admin-token";
     let session = Session::start_with(|c| c.api.admin_token = Some(TOKEN.into())).await;
     let (http, base) = (session.http.clone(), session.base.clone());
@@ -321,7 +326,7 @@ async fn admin_routes_need_the_token_and_workflow_routes_do_not() {
         (deploy(), 401, "missing_token"),
         (
             deploy().bearer_auth("wrong-token-of-same-size!"),
-            403,
+            401,
             "invalid_token",
         ),
         (
@@ -337,34 +342,102 @@ async fn admin_routes_need_the_token_and_workflow_routes_do_not() {
         (
             http.post(format!("{base}/api/v1/activities/ValidateUser/rollback"))
                 .bearer_auth("nope"),
-            403,
+            401,
             "invalid_token",
+        ),
+        (http.get(format!("{base}/api/v1/activities")), 401, "missing_token"),
+        (
+            http.post(format!("{base}/api/v1/workflows/user"))
+                .json(&json!({"user_id": "t0", "email": "t0@example.com", "name": "T", "action": "create"})),
+            401,
+            "missing_token",
         ),
     ])
     .await;
-    // Nothing changed.
-    let listed = get_json(&http, format!("{base}/api/v1/activities")).await;
-    assert_eq!(listed.as_array().unwrap().len(), 5, "{listed}");
-    let res = deploy().bearer_auth(TOKEN).send().await.unwrap();
-    assert_eq!(res.status(), 201);
-    // Reads and workflows stay open.
-    let (id, run_id) = start(
-        &http,
-        &base,
-        json!({"user_id": "t1", "email": "t1@example.com", "name": "T", "action": "create"}),
-    )
-    .await;
-    assert_eq!(
-        wait_closed(&http, &base, &id, &run_id).await["status"],
-        "COMPLETED"
-    );
-    assert_eq!(
-        http.get(format!("{base}/api/v1/activities/Guarded"))
+    // Probes stay open.
+    for path in ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"] {
+        let status = http
+            .get(format!("{base}{path}"))
             .send()
             .await
             .unwrap()
-            .status(),
-        200
+            .status();
+        assert_ne!(status, 401, "{path}");
+    }
+    let key = |role: &str| {
+        let (http, base) = (http.clone(), base.clone());
+        let role = role.to_string();
+        async move {
+            let created = answer(
+                http.post(format!("{base}/api/v1/keys"))
+                    .bearer_auth(TOKEN)
+                    .json(&json!({"name": format!("{role}-key"), "role": role})),
+            )
+            .await;
+            (
+                created["key"]["id"].as_str().unwrap().to_string(),
+                created["token"].as_str().unwrap().to_string(),
+            )
+        }
+    };
+    let (invoker_id, invoker) = key("invoker").await;
+    let (_, reader) = key("reader").await;
+    let (_, deployer) = key("deployer").await;
+    assert_errors(vec![
+        (deploy().bearer_auth(&invoker), 403, "forbidden"),
+        (deploy().bearer_auth(&reader), 403, "forbidden"),
+        (
+            http.post(format!("{base}/api/v1/workflows/user"))
+                .bearer_auth(&reader)
+                .json(&json!({"user_id": "t0", "email": "t0@example.com", "name": "T", "action": "create"})),
+            403,
+            "forbidden",
+        ),
+        (http.get(format!("{base}/api/v1/keys")).bearer_auth(&deployer), 403, "forbidden"),
+    ])
+    .await;
+    // Nothing changed.
+    let listed = answer(
+        http.get(format!("{base}/api/v1/activities"))
+            .bearer_auth(&reader),
+    )
+    .await;
+    assert_eq!(listed.as_array().unwrap().len(), 5, "{listed}");
+    let res = deploy().bearer_auth(&deployer).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let details = answer(
+        http.get(format!("{base}/api/v1/activities/Guarded"))
+            .bearer_auth(&reader),
+    )
+    .await;
+    let by = details["versions"][0]["deployed_by"].as_str().unwrap();
+    assert!(by.ends_with("(deployer-key)"), "{details}");
+
+    // The invoker starts a workflow; its memo names who started it.
+    let started = answer(
+        http.post(format!("{base}/api/v1/workflows/user"))
+            .bearer_auth(&invoker)
+            .json(&json!({"user_id": "t1", "email": "t1@example.com", "name": "T", "action": "create"})),
+    )
+    .await;
+    let id = started["workflow_id"].as_str().unwrap().to_string();
+    let described = std::process::Command::new(test_support::temporal_cli().unwrap())
+        .args([
+            "workflow",
+            "describe",
+            "--address",
+            &session.server.address,
+            "-w",
+            &id,
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let described = String::from_utf8_lossy(&described.stdout);
+    assert!(
+        described.contains(&invoker_id),
+        "the memo does not name the invoker: {described}"
     );
 }
 

@@ -22,6 +22,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/activities/{name}/abort"),
     ("post", "/api/v1/activities/{name}/verify"),
     ("get", "/api/v1/activities/{name}/schema"),
+    ("get", "/api/v1/activities/{name}/egress"),
+    ("post", "/api/v1/keys"),
+    ("get", "/api/v1/keys"),
+    ("delete", "/api/v1/keys/{id}"),
+    ("get", "/api/v1/secrets"),
+    ("put", "/api/v1/secrets/{name}"),
+    ("delete", "/api/v1/secrets/{name}"),
     ("get", "/api/v1/codegen/{lang}"),
     ("post", "/api/v1/activities/{name}/invoke"),
     ("get", "/api/v1/activities/{name}/executions/{activity_id}"),
@@ -128,11 +135,10 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         assert_ne!(status, 405, "{method} {url}");
         assert!(!text.contains("no_route"), "{method} {url}: {text}");
     }
-    // The admin routes are marked as needing the token.
-    assert_eq!(
-        doc["paths"]["/api/v1/activities/{name}"]["put"]["security"][0]["admin_token"],
-        json!([])
-    );
+    // Routes are marked with the role they need.
+    let deploy = &doc["paths"]["/api/v1/activities/{name}"]["put"];
+    assert_eq!(deploy["security"][0]["api_key"], json!([]));
+    assert_eq!(deploy["x-required-role"], "deployer");
     let page = http.get(format!("{base}/docs")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("activity-host"));

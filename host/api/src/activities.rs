@@ -13,9 +13,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 
+use crate::auth::Caller;
 use crate::json::{ApiJson, ApiPath};
 use crate::{ApiError, ApiState, ErrorBody};
 
@@ -33,6 +34,10 @@ pub(crate) fn registry_error(e: RegistryError) -> ApiError {
         RegistryError::NoEarlierVersion(_) => (StatusCode::CONFLICT, "no_earlier_version"),
         RegistryError::NoCandidate(_) => (StatusCode::CONFLICT, "no_candidate"),
         RegistryError::InvalidRamp(_) => (StatusCode::BAD_REQUEST, "invalid_ramp"),
+        RegistryError::OutsidePolicy(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "outside_egress_policy")
+        }
+        RegistryError::NoSuchSecret(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no_such_secret"),
         RegistryError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
         RegistryError::Stored { .. } => {
             (StatusCode::INTERNAL_SERVER_ERROR, "stored_version_unusable")
@@ -118,10 +123,11 @@ pub struct DeploySource {
 pub(crate) fn deploy_request(
     query: Option<&str>,
     state: &ApiState,
+    by: &str,
 ) -> Result<DeployRequest, ApiError> {
     let mut request = DeployRequest {
         limits: state.default_limits,
-        deployed_by: caller(state),
+        deployed_by: by.to_string(),
         ..Default::default()
     };
     let number = |key: &str, value: &str| {
@@ -136,6 +142,7 @@ pub(crate) fn deploy_request(
         match key.as_ref() {
             "allow_host" if !value.is_empty() => request.grants.allowed_hosts.push(value.into_owned()),
             "kv_store" if !value.is_empty() => request.grants.key_value_stores.push(value.into_owned()),
+            "secret" if !value.is_empty() => request.grants.secrets.push(value.into_owned()),
             "config" => {
                 let (k, v) = value.split_once('=').ok_or_else(|| {
                     ApiError::bad_request("invalid_parameter", format!("config must be KEY=VALUE, found {value:?}"))
@@ -164,7 +171,7 @@ pub(crate) fn deploy_request(
             other => {
                 return Err(ApiError::bad_request(
                     "invalid_parameter",
-                    format!("unknown or empty parameter {other:?}; expected allow_host, kv_store, config, export, max_memory_bytes, max_execution_ms, max_output_bytes, fuel, rollout, ramp_percent"),
+                    format!("unknown or empty parameter {other:?}; expected allow_host, kv_store, secret, config, export, max_memory_bytes, max_execution_ms, max_output_bytes, fuel, rollout, ramp_percent"),
                 ))
             }
         }
@@ -180,13 +187,10 @@ pub(crate) fn deploy_request(
     request_body(description = "The component's bytes, or the OCI artifact to pull", content(
         (Vec<u8> = "application/wasm"),
         (DeploySource = "application/json"))),
-    security(("admin_token" = [])),
     responses(
         (status = 201, description = "A new version is active", body = DeployOutcome),
         (status = 200, description = "The same version was already active", body = DeployOutcome),
         (status = 400, description = "Invalid name, empty body, parameter or reference", body = ErrorBody),
-        (status = 401, description = "No admin token", body = ErrorBody),
-        (status = 403, description = "Wrong admin token", body = ErrorBody),
         (status = 404, description = "The OCI artifact is not in its registry", body = ErrorBody),
         (status = 413, description = "Over registry.max_component_bytes", body = ErrorBody),
         (status = 415, description = "Neither application/wasm nor application/json", body = ErrorBody),
@@ -195,6 +199,7 @@ pub(crate) fn deploy_request(
         (status = 503, description = "The registry store or the OCI registry is unavailable", body = ErrorBody)))]
 pub async fn deploy(
     State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
     ApiPath(name): ApiPath<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -229,7 +234,7 @@ pub async fn deploy(
         },
     })?;
     activity_registry::check_name(&name).map_err(registry_error)?;
-    let request = deploy_request(query.as_deref(), &state)?;
+    let request = deploy_request(query.as_deref(), &state, &caller.who)?;
     let outcome = if by_reference {
         if body.starts_with(b"\0asm") {
             return Err(ApiError {
@@ -341,10 +346,15 @@ pub struct Rollback {
 #[allow(dead_code)]
 pub struct DeployParams {
     /// Host the activity may call over outgoing HTTP (repeatable): `example.com`,
-    /// `example.com:8443`, `*.example.com`, `*`.
+    /// `example.com:8443`, `*.example.com`, `*` (public addresses only), or an address or
+    /// range (`10.0.0.5:8080`, `10.0.0.0/8`), which loopback, link-local and private
+    /// destinations need. Bounded by `runtime.egress.allowed_hosts`.
     allow_host: Option<Vec<String>>,
     /// Key-value store the activity may open (repeatable).
     kv_store: Option<Vec<String>>,
+    /// Secret the activity may use (repeatable): it reads a placeholder under the name
+    /// through wasi:config; the host substitutes the value toward the secret's hosts only.
+    secret: Option<Vec<String>>,
     /// `KEY=VALUE` read through wasi:config (repeatable).
     config: Option<Vec<String>>,
     /// The export to call, when not the type name in kebab case.
@@ -363,16 +373,6 @@ pub struct DeployParams {
     /// With `rollout=ramp`, the share of runs the candidate gets, 0..100 (default:
     /// `registry.rollout.ramp_percent`).
     ramp_percent: Option<u8>,
-}
-
-/// Who calls an admin route, for the rollout events: `admin` when the admin token guards
-/// them, else `api`.
-fn caller(state: &ApiState) -> String {
-    if state.settings.admin_token.is_some() {
-        "admin".into()
-    } else {
-        "api".into()
-    }
 }
 
 /// Body of a ramp: the candidate's new share.
@@ -395,23 +395,21 @@ pub struct Abort {
 #[utoipa::path(post, operation_id = "ramp_activity", path = "/api/v1/activities/{name}/ramp", tag = "activities",
     params(("name" = String, Path, description = "Activity type name")),
     request_body(content = Ramp, content_type = "application/json"),
-    security(("admin_token" = [])),
     responses(
         (status = 200, description = "The activity type with its candidate's new share", body = ActivityDetails),
         (status = 400, description = "Invalid name, body or percent", body = ErrorBody),
         (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody),
-        (status = 401, description = "No admin token", body = ErrorBody),
-        (status = 403, description = "Wrong admin token", body = ErrorBody),
         (status = 404, description = "Not deployed", body = ErrorBody),
         (status = 409, description = "No candidate", body = ErrorBody)))]
 pub async fn ramp(
     State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<Ramp>,
 ) -> Result<Json<ActivityDetails>, ApiError> {
     let registry = &state.registry;
     registry
-        .ramp(&name, body.percent, &caller(&state))
+        .ramp(&name, body.percent, &caller.who)
         .await
         .map_err(registry_error)?;
     registry
@@ -425,21 +423,19 @@ pub async fn ramp(
 /// (runs pinned to the earlier version keep it).
 #[utoipa::path(post, operation_id = "promote_activity", path = "/api/v1/activities/{name}/promote", tag = "activities",
     params(("name" = String, Path, description = "Activity type name")),
-    security(("admin_token" = [])),
     responses(
         (status = 200, description = "The version now active", body = VersionView),
         (status = 400, description = "Invalid name", body = ErrorBody),
-        (status = 401, description = "No admin token", body = ErrorBody),
-        (status = 403, description = "Wrong admin token", body = ErrorBody),
         (status = 404, description = "Not deployed", body = ErrorBody),
         (status = 409, description = "No candidate", body = ErrorBody)))]
 pub async fn promote(
     State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<VersionView>, ApiError> {
     state
         .registry
-        .promote(&name, &caller(&state))
+        .promote(&name, &caller.who)
         .await
         .map(Json)
         .map_err(registry_error)
@@ -450,17 +446,15 @@ pub async fn promote(
 #[utoipa::path(post, operation_id = "abort_activity", path = "/api/v1/activities/{name}/abort", tag = "activities",
     params(("name" = String, Path, description = "Activity type name")),
     request_body(content = Option<Abort>, content_type = "application/json", description = "Optional reason"),
-    security(("admin_token" = [])),
     responses(
         (status = 200, description = "The activity type without its candidate", body = ActivityDetails),
         (status = 400, description = "Invalid name or body", body = ErrorBody),
         (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody),
-        (status = 401, description = "No admin token", body = ErrorBody),
-        (status = 403, description = "Wrong admin token", body = ErrorBody),
         (status = 404, description = "Not deployed", body = ErrorBody),
         (status = 409, description = "No candidate", body = ErrorBody)))]
 pub async fn abort(
     State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -468,7 +462,7 @@ pub async fn abort(
     let Abort { reason } = optional_json(&state, &headers, body).await?;
     let registry = &state.registry;
     registry
-        .abort(&name, &caller(&state), reason)
+        .abort(&name, &caller.who, reason)
         .await
         .map_err(registry_error)?;
     registry
@@ -507,17 +501,15 @@ async fn optional_json<T: serde::de::DeserializeOwned + Default>(
 #[utoipa::path(post, operation_id = "rollback_activity", path = "/api/v1/activities/{name}/rollback", tag = "activities",
     params(("name" = String, Path, description = "Activity type name")),
     request_body(content = Option<Rollback>, content_type = "application/json", description = "Empty for the previous version, or the digest to return to"),
-    security(("admin_token" = [])),
     responses(
         (status = 200, description = "The version now active", body = VersionView),
         (status = 400, description = "Invalid name or body", body = ErrorBody),
         (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody),
-        (status = 401, description = "No admin token", body = ErrorBody),
-        (status = 403, description = "Wrong admin token", body = ErrorBody),
         (status = 404, description = "Not deployed, or no such version", body = ErrorBody),
         (status = 409, description = "No earlier version", body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -526,7 +518,7 @@ pub async fn rollback(
     let target: Rollback = optional_json(&state, &headers, body).await?;
     state
         .registry
-        .rollback(&name, target.digest.as_deref(), &caller(&state))
+        .rollback(&name, target.digest.as_deref(), &caller.who)
         .await
         .map(Json)
         .map_err(registry_error)
@@ -535,17 +527,20 @@ pub async fn rollback(
 /// `DELETE /api/v1/activities/{name}`.
 #[utoipa::path(delete, operation_id = "remove_activity", path = "/api/v1/activities/{name}", tag = "activities",
     params(("name" = String, Path, description = "Activity type name")),
-    security(("admin_token" = [])),
     responses(
         (status = 204, description = "Removed with its history"),
         (status = 400, description = "Invalid name", body = ErrorBody),
-        (status = 401, description = "No admin token", body = ErrorBody),
-        (status = 403, description = "Wrong admin token", body = ErrorBody),
         (status = 404, description = "Not deployed", body = ErrorBody)))]
 pub async fn remove(
     State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.registry.remove(&name).await.map_err(registry_error)?;
+    tracing::info!(
+        activity = name.as_str(),
+        by = caller.who.as_str(),
+        "activity type removed"
+    );
     Ok(StatusCode::NO_CONTENT)
 }

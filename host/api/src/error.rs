@@ -45,6 +45,15 @@ impl ApiError {
         }
     }
 
+    /// A dependency of the host (its store) failed: 503, so clients retry.
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code,
+            message: message.into(),
+        }
+    }
+
     /// A failure of the host itself.
     pub fn internal(message: impl Into<String>) -> Self {
         Self {

@@ -1,4 +1,5 @@
-//! Guards around the handlers: the admin token, the request timeout, and readiness.
+//! Guards around the handlers: body limits, the request timeout, and readiness (who may
+//! call is [`crate::auth`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,66 +24,6 @@ pub fn token_matches(presented: &str, expected: &str) -> bool {
     let a = Sha256::digest(presented.as_bytes());
     let b = Sha256::digest(expected.as_bytes());
     a.ct_eq(&b).into()
-}
-
-/// Admin routes ([`crate::ADMIN_ROUTES`]: deploy, rollback, remove) need
-/// `Authorization: Bearer <api.admin_token>` when a token is configured.
-pub async fn require_admin(
-    State(state): State<Arc<ApiState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str())
-        .unwrap_or_default();
-    let admin = crate::ADMIN_ROUTES
-        .iter()
-        .any(|(m, p)| *m == request.method().as_str() && *p == route);
-    let Some(expected) = state.settings.admin_token.as_ref().filter(|_| admin) else {
-        return next.run(request).await;
-    };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_string());
-    let allowed = presented
-        .as_deref()
-        .is_some_and(|t| token_matches(t, expected));
-    if allowed {
-        return next.run(request).await;
-    }
-    // Read what the client is sending before answering, so it gets the answer rather than
-    // a connection reset; no more than a deploy could send anyway.
-    let limit = state.registry.max_component_bytes();
-    let _ = axum::body::to_bytes(request.into_body(), limit).await;
-    match presented {
-        Some(_) => ApiError {
-            status: StatusCode::FORBIDDEN,
-            code: "invalid_token",
-            message: "the bearer token is not the admin token".into(),
-        }
-        .into_response(),
-        None => {
-            let mut res = ApiError {
-                status: StatusCode::UNAUTHORIZED,
-                code: "missing_token",
-                message: "this route needs Authorization: Bearer <admin token>".into(),
-            }
-            .into_response();
-            res.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            res
-        }
-    }
 }
 
 /// Most of an oversized body read (and dropped) before answering 413, so that a client

@@ -3,7 +3,9 @@
 //! Handlers validate everything a client sends before anything reaches Temporal, and answer
 //! errors as `{"error":{"code","message"}}`.
 
+pub mod access;
 pub mod activities;
+pub mod auth;
 mod codegen;
 mod error;
 pub mod guard;
@@ -33,7 +35,7 @@ use utoipa_axum::routes;
 pub use error::ApiError;
 pub use guard::Readiness;
 pub use openapi::ErrorBody;
-pub use settings::{ApiSettings, InvokeSettings};
+pub use settings::{ApiSettings, InvokeSettings, QuotaSettings};
 
 /// Key-value store of users.
 pub const USERS_STORE: &str = "users";
@@ -85,6 +87,12 @@ pub struct ApiState {
     pub metrics: Option<PrometheusHandle>,
     /// What `/readyz` reports.
     pub readiness: Arc<Readiness>,
+    /// API keys, read through a short-lived cache (`None`: only the admin token).
+    pub keys: Option<Arc<auth::KeyCache>>,
+    /// The rate limits' buckets.
+    pub rates: Arc<auth::RateLimits>,
+    /// The key secrets are sealed with, when the host has one.
+    pub secrets_key: Option<Arc<activity_registry::access::SecretsKey>>,
 }
 
 impl ApiState {
@@ -95,17 +103,6 @@ impl ApiState {
         })
     }
 }
-
-/// Routes that change what runs: they need the admin token when one is configured.
-pub const ADMIN_ROUTES: &[(&str, &str)] = &[
-    ("PUT", "/api/v1/activities/{name}"),
-    ("DELETE", "/api/v1/activities/{name}"),
-    ("POST", "/api/v1/activities/{name}/rollback"),
-    ("POST", "/api/v1/activities/{name}/ramp"),
-    ("POST", "/api/v1/activities/{name}/promote"),
-    ("POST", "/api/v1/activities/{name}/abort"),
-    ("POST", "/api/v1/activities/{name}/verify"),
-];
 
 /// The router with every route, and the OpenAPI document describing exactly those routes
 /// (both come from the same registrations).
@@ -139,6 +136,11 @@ pub fn router_and_openapi(state: ApiState) -> (Router, utoipa::openapi::OpenApi)
         .routes(routes!(workflows::start, workflows::list))
         .routes(routes!(workflows::show))
         .routes(routes!(workflows::cancel))
+        .routes(routes!(access::create_key, access::list_keys))
+        .routes(routes!(access::revoke_key))
+        .routes(routes!(access::egress))
+        .routes(routes!(access::list_secrets))
+        .routes(routes!(access::set_secret, access::remove_secret))
         .routes(routes!(users::show))
         .routes(routes!(users::notifications))
         .routes(routes!(openapi::healthz))
@@ -149,7 +151,7 @@ pub fn router_and_openapi(state: ApiState) -> (Router, utoipa::openapi::OpenApi)
         .routes(routes!(openapi::docs_asset))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            guard::require_admin,
+            auth::authorize,
         ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -42,7 +42,8 @@ pub async fn observe(request: Request, next: Next) -> Response {
         "request",
         request_id = id.as_str(),
         method = method.as_str(),
-        route = route.as_str()
+        route = route.as_str(),
+        caller = tracing::field::Empty
     );
     let started = Instant::now();
     let response = next.run(request).instrument(span.clone()).await;

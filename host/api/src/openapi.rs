@@ -33,18 +33,54 @@ pub struct ErrorDetail {
     message: String,
 }
 
-struct AdminToken;
+struct BearerAuth;
 
-impl Modify for AdminToken {
+impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         openapi
             .components
             .get_or_insert_default()
             .add_security_scheme(
-                "admin_token",
+                "api_key",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
     }
+}
+
+/// Marks every route by what it needs ([`crate::auth::ROUTES`]): the bearer scheme, the
+/// role in `x-required-role`, `401` and `403`, and `429` where rate limits apply. One place,
+/// from the same table the router enforces.
+pub fn with_roles(doc: &utoipa::openapi::OpenApi) -> Value {
+    use activity_registry::access::Need;
+    let mut value = serde_json::to_value(doc).unwrap_or_else(|_| json!({}));
+    let error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
+    if let Some(paths) = value.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for (method, op) in item.iter_mut() {
+                let need = crate::auth::need_of(&method.to_uppercase(), path);
+                let role = match need {
+                    Some(Need::Public) | None => continue,
+                    Some(Need::Read) => "reader",
+                    Some(Need::Invoke) => "invoker",
+                    Some(Need::Deploy) => "deployer",
+                    Some(Need::Admin) => "admin",
+                };
+                op["security"] = json!([{"api_key": []}]);
+                op["x-required-role"] = json!(role);
+                let responses = &mut op["responses"];
+                responses["401"] = json!({"description": "No bearer token, or not a live key (when auth is on)", "content": error});
+                responses["403"] = json!({"description": format!("The caller's role or activity types do not allow this route (needs {role})"), "content": error});
+                if need == Some(Need::Invoke) && method == "post" && !path.ends_with("/cancel") {
+                    responses["429"] = json!({"description": "Over a rate limit (api.quotas or the key's per_minute); see Retry-After", "content": error,
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}}});
+                }
+            }
+        }
+    }
+    value
 }
 
 /// The document's fixed part; the router adds the paths.
@@ -55,10 +91,11 @@ impl Modify for AdminToken {
         description = "Serverless WebAssembly activity host for Temporal: start and follow `UserWorkflow`, deploy, roll back and invoke activity components. Errors are `{\"error\":{\"code\",\"message\"}}`."
     ),
     components(schemas(ErrorBody)),
-    modifiers(&AdminToken),
+    modifiers(&BearerAuth),
     tags(
         (name = "workflows", description = "UserWorkflow: start, follow, cancel, list"),
-        (name = "activities", description = "Deployed activity components (admin routes need the bearer token when one is configured)"),
+        (name = "activities", description = "Deployed activity components"),
+        (name = "access", description = "API keys and secrets (admin)"),
         (name = "invoke", description = "Run a deployed activity once as a Temporal standalone activity"),
         (name = "users", description = "What the reference activities stored"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
@@ -69,9 +106,9 @@ pub struct ApiDoc;
 /// The document as JSON, set once per process.
 static BASE: OnceLock<Value> = OnceLock::new();
 
-/// Keeps the document the router was built with.
+/// Keeps the document the router was built with, marked by role ([`with_roles`]).
 pub fn publish(doc: &utoipa::openapi::OpenApi) {
-    BASE.get_or_init(|| serde_json::to_value(doc).unwrap_or_else(|_| json!({})));
+    BASE.get_or_init(|| with_roles(doc));
 }
 
 /// The typed operation of one deployed activity: `POST /api/v1/activities/{name}/invoke`
@@ -97,6 +134,8 @@ fn invoke_operation(name: &str, signature: &Signature) -> Value {
         "operationId": format!("invoke_{name}"),
         "tags": ["deployed activities"],
         "summary": format!("Invoke {name}"),
+        "security": [{"api_key": []}],
+        "x-required-role": "invoker",
         "description": format!("Runs {name} once on the host's task queue, with the arguments its active version's WIT signature takes (the same operation as `/api/v1/activities/{{name}}/invoke`, typed)."),
         "parameters": [{"name": "wait", "in": "query", "required": false, "schema": {"type": "boolean"}}],
         "requestBody": {"required": true, "content": {"application/json": {
@@ -121,6 +160,9 @@ fn invoke_operation(name: &str, signature: &Signature) -> Value {
             "400": {"description": "The arguments do not fit the signature", "content": {"application/json": {"schema": error}}},
             "415": {"description": "The body is not JSON (Content-Type: application/json)", "content": {"application/json": {"schema": error}}},
             "404": {"description": "Not deployed on this host", "content": {"application/json": {"schema": error}}},
+            "401": {"description": "No bearer token, or not a live key (when auth is on)", "content": {"application/json": {"schema": error}}},
+            "403": {"description": "The caller's role or activity types do not allow this route (needs invoker)", "content": {"application/json": {"schema": error}}},
+            "429": {"description": "Over a rate limit; see Retry-After", "content": {"application/json": {"schema": error}}, "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
             "503": {"description": "Temporal unavailable", "content": {"application/json": {"schema": error}}},
         },
     }})

@@ -13,10 +13,15 @@ use serde::{Deserialize, Serialize};
 pub struct ApiSettings {
     /// Address the REST API listens on.
     pub listen: String,
-    /// Bearer token the admin routes (deploy, rollback, remove) require; unset: they are open.
+    /// The bootstrap admin's bearer token. Set, every route but health, readiness, metrics
+    /// and the API's description needs a bearer token: this one or an API key. Unset, auth
+    /// is off and every caller is an anonymous admin (refused on a non-loopback address
+    /// unless `allow_open_admin`).
     pub admin_token: Option<String>,
-    /// Allow admin routes without a token on a non-loopback address.
+    /// Serve with auth off on a non-loopback address.
     pub allow_open_admin: bool,
+    /// Rate limits of invokes and workflow starts.
+    pub quotas: QuotaSettings,
     /// Longest a request may take, in milliseconds, before it is answered 503.
     pub request_timeout_ms: u64,
     /// Largest JSON body, in bytes.
@@ -34,6 +39,7 @@ impl Default for ApiSettings {
             listen: "127.0.0.1:8080".into(),
             admin_token: None,
             allow_open_admin: false,
+            quotas: QuotaSettings::default(),
             request_timeout_ms: 60_000,
             max_json_body_bytes: 1 << 20,
             invoke: InvokeSettings::default(),
@@ -94,6 +100,17 @@ impl ApiSettings {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }
+}
+
+/// `api.quotas`: calls a minute (invokes and workflow starts), answered `429` with
+/// `Retry-After` beyond them. Unset: no limit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaSettings {
+    /// Per caller (an API key's own `per_minute` comes first).
+    pub per_key_per_minute: Option<u32>,
+    /// Per activity type invoked, whoever calls.
+    pub per_activity_per_minute: Option<u32>,
 }
 
 /// `api.invoke`: options of a standalone activity that a request does not set.

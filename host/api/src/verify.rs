@@ -105,12 +105,9 @@ struct Recorded {
         ("last" = Option<u64>, Query, description = "How many recorded executions to replay, 1..500 (default 20)"),
         crate::activities::DeployParams),
     request_body(description = "The candidate component's bytes", content((Vec<u8> = "application/wasm"), (Vec<u8> = "application/octet-stream"))),
-    security(("admin_token" = [])),
     responses(
         (status = 200, description = "The cases and their counts", body = VerifyReport),
         (status = 400, description = "Invalid name, parameter or empty body", body = ErrorBody),
-        (status = 401, description = "No admin token", body = ErrorBody),
-        (status = 403, description = "Wrong admin token", body = ErrorBody),
         (status = 404, description = "Not deployed", body = ErrorBody),
         (status = 413, description = "Over registry.max_component_bytes", body = ErrorBody),
         (status = 422, description = "Not a component, or its parameters differ from the active version's", body = ErrorBody),
@@ -123,7 +120,7 @@ pub async fn verify(
 ) -> Result<Json<VerifyReport>, ApiError> {
     let active = crate::activities::deployed_signature(&state, &name)?;
     let (last, rest) = split_last(query.as_deref())?;
-    let request = deploy_request(rest.as_deref(), &state)?;
+    let request = deploy_request(rest.as_deref(), &state, "verify")?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "empty_body",

@@ -7,7 +7,7 @@ use activity_worker::workflow::{Action, ActivityMode, UserRequest};
 use activity_worker::UserWorkflow;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::Value;
 use temporalio_client::errors::{WorkflowGetResultError, WorkflowInteractionError};
@@ -17,7 +17,7 @@ use temporalio_client::{
     Client, WorkflowDescribeOptions, WorkflowExecutionInfo, WorkflowExecutionStatus,
     WorkflowGetResultOptions, WorkflowHandle, WorkflowQueryOptions, WorkflowSignalOptions,
 };
-use temporalio_common::protos::temporal::api::common::v1::{Payloads, WorkflowType};
+use temporalio_common::protos::temporal::api::common::v1::{Memo, Payloads, WorkflowType};
 use temporalio_common::protos::temporal::api::enums::v1::{
     TaskQueueKind, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
 };
@@ -128,6 +128,7 @@ fn validate(body: &StartUserWorkflow) -> Result<(), ApiError> {
         (status = 503, description = "Temporal unavailable", body = ErrorBody)))]
 pub async fn start(
     State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<crate::auth::Caller>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<StartUserWorkflow>,
 ) -> Result<(StatusCode, Json<Started>), ApiError> {
@@ -171,6 +172,14 @@ pub async fn start(
         request_id: uuid::Uuid::new_v4().to_string(),
         workflow_id_reuse_policy: WorkflowIdReusePolicy::AllowDuplicate as i32,
         workflow_id_conflict_policy: WorkflowIdConflictPolicy::UseExisting as i32,
+        // Who started it, visible in the Web UI and every client's describe.
+        memo: Some(Memo {
+            fields: [(
+                "started_by".to_string(),
+                activity_worker::payload::from_json(&Value::String(caller.who.clone())),
+            )]
+            .into(),
+        }),
         ..Default::default()
     };
     let answer =
@@ -182,6 +191,7 @@ pub async fn start(
         workflow_id = id.as_str(),
         run_id = answer.run_id.as_str(),
         started = answer.started,
+        by = caller.who.as_str(),
         "UserWorkflow started or found running"
     );
     Ok((

@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
+use activity_api::auth::{KeyCache, ROUTES};
 use activity_api::{ApiSettings, ApiState, ClientSlot};
+use activity_registry::access::{AccessStore, Need, Role};
 use activity_registry::Registry;
 use activity_runtime::{Runtime, RuntimeConfig};
 use activity_sqlite::{SqliteKeyValue, SqliteRegistryStore};
@@ -31,12 +33,29 @@ fn registry(dir: &std::path::Path, executes: bool) -> (Arc<Registry>, Arc<Runtim
 }
 
 fn router(registry: Arc<Registry>) -> axum::Router {
+    router_with(registry, None, ApiSettings::default())
+}
+
+/// The router with auth on (the admin token), keys in `keys` (an in-memory SQLite store when
+/// `None`) and `settings` otherwise.
+fn router_with(
+    registry: Arc<Registry>,
+    keys: Option<Arc<dyn AccessStore>>,
+    settings: ApiSettings,
+) -> axum::Router {
+    let keys = keys.unwrap_or_else(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        Arc::new(SqliteRegistryStore::open(&dir.join("keys.sqlite"), &dir.join("modules")).unwrap())
+    });
     activity_api::router(ApiState {
         client: ClientSlot::default(),
         settings: ApiSettings {
             admin_token: Some(TOKEN.into()),
-            ..ApiSettings::default()
+            ..settings
         },
+        keys: Some(Arc::new(KeyCache::new(keys))),
+        rates: Arc::default(),
+        secrets_key: None,
         temporal: TemporalSettings::default(),
         store: Arc::new(SqliteKeyValue::in_memory().unwrap()),
         registry,
@@ -67,6 +86,7 @@ fn deploy_request(token: Option<&str>) -> Request<Body> {
 
 fn invoke_request(args: Value) -> Request<Body> {
     Request::post("/api/v1/activities/ValidateUser/invoke")
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(args.to_string()))
         .unwrap()
@@ -85,6 +105,7 @@ async fn deploy_list_and_invoke_checks_answer_without_temporal() {
     let digest = body["version"]["digest"].as_str().unwrap().to_string();
 
     let list = Request::get("/api/v1/activities")
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
         .body(Body::empty())
         .unwrap();
     let (status, body) = send(&app, list).await;
@@ -107,6 +128,7 @@ async fn deploy_list_and_invoke_checks_answer_without_temporal() {
 
     // The schema of what the signature accepts, from the same WIT types.
     let schema = Request::get("/api/v1/activities/ValidateUser/schema")
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
         .body(Body::empty())
         .unwrap();
     let response = app.clone().oneshot(schema).await.unwrap();
@@ -128,6 +150,7 @@ async fn deploy_list_and_invoke_checks_answer_without_temporal() {
     let (status, body) = send(
         &app,
         Request::post("/api/v1/activities/Nope/invoke")
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from("[]"))
             .unwrap(),
@@ -159,6 +182,7 @@ async fn a_registry_without_execution_checks_arguments_without_compiling() {
         "{body}"
     );
     let show = Request::get("/api/v1/activities/ValidateUser")
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
         .body(Body::empty())
         .unwrap();
     let (status, body) = send(&app, show).await;
@@ -186,9 +210,32 @@ async fn the_openapi_document_lists_every_routed_path() {
     let (status, body) = send(&app, doc).await;
     assert_eq!(status, StatusCode::OK);
     let paths = body["paths"].as_object().unwrap();
-    for (method, path) in activity_api::ADMIN_ROUTES {
-        let operation = &paths[*path][method.to_lowercase()];
-        assert!(operation.is_object(), "{method} {path} is not documented");
+    // The route table and the document name the same routes, and every route that needs
+    // a role says so in the document.
+    let mut documented = Vec::new();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            documented.push((method.to_uppercase(), path.clone()));
+            let need = activity_api::auth::need_of(&method.to_uppercase(), path);
+            assert!(
+                need.is_some(),
+                "{method} {path} has no role in auth::ROUTES"
+            );
+            if need != Some(Need::Public) {
+                assert!(
+                    operation["x-required-role"].is_string(),
+                    "{method} {path}: {operation}"
+                );
+                assert!(operation["responses"]["401"].is_object(), "{method} {path}");
+                assert!(operation["responses"]["403"].is_object(), "{method} {path}");
+            }
+        }
+    }
+    for (method, path, _) in ROUTES {
+        assert!(
+            documented.contains(&(method.to_string(), path.to_string())),
+            "{method} {path} is in auth::ROUTES but not served"
+        );
     }
     for path in [
         "/api/v1/workflows/user",
@@ -215,4 +262,203 @@ async fn the_openapi_document_lists_every_routed_path() {
     assert_eq!(arguments["prefixItems"][0]["title"], "user", "{operation}");
     let result = &operation["responses"]["200"]["content"]["application/json"]["schema"];
     assert!(result["properties"]["result"].is_object(), "{operation}");
+}
+
+/// A request to `route` (the table's pattern, with its parameters filled in) as `token`.
+fn route_request(method: &str, route: &str, token: Option<&str>) -> Request<Body> {
+    let path = route
+        .replace("{name}", "ValidateUser")
+        .replace("{id}", "key_0000000000000000")
+        .replace("{workflow_id}", "user-u1-create")
+        .replace("{user_id}", "u1")
+        .replace("{file}", "swagger-ui.css")
+        .replace("{lang}", "python")
+        .replace("{activity_id}", "nothing-here");
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    request
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{}"))
+        .unwrap()
+}
+
+async fn create_key(app: &axum::Router, body: Value) -> (String, String) {
+    let request = Request::post("/api/v1/keys")
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let (status, body) = send(app, request).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body["key"].get("hash").is_none(), "{body}");
+    (
+        body["key"]["id"].as_str().unwrap().to_string(),
+        body["token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Every route of the table, for no caller and a key of every role: `401` without a token,
+/// `403` when the role does not allow the route, anything else when it does. Generated from
+/// the table the router enforces (and the test above ties the table to the served routes),
+/// so a new route is covered the day it is added.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_answers_each_role_as_the_table_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, _) = registry(dir.path(), true);
+    let app = router(registry);
+    let (status, body) = send(&app, deploy_request(Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut callers: Vec<(Option<Role>, Option<String>)> = vec![(None, None)];
+    for role in Role::ALL {
+        let (_, token) = create_key(&app, json!({"name": format!("{role:?}"), "role": role})).await;
+        callers.push((Some(role), Some(token)));
+    }
+    let mut checked = 0;
+    for (method, route, need) in ROUTES {
+        for (role, token) in &callers {
+            let (status, body) = send(&app, route_request(method, route, token.as_deref())).await;
+            let who = role.map_or("no token".to_string(), |r| r.as_str().to_string());
+            match (need, role) {
+                (Need::Public, _) => assert!(
+                    status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                    "{method} {route} as {who}: {status} {body}"
+                ),
+                (_, None) => assert_eq!(
+                    status,
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {route} as {who}: {body}"
+                ),
+                (need, Some(role)) if role.allows(*need) => assert!(
+                    status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                    "{method} {route} as {who}: {status} {body}"
+                ),
+                (_, Some(_)) => {
+                    assert_eq!(
+                        status,
+                        StatusCode::FORBIDDEN,
+                        "{method} {route} as {who}: {body}"
+                    );
+                    assert_eq!(body["error"]["code"], "forbidden", "{body}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, ROUTES.len() * 5);
+
+    // A key limited to one activity type acts on it only.
+    let (_, scoped) = create_key(
+        &app,
+        json!({"name": "scoped", "role": "invoker", "activities": ["Other"]}),
+    )
+    .await;
+    let (status, body) = send(
+        &app,
+        route_request("POST", "/api/v1/activities/{name}/invoke", Some(&scoped)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = send(
+        &app,
+        route_request("GET", "/api/v1/activities", Some(&scoped)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Keys are listed without their tokens.
+    let (status, body) = send(&app, route_request("GET", "/api/v1/keys", Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.as_array().unwrap().len(), 5, "{body}");
+    assert!(
+        !body.to_string().contains(&scoped),
+        "a token is listed: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_key_is_refused_within_the_cache_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, _) = registry(dir.path(), true);
+    let app = router(registry);
+    let (id, token) = create_key(&app, json!({"name": "ci", "role": "reader"})).await;
+    let list = || route_request("GET", "/api/v1/activities", Some(&token));
+    assert_eq!(send(&app, list()).await.0, StatusCode::OK);
+    let revoke = Request::delete(format!("/api/v1/keys/{id}"))
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, revoke).await.0, StatusCode::NO_CONTENT);
+    let revoked_at = std::time::Instant::now();
+    let deadline = revoked_at + std::time::Duration::from_secs(5);
+    loop {
+        let (status, body) = send(&app, list()).await;
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(body["error"]["code"], "invalid_token");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still served: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        revoked_at.elapsed()
+            <= activity_api::auth::KEY_CACHE + std::time::Duration::from_millis(500),
+        "refused only after {:?}",
+        revoked_at.elapsed()
+    );
+    let (_, body) = send(&app, route_request("GET", "/api/v1/keys", Some(TOKEN))).await;
+    assert!(body[0]["revoked_at_ms"].is_u64(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invokes_over_a_rate_limit_are_answered_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, _) = registry(dir.path(), true);
+    let mut settings = ApiSettings::default();
+    settings.quotas.per_activity_per_minute = Some(3);
+    let app = router_with(registry, None, settings);
+    let (status, body) = send(&app, deploy_request(Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, limited) = create_key(
+        &app,
+        json!({"name": "slow", "role": "invoker", "per_minute": 1}),
+    )
+    .await;
+    let user = json!([{"user_id": "u1", "email": "a@example.com", "name": "A"}]);
+    let invoke = |token: &str| {
+        Request::post("/api/v1/activities/ValidateUser/invoke")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(user.to_string()))
+            .unwrap()
+    };
+    // The key's own limit: one a minute.
+    let first = app.clone().oneshot(invoke(&limited)).await.unwrap();
+    assert_eq!(
+        first.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no Temporal here"
+    );
+    let second = app.clone().oneshot(invoke(&limited)).await.unwrap();
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = second.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((50..=60).contains(&wait), "Retry-After {wait}");
+    // The activity type's limit: three a minute, whoever calls (one used above).
+    for _ in 0..2 {
+        assert_eq!(
+            send(&app, invoke(TOKEN)).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    let (status, body) = send(&app, invoke(TOKEN)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
 }

@@ -13,6 +13,7 @@
 //! were connected on, through [`tokio::runtime::Handle::block_on`]. The schema is created by
 //! [`connect`] under an advisory lock, so hosts starting together do not race.
 
+mod access;
 mod fleet;
 mod keyvalue;
 mod registry;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+pub use access::PostgresAccess;
 pub use fleet::PostgresFleet;
 pub use keyvalue::PostgresKeyValue;
 pub use registry::PostgresRegistryStore;
@@ -99,6 +101,16 @@ CREATE TABLE IF NOT EXISTS fleet_hosts (
     started_at_ms BIGINT      NOT NULL,
     heartbeat_at  TIMESTAMPTZ NOT NULL,
     serving       TEXT        NOT NULL
+);
+CREATE TABLE IF NOT EXISTS access_keys (
+    id      TEXT   PRIMARY KEY,
+    hash    TEXT   NOT NULL UNIQUE,
+    record  TEXT   NOT NULL,
+    created BIGSERIAL
+);
+CREATE TABLE IF NOT EXISTS access_secrets (
+    name   TEXT PRIMARY KEY,
+    record TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS kv (
     store TEXT  NOT NULL,

@@ -24,6 +24,12 @@ pub enum RegistryError {
     /// The runtime refused it.
     #[error(transparent)]
     Refused(#[from] LoadError),
+    /// The grants ask for more than the host's egress policy allows.
+    #[error("{0}")]
+    OutsidePolicy(String),
+    /// A granted secret is not set.
+    #[error("secret {0:?} is not set: set it with PUT /api/v1/secrets/{0} first")]
+    NoSuchSecret(String),
     /// No such activity type.
     #[error("activity type {0:?} is not deployed")]
     NotFound(String),

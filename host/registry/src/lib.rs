@@ -6,6 +6,7 @@
 //! one step. Calls already running keep the component they started with (they hold an
 //! `Arc`). A failed deploy changes nothing.
 
+pub mod access;
 mod error;
 pub mod rollout;
 pub mod settings;
@@ -130,6 +131,12 @@ struct Trial {
     candidate: Option<Served>,
 }
 
+/// The store of keys and secrets, and the key secrets open with.
+type Access = (
+    Arc<dyn access::AccessStore>,
+    Option<Arc<access::SecretsKey>>,
+);
+
 /// The registry of one host.
 pub struct Registry {
     store: Arc<dyn RegistryStore>,
@@ -152,6 +159,8 @@ pub struct Registry {
     max_component_bytes: usize,
     /// The hosts table of a fleet, with a shared store.
     fleet: Option<Arc<dyn FleetStore>>,
+    /// Keys and secrets, with the key secrets are sealed with.
+    access: Option<Access>,
 }
 
 impl Registry {
@@ -180,7 +189,60 @@ impl Registry {
             changes: tokio::sync::Mutex::new(()),
             max_component_bytes,
             fleet: None,
+            access: None,
         }
+    }
+
+    /// Keys and secrets in `store`; secrets open with `key` (none: secrets are refused).
+    pub fn with_access(
+        mut self,
+        store: Arc<dyn access::AccessStore>,
+        key: Option<Arc<access::SecretsKey>>,
+    ) -> Self {
+        self.access = Some((store, key));
+        self
+    }
+
+    /// Reads the secrets again and hands their values to the runtime's egress (on start,
+    /// after a change through this host, and on every reconcile). A secret that does not
+    /// open with this host's key is left out, with a warning naming it.
+    pub async fn reload_secrets(&self) {
+        let Some((store, key)) = self.access.clone() else {
+            return;
+        };
+        let sealed = match tokio::task::spawn_blocking(move || store.secrets()).await {
+            Ok(Ok(sealed)) => sealed,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read secrets");
+                return;
+            }
+            Err(_) => return,
+        };
+        let mut opened = BTreeMap::new();
+        for secret in sealed {
+            let value = match key.as_deref().map(|k| k.open(&secret.name, &secret.sealed)) {
+                Some(Ok(value)) => value,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "secret left out");
+                    continue;
+                }
+                None => {
+                    tracing::warn!(
+                        secret = secret.name.as_str(),
+                        "secret left out: this host has no secrets key"
+                    );
+                    continue;
+                }
+            };
+            opened.insert(
+                secret.name,
+                activity_runtime::egress::Secret {
+                    value,
+                    hosts: secret.hosts,
+                },
+            );
+        }
+        self.runtime.egress().set_secrets(opened);
     }
 
     /// Rollout defaults, the automatic abort and the pins' lifetime.
@@ -501,6 +563,16 @@ impl Registry {
             grants: request.grants,
             limits: request.limits,
         };
+        self.runtime
+            .egress()
+            .check_grants(&spec.grants)
+            .map_err(RegistryError::OutsidePolicy)?;
+        if !spec.grants.secrets.is_empty() {
+            let held = self.runtime.egress().secret_names();
+            if let Some(missing) = spec.grants.secrets.iter().find(|n| !held.contains(*n)) {
+                return Err(RegistryError::NoSuchSecret(missing.clone()));
+            }
+        }
         // Validate and compile before anything changes.
         let component = self.runtime.load(spec.clone(), &bytes).await?;
         let digest = component.digest().clone();
@@ -850,6 +922,7 @@ impl Registry {
     /// by another process (another host's API, say) are loaded or dropped. Returns how many
     /// activity types changed.
     pub async fn reconcile(&self) -> Result<usize, RegistryError> {
+        self.reload_secrets().await;
         let _change = self.changes.lock().await;
         let active = self.blocking(|s| s.active()).await?;
         let mut changed = 0;

@@ -27,6 +27,12 @@ pub struct RegistrySettings {
     pub postgres_pool_size: usize,
     /// How deploys reach calls (`registry.rollout`).
     pub rollout: RolloutSettings,
+    /// The key secrets are sealed with: 64 hex digits (32 bytes); set it through the
+    /// environment (`ACTIVITY_HOST_REGISTRY__SECRETS_KEY`), not the file. Every host of a
+    /// fleet needs the same one.
+    pub secrets_key: Option<String>,
+    /// A file holding the secrets key (a mounted secret), read at start.
+    pub secrets_key_file: Option<std::path::PathBuf>,
 }
 
 /// `registry.rollout`: the default policy of a deploy, the ramp, the automatic abort and
@@ -118,7 +124,28 @@ impl RegistrySettings {
                 "is required with registry.backend or registry.keyvalue_backend: postgres",
             ));
         }
+        if let Some(key) = &self.secrets_key {
+            crate::access::SecretsKey::from_hex(key)
+                .map_err(|e| InvalidSetting::new("registry.secrets_key", e.to_string()))?;
+        }
         Ok(())
+    }
+
+    /// The secrets key: `secrets_key`, else the file's content, else none.
+    pub fn secrets_key(&self) -> Result<Option<crate::access::SecretsKey>, InvalidSetting> {
+        let text = match (&self.secrets_key, &self.secrets_key_file) {
+            (Some(key), _) => key.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                InvalidSetting::new(
+                    "registry.secrets_key_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?,
+            (None, None) => return Ok(None),
+        };
+        crate::access::SecretsKey::from_hex(&text)
+            .map(Some)
+            .map_err(|e| InvalidSetting::new("registry.secrets_key", e.to_string()))
     }
 
     /// Where the key-value stores live: `keyvalue_backend`, else the registry's `backend`.
@@ -142,6 +169,8 @@ impl Default for RegistrySettings {
             postgres_url: None,
             postgres_pool_size: 16,
             rollout: RolloutSettings::default(),
+            secrets_key: None,
+            secrets_key_file: None,
         }
     }
 }

@@ -17,6 +17,11 @@ pub struct Grants {
     pub key_value_stores: Vec<String>,
     /// Values the activity reads through `wasi:config/store`.
     pub config: BTreeMap<String, String>,
+    /// Secrets (set through `/api/v1/secrets`) the activity may use: the guest reads an
+    /// opaque placeholder under the secret's name through `wasi:config/store`, and the host
+    /// puts the value in its place only in requests to the secret's hosts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 impl Grants {
@@ -30,13 +35,13 @@ impl Grants {
 
 /// One entry of an outgoing-HTTP allowlist.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct HostPattern<'a> {
-    host: &'a str,
-    port: Option<u16>,
+pub(crate) struct HostPattern<'a> {
+    pub(crate) host: &'a str,
+    pub(crate) port: Option<u16>,
 }
 
 impl<'a> HostPattern<'a> {
-    fn parse(pattern: &'a str) -> Self {
+    pub(crate) fn parse(pattern: &'a str) -> Self {
         let pattern = pattern.trim();
         // `[::1]:8080` and `host:port`; a bare IPv6 address has several colons and no port.
         match pattern.rsplit_once(':') {
@@ -59,7 +64,7 @@ impl<'a> HostPattern<'a> {
         }
     }
 
-    fn matches(&self, host: &str, port: Option<u16>) -> bool {
+    pub(crate) fn matches(&self, host: &str, port: Option<u16>) -> bool {
         let host = host.trim_matches(['[', ']']);
         let host_ok = if self.host == "*" {
             true

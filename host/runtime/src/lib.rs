@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod capabilities;
 pub mod catalog;
+pub mod egress;
 pub mod engine;
 pub mod failure;
 pub mod grants;
@@ -157,6 +158,7 @@ pub struct Runtime {
     observer: Option<Arc<dyn GuestObserver>>,
     compilations: Arc<AtomicU64>,
     fuel_enabled: bool,
+    egress: Arc<egress::Egress>,
     _ticker: EpochTicker,
 }
 
@@ -187,6 +189,7 @@ impl Runtime {
             observer: None,
             compilations: Arc::new(AtomicU64::new(0)),
             fuel_enabled: config.engine.fuel,
+            egress: Arc::new(egress::Egress::default()),
             _ticker: ticker,
         })
     }
@@ -201,6 +204,17 @@ impl Runtime {
     pub fn with_observer(mut self, observer: Arc<dyn GuestObserver>) -> Self {
         self.observer = Some(observer);
         self
+    }
+
+    /// Sends outgoing HTTP under `egress` (the host-wide policy, resolver, secrets, audit).
+    pub fn with_egress(mut self, egress: Arc<egress::Egress>) -> Self {
+        self.egress = egress;
+        self
+    }
+
+    /// The host's egress: policy, secrets and the audit of outgoing requests.
+    pub fn egress(&self) -> &Arc<egress::Egress> {
+        &self.egress
     }
 
     /// The wasmtime engine.
@@ -268,6 +282,7 @@ impl Runtime {
                 call,
                 version: activity.digest.clone(),
                 observer: self.observer.clone(),
+                egress: self.egress.clone(),
             }),
         );
         store.limiter(|s| &mut s.limiter);

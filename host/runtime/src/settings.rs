@@ -41,6 +41,8 @@ pub struct RuntimeSettings {
     pub engine: EngineConfig,
     /// Limits of a deploy that sets none (fixed per version when it is deployed).
     pub limits: ActivityLimits,
+    /// What outgoing HTTP may reach, host-wide (apply at restart).
+    pub egress: crate::egress::EgressSettings,
 }
 
 impl RuntimeSettings {

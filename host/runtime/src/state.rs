@@ -43,6 +43,7 @@ pub(crate) struct StateParts {
     pub call: CallContext,
     pub version: ComponentDigest,
     pub observer: Option<Arc<dyn GuestObserver>>,
+    pub egress: Arc<crate::egress::Egress>,
 }
 
 impl ActivityState {
@@ -52,12 +53,17 @@ impl ActivityState {
         let stdout = GuestOutput::new(parts.limits.max_log_bytes as usize);
         let stderr = GuestOutput::new(parts.limits.max_log_bytes as usize);
         let wasi = base::context(&stdout, &stderr);
-        let activity = parts.call.info.activity_type.clone();
+        let hooks = AllowlistHooks::new(
+            parts.grants.clone(),
+            parts.egress,
+            &parts.call.info,
+            &parts.version,
+        );
         Self {
             wasi,
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            http_hooks: AllowlistHooks::new(parts.grants.clone(), activity),
+            http_hooks: hooks,
             config: parts.config,
             limiter: ActivityLimiter::new(parts.limits.max_memory_bytes),
             grants: parts.grants,

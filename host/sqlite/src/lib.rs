@@ -6,6 +6,7 @@
 //!
 //! Every backend here blocks; their callers run them off the async threads.
 
+mod access;
 mod fleet;
 mod keyvalue;
 mod registry;

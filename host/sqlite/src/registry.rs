@@ -83,7 +83,8 @@ impl SqliteRegistryStore {
                 )?;
             }
         }
-        crate::fleet::schema(conn)
+        crate::fleet::schema(conn)?;
+        crate::access::schema(conn)
     }
 
     pub(crate) fn conn(

@@ -29,6 +29,11 @@ pub struct HttpSink {
 impl HttpSink {
     /// Starts a sink answering `status` to every request.
     pub async fn start(status: u16) -> Self {
+        Self::start_redirecting(status, None).await
+    }
+
+    /// Starts a sink answering `status` with `Location: location` when given.
+    pub async fn start_redirecting(status: u16, location: Option<String>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -39,6 +44,7 @@ impl HttpSink {
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let log = log.clone();
+                let location = location.clone();
                 async move {
                     let headers = headers
                         .iter()
@@ -60,7 +66,13 @@ impl HttpSink {
                             body: String::from_utf8_lossy(&body).to_string(),
                         });
                     }
-                    status
+                    let mut answer = axum::http::Response::builder().status(status);
+                    if let Some(l) = location {
+                        answer = answer.header(axum::http::header::LOCATION, l);
+                    }
+                    answer
+                        .body(axum::body::Body::empty())
+                        .expect("a valid answer")
                 }
             },
         );

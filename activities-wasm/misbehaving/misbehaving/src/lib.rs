@@ -8,7 +8,7 @@ use std::hint::black_box;
 
 use activity_host::activity::context;
 use wasi::http::outgoing_handler;
-use wasi::http::types::{Fields, Method, OutgoingRequest, Scheme};
+use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
 use wasi::logging::logging::{log, Level};
 
 struct Misbehaving;
@@ -106,6 +106,18 @@ impl Guest for Misbehaving {
         get(&url)
     }
 
+    fn post_config(url: String, key: String) -> Result<u16, String> {
+        let value = wasi::config::store::get(&key)
+            .map_err(|e| format!("{e:?}"))?
+            .unwrap_or_default();
+        send(
+            &url,
+            Method::Post,
+            &[("x-token", &value)],
+            format!("token={value}").as_bytes(),
+        )
+    }
+
     fn fail(failure: Failure) -> Result<String, Failure> {
         Err(failure)
     }
@@ -184,6 +196,11 @@ fn deep(depth: u64) -> u64 {
 }
 
 fn get(url: &str) -> Result<u16, String> {
+    send(url, Method::Get, &[], b"")
+}
+
+/// Sends one request with `headers` and `body`; answers the status.
+fn send(url: &str, method: Method, headers: &[(&str, &str)], body: &[u8]) -> Result<u16, String> {
     let (scheme, rest) = url.split_once("://").ok_or("no scheme")?;
     let scheme = if scheme == "https" {
         Scheme::Https
@@ -194,8 +211,12 @@ fn get(url: &str) -> Result<u16, String> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let request = OutgoingRequest::new(Fields::new());
-    request.set_method(&Method::Get).map_err(|_| "method")?;
+    let fields: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect();
+    let request = OutgoingRequest::new(Fields::from_list(&fields).map_err(|e| format!("{e:?}"))?);
+    request.set_method(&method).map_err(|_| "method")?;
     request.set_scheme(Some(&scheme)).map_err(|_| "scheme")?;
     request
         .set_authority(Some(authority))
@@ -203,7 +224,15 @@ fn get(url: &str) -> Result<u16, String> {
     request
         .set_path_with_query(Some(path))
         .map_err(|_| "path")?;
+    let outgoing = request.body().map_err(|_| "body")?;
     let response = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    if !body.is_empty() {
+        let stream = outgoing.write().map_err(|_| "stream")?;
+        stream
+            .blocking_write_and_flush(body)
+            .map_err(|e| format!("{e:?}"))?;
+    }
+    OutgoingBody::finish(outgoing, None).map_err(|e| format!("{e:?}"))?;
     response.subscribe().block();
     let incoming = response
         .get()

@@ -193,6 +193,37 @@ pub async fn activities(
                 format!("{name}: the candidate now gets {percent}% of runs")
             });
         }
+        ActivitiesCommand::Egress { name, since } => {
+            let records = client.egress(&name, since).await?;
+            print(args, &records, |records| {
+                if records.is_empty() {
+                    return format!("no outgoing requests of {name} on this host");
+                }
+                records
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} {} {} {}:{} -> {} {}{} ({} B out, {} B in) run {}",
+                            r.at_ms,
+                            r.outcome,
+                            r.method,
+                            r.host,
+                            r.port.unwrap_or_default(),
+                            r.address.as_deref().unwrap_or("-"),
+                            r.status.map(|s| s.to_string()).unwrap_or_default(),
+                            r.reason
+                                .as_deref()
+                                .map(|w| format!(" {w}"))
+                                .unwrap_or_default(),
+                            r.request_bytes,
+                            r.response_bytes,
+                            r.workflow_id.as_deref().unwrap_or(&r.activity_id),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
         ActivitiesCommand::Promote { name } => {
             let version = client.promote(&name).await?;
             print(args, &version, |v| {

@@ -2,6 +2,7 @@
 //! `activities` subcommands), `workflow` (`workflow`, `invoke`), `oci` (`push`, `pull`), and
 //! the roles in [`crate::roles`]. [`dispatch`] hands a parsed command to its room.
 
+pub mod access;
 pub mod activities;
 pub mod codegen;
 pub mod oci;
@@ -95,6 +96,8 @@ pub async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Activities { command, api } => {
             activities::activities(&config, command, &api).await
         }
+        Command::Keys { command, api } => access::keys(&config, command, &api).await,
+        Command::Secrets { command, api } => access::secrets(&config, command, &api).await,
         Command::Verify {
             name,
             file,
@@ -140,6 +143,9 @@ pub async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
                 shown.api.admin_token = Some("********".into());
             }
             shown.registry.postgres_url = config.masked_postgres_url();
+            if shown.registry.secrets_key.is_some() {
+                shown.registry.secrets_key = Some("********".into());
+            }
             shown.oci = config.oci.masked();
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&shown)?),

@@ -124,7 +124,7 @@ impl RegistrySettings {
                 "is required with registry.backend or registry.keyvalue_backend: postgres",
             ));
         }
-        if let Some(key) = &self.secrets_key {
+        if let Some(key) = self.secrets_key.as_deref().filter(|k| !k.trim().is_empty()) {
             crate::access::SecretsKey::from_hex(key)
                 .map_err(|e| InvalidSetting::new("registry.secrets_key", e.to_string()))?;
         }
@@ -133,7 +133,8 @@ impl RegistrySettings {
 
     /// The secrets key: `secrets_key`, else the file's content, else none.
     pub fn secrets_key(&self) -> Result<Option<crate::access::SecretsKey>, InvalidSetting> {
-        let text = match (&self.secrets_key, &self.secrets_key_file) {
+        let key = self.secrets_key.as_ref().filter(|k| !k.trim().is_empty());
+        let text = match (key, &self.secrets_key_file) {
             (Some(key), _) => key.clone(),
             (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
                 InvalidSetting::new(

@@ -9,10 +9,20 @@ pub struct HostProcess {
     pub child: std::process::Child,
     /// Its API (or, for a worker, its health and metrics endpoints).
     pub base: String,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl HostProcess {
+    /// Everything it wrote to stdout and stderr so far (its log, at the `RUST_LOG` given in
+    /// its environment, `error` by default).
+    pub fn logs(&self) -> String {
+        ["stdout.log", "stderr.log"]
+            .iter()
+            .map(|f| std::fs::read_to_string(self.data.path().join(f)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// `kill -9`, and waits for it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -74,16 +84,16 @@ pub fn host_process_with(
             "ACTIVITY_HOST_ACTIVITIES__DEPLOY_REFERENCE",
             if reference { "true" } else { "false" },
         )
-        .envs(env.iter().copied())
         .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .envs(env.iter().copied())
+        .stdout(std::fs::File::create(data.path().join("stdout.log")).unwrap())
+        .stderr(std::fs::File::create(data.path().join("stderr.log")).unwrap())
         .spawn()
         .expect("activity-host");
     HostProcess {
         child,
         base: format!("http://{listen}"),
-        _data: data,
+        data,
     }
 }
 

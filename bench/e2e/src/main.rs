@@ -9,6 +9,7 @@
 
 mod fleet;
 mod load;
+mod noisy;
 mod report;
 mod workers;
 
@@ -55,6 +56,11 @@ struct Args {
     /// to 1, 3 and 5 hosts; throughput with 1, 2 and 3 hosts at the first --concurrency).
     #[arg(long)]
     fleet: bool,
+    /// Instead of comparing workers: one noisy activity type (six calls spinning to their
+    /// time limit) beside standalone ValidateUser calls on one host, with and without the
+    /// per-type concurrency cap.
+    #[arg(long)]
+    noisy: bool,
     /// Write the table into docs/BENCHMARKS.md and the plot to docs/bench-e2e.svg.
     #[arg(long)]
     write_docs: bool,
@@ -248,6 +254,49 @@ fn main() -> anyhow::Result<()> {
         warmup: args.warmup,
     };
     let rt = tokio::runtime::Runtime::new()?;
+    if args.noisy {
+        let runs = settings.invoke_runs;
+        let (uncapped, capped) = rt.block_on(async {
+            let server = test_support::DevServer::start_in_memory()
+                .context("starting the Temporal dev server")?;
+            let client = activity_worker::connect(&server.address, "default").await?;
+            let uncapped = noisy::run(
+                &programs,
+                &client,
+                &server.address,
+                runs,
+                &[(
+                    "ACTIVITY_HOST_RUNTIME__LIMITS__MAX_CONCURRENT".into(),
+                    "100000".into(),
+                )],
+            )
+            .await?;
+            let capped = noisy::run(&programs, &client, &server.address, runs, &[]).await?;
+            anyhow::Ok((uncapped, capped))
+        })?;
+        let table = noisy::table(&[
+            ("no per-type cap (max_concurrent: 100000)", &uncapped),
+            (
+                "default per-type cap (max_concurrent: 0, twice the cores)",
+                &capped,
+            ),
+        ]);
+        println!("{table}");
+        if args.write_docs {
+            let section = format!(
+                "Measured {}, {runs} sequential standalone ValidateUser calls alone, then as many beside {} Spinner calls kept in flight (each loops until its 2 s time limit), one host and the dev server on this machine.\n\n{table}",
+                machine(),
+                noisy::NOISY
+            );
+            report::write_section(
+                &repo_root().join("docs/BENCHMARKS.md"),
+                "bench-noisy",
+                &section,
+            )?;
+            eprintln!("wrote docs/BENCHMARKS.md");
+        }
+        return Ok(());
+    }
     if args.fleet {
         let concurrency = settings.concurrency.first().copied().unwrap_or(32);
         let result = rt.block_on(async {

@@ -91,6 +91,18 @@ impl WorkerProcess {
         webhook_url: &str,
         run: &str,
     ) -> anyhow::Result<Self> {
+        Self::start_with(kind, programs, temporal, webhook_url, run, &[])
+    }
+
+    /// [`WorkerProcess::start`] with more environment variables (an activity-host's settings).
+    pub fn start_with(
+        kind: Kind,
+        programs: &Programs,
+        temporal: &str,
+        webhook_url: &str,
+        run: &str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let task_queue = format!("bench-{}-{run}", kind.slug());
         let db = dir.path().join("users.sqlite");
@@ -112,6 +124,7 @@ impl WorkerProcess {
                         format!("127.0.0.1:{}", test_support::free_port()),
                     )
                     .env("ACTIVITY_HOST_TELEMETRY__LOG_LEVEL", "warn")
+                    .envs(env.iter().map(|(k, v)| (k, v)))
                     .env_remove("RUST_LOG");
                 c
             }

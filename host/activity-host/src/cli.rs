@@ -105,6 +105,10 @@ pub enum Command {
         /// Fuel budget per call (only enforced when the host counts fuel).
         #[arg(long)]
         fuel: Option<u64>,
+        /// Calls of this type running at once on each host (default: twice the cores, at
+        /// least 4); more wait for a turn.
+        #[arg(long)]
+        max_concurrent: Option<u32>,
         /// How the version reaches calls: immediate, pinned (runs keep the version they
         /// first used) or ramp (a candidate for --ramp percent of runs); default: the host's
         /// registry.rollout.policy.

@@ -70,6 +70,8 @@ pub struct DeployOptions {
     pub max_output_bytes: Option<u64>,
     /// Fuel budget per call.
     pub fuel: Option<u64>,
+    /// Calls running at once per host.
+    pub max_concurrent: Option<u32>,
     /// Rollout policy: `immediate`, `pinned` or `ramp`.
     pub rollout: Option<RolloutPolicy>,
     /// A ramp's share of runs.
@@ -92,6 +94,7 @@ impl DeployOptions {
             ("max_execution_ms", self.max_execution_ms),
             ("max_output_bytes", self.max_output_bytes),
             ("fuel", self.fuel),
+            ("max_concurrent", self.max_concurrent.map(u64::from)),
             ("ramp_percent", self.ramp_percent.map(u64::from)),
         ] {
             if let Some(v) = value {

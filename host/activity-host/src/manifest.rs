@@ -57,6 +57,8 @@ pub struct LimitOverrides {
     pub max_output_bytes: Option<u64>,
     /// Fuel budget.
     pub fuel: Option<u64>,
+    /// Calls running at once per host.
+    pub max_concurrent: Option<u32>,
 }
 
 /// One activity of a manifest.
@@ -110,6 +112,7 @@ impl ManifestActivity {
             max_execution_ms: self.limits.max_execution_ms,
             max_output_bytes: self.limits.max_output_bytes,
             fuel: self.limits.fuel,
+            max_concurrent: self.limits.max_concurrent,
             rollout: self.rollout,
             ramp_percent: self.ramp_percent,
         }

@@ -154,6 +154,11 @@ pub(crate) fn deploy_request(
             "max_execution_ms" => request.limits.max_execution_ms = number(&key, &value)?,
             "max_output_bytes" => request.limits.max_output_bytes = number(&key, &value)?,
             "fuel" => request.limits.fuel = Some(number(&key, &value)?),
+            "max_concurrent" => {
+                request.limits.max_concurrent = u32::try_from(number(&key, &value)?).map_err(|_| {
+                    ApiError::bad_request("invalid_parameter", "max_concurrent is too large")
+                })?
+            }
             "rollout" => {
                 request.rollout = Some(value.parse().map_err(|e: String| {
                     ApiError::bad_request("invalid_parameter", e)
@@ -171,7 +176,7 @@ pub(crate) fn deploy_request(
             other => {
                 return Err(ApiError::bad_request(
                     "invalid_parameter",
-                    format!("unknown or empty parameter {other:?}; expected allow_host, kv_store, secret, config, export, max_memory_bytes, max_execution_ms, max_output_bytes, fuel, rollout, ramp_percent"),
+                    format!("unknown or empty parameter {other:?}; expected allow_host, kv_store, secret, config, export, max_memory_bytes, max_execution_ms, max_output_bytes, fuel, max_concurrent, rollout, ramp_percent"),
                 ))
             }
         }
@@ -367,6 +372,8 @@ pub struct DeployParams {
     max_output_bytes: Option<u64>,
     /// Fuel budget per call.
     fuel: Option<u64>,
+    /// Calls of this type running at once on one host (default: twice the cores, at least 4).
+    max_concurrent: Option<u32>,
     /// How the version reaches calls: `immediate`, `pinned` or `ramp` (default:
     /// `registry.rollout.policy`).
     rollout: Option<activity_registry::rollout::RolloutPolicy>,

@@ -30,6 +30,9 @@ pub mod kinds {
     pub const INSTANCE_POOL_EXHAUSTED: &str = "InstancePoolExhausted";
     /// The component could not be instantiated for another reason.
     pub const INSTANTIATION_FAILED: &str = "InstantiationFailed";
+    /// The activity type's `max_concurrent` calls were running until this call's time ran
+    /// out (retryable).
+    pub const CONCURRENCY_LIMIT_REACHED: &str = "ConcurrencyLimitReached";
 }
 
 /// A failed activity call, shaped like Temporal's `ApplicationFailure`.

@@ -20,6 +20,11 @@ pub struct ActivityLimits {
     pub fuel: Option<u64>,
     /// Bytes of guest stdout and stderr kept for the log per call; the rest is dropped.
     pub max_log_bytes: u64,
+    /// Calls of this activity type running at once on one host; more wait for a turn (up to
+    /// their time limit, then fail retryable with `ConcurrencyLimitReached`), so one busy
+    /// type cannot take every core from the others. 0: automatic, twice the host's cores
+    /// (at least 4).
+    pub max_concurrent: u32,
 }
 
 impl Default for ActivityLimits {
@@ -30,11 +35,22 @@ impl Default for ActivityLimits {
             max_output_bytes: 4 << 20,
             fuel: None,
             max_log_bytes: 64 << 10,
+            max_concurrent: 0,
         }
     }
 }
 
 impl ActivityLimits {
+    /// The cap of concurrent calls on this host: `max_concurrent`, or when 0 twice the
+    /// host's cores (at least 4).
+    pub fn concurrency_cap(&self) -> u32 {
+        if self.max_concurrent > 0 {
+            return self.max_concurrent;
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+        (cores * 2).max(4)
+    }
+
     /// The longest a call may run given the caller's remaining time, if any.
     pub fn time_limit(&self, remaining: Option<Duration>) -> Duration {
         let own = Duration::from_millis(self.max_execution_ms);

@@ -19,8 +19,12 @@ pub const PEAK_MEMORY_BYTES: &str = "activity_peak_memory_bytes";
 /// `stack`, `output`, `instances`).
 pub const LIMIT_BREACHES: &str = "activity_limit_breaches_total";
 
+/// Calls that waited for a turn under their type's `max_concurrent`, by `activity_type`.
+pub const CONCURRENCY_WAITS: &str = "activity_concurrency_waits_total";
+
 /// Every metric this crate records.
 pub const ALL: &[&str] = &[
+    CONCURRENCY_WAITS,
     EXECUTIONS,
     EXECUTION_SECONDS,
     INSTANTIATE_SECONDS,

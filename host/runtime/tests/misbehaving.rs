@@ -344,3 +344,63 @@ async fn fuel_budgets_stop_long_computations() {
     let add = with_limits(&rt, "add", limits).await;
     assert_eq!(call(&rt, &add, json!([1, 1])).await.unwrap(), json!(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_over_its_concurrency_cap_waits_for_a_turn_and_other_types_do_not() {
+    let rt = std::sync::Arc::new(runtime());
+    let capped = ActivityLimits {
+        max_concurrent: 1,
+        max_execution_ms: 1500,
+        ..Default::default()
+    };
+    let spinner = std::sync::Arc::new(with_limits(&rt, "spin", capped).await);
+    // The first call holds the type's only turn until its time limit.
+    let first = tokio::spawn({
+        let (rt, spinner) = (rt.clone(), spinner.clone());
+        async move { call(&rt, &spinner, json!([])).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rt.calls_running("Misbehaving") < 1 {
+        assert!(Instant::now() < deadline, "the first call never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A call of the same type that cannot wait that long fails, retryable, without running.
+    let short = with_limits(
+        &rt,
+        "add",
+        ActivityLimits {
+            max_concurrent: 1,
+            max_execution_ms: 100,
+            ..Default::default()
+        },
+    )
+    .await;
+    let err = call(&rt, &short, json!([1, 2])).await.unwrap_err();
+    assert_eq!(err.kind, kinds::CONCURRENCY_LIMIT_REACHED, "{err}");
+    assert!(!err.non_retryable);
+    // Another type is not held up by it.
+    let other = load(
+        &rt,
+        activity_runtime::ActivitySpec {
+            activity_type: "Other".into(),
+            ..misbehaving_spec("add", Grants::default(), ActivityLimits::default())
+        },
+        test_components::MISBEHAVING,
+    )
+    .await;
+    assert_eq!(call(&rt, &other, json!([2, 3])).await.unwrap(), json!(5));
+    assert_eq!(rt.calls_running("Misbehaving"), 1, "the spinner still runs");
+    // One that can wait gets the turn when the spinner's time is up.
+    let patient = with_limits(&rt, "add", capped).await;
+    let waited = Instant::now();
+    assert_eq!(call(&rt, &patient, json!([1, 2])).await.unwrap(), json!(3));
+    assert_eq!(
+        first.await.unwrap().unwrap_err().kind,
+        kinds::TIME_LIMIT_EXCEEDED
+    );
+    assert!(
+        waited.elapsed() >= Duration::from_millis(100),
+        "it did not wait"
+    );
+    assert_eq!(rt.calls_running("Misbehaving"), 0);
+}

@@ -72,6 +72,7 @@ pub async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
             max_execution_ms,
             max_output_bytes,
             fuel,
+            max_concurrent,
             rollout,
             ramp_percent,
             api,
@@ -84,6 +85,7 @@ pub async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
                 max_execution_ms,
                 max_output_bytes,
                 fuel,
+                max_concurrent,
                 ..grants.deploy_options(config_values)
             };
             activities::deploy(&config, &source, &name, &options, &api).await

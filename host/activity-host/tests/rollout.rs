@@ -157,16 +157,21 @@ impl Fleet {
 
     /// The candidate of ValidateUser that the host at `base` holds, from its /metrics.
     async fn held_candidate(&self, base: &str) -> Option<String> {
-        let text = support::get_text(&self.http, format!("{base}/metrics")).await;
-        text.lines()
-            .filter(|l| l.starts_with(r#"activity_candidate_held{activity_type="ValidateUser""#))
-            .filter(|l| l.ends_with(" 1"))
-            .find_map(|l| Some(l.split("version=\"").nth(1)?.split('"').next()?.to_string()))
+        held_in(&support::get_text(&self.http, format!("{base}/metrics")).await)
     }
 
     async fn details(&self, base: &str) -> Value {
         get_json(&self.http, format!("{base}/api/v1/activities/ValidateUser")).await
     }
+}
+
+/// The ValidateUser candidate version a host's metrics say it holds.
+fn held_in(metrics: &str) -> Option<String> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(r#"activity_candidate_held{activity_type="ValidateUser""#))
+        .filter(|l| l.ends_with(" 1"))
+        .find_map(|l| Some(l.split("version=\"").nth(1)?.split('"').next()?.to_string()))
 }
 
 fn versions(results: &[CallResult]) -> Vec<String> {
@@ -381,12 +386,7 @@ async fn a_ramp_splits_runs_and_a_failing_candidate_is_aborted_on_every_host() {
                         .text()
                         .await
                         .ok()?;
-                    let holds = text.lines().any(|l| {
-                        l.starts_with(r#"activity_candidate_held{activity_type="ValidateUser""#)
-                            && l.contains(unruly.as_str())
-                            && l.ends_with(" 1")
-                    });
-                    if !holds {
+                    if held_in(&text).as_deref() != Some(unruly.as_str()) {
                         return Some(now_ms());
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;

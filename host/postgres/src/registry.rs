@@ -243,6 +243,23 @@ impl RegistryStore for PostgresRegistryStore {
         })
     }
 
+    fn rollout(&self, activity: &str) -> Result<RolloutState, StoreError> {
+        self.db.block_on(async {
+            let row = self
+                .client()
+                .await?
+                .query_opt(
+                    "SELECT state FROM registry_rollouts WHERE activity = $1",
+                    &[&activity],
+                )
+                .await
+                .map_err(db)?;
+            row.map(|r| from_text("rollout state", r.get(0)))
+                .transpose()
+                .map(Option::unwrap_or_default)
+        })
+    }
+
     fn set_rollout(&self, activity: &str, change: RolloutChange) -> Result<(), StoreError> {
         let (state, event) = (to_text(&change.state)?, to_text(&change.event)?);
         self.db.block_on(async {

@@ -599,7 +599,10 @@ impl Registry {
         }
         // A ramp needs a stable version to ramp from; the first version is simply active.
         let as_candidate = policy == RolloutPolicy::Ramp && active.is_some();
-        let previous = self.blocking(|s| s.rollouts()).await?.remove(name);
+        let previous = {
+            let n = name.to_string();
+            self.blocking(move |s| s.rollout(&n)).await?
+        };
         let record = VersionRecord {
             seq: 0,
             digest: digest.clone(),
@@ -631,11 +634,7 @@ impl Registry {
                 state: RolloutState { policy, candidate },
                 activate: None,
                 // A candidate replaced by this deploy: its runs go to the new version.
-                unpin: previous
-                    .and_then(|p| p.candidate)
-                    .map(|c| c.seq)
-                    .into_iter()
-                    .collect(),
+                unpin: previous.candidate.map(|c| c.seq).into_iter().collect(),
                 event: RolloutEvent {
                     kind: EventKind::Deploy,
                     at_ms: record.deployed_at_ms,
@@ -648,14 +647,14 @@ impl Registry {
         )
         .await?;
         tracing::info!(activity = name, version = %digest, seq = record.seq, policy = policy.as_str(), candidate = as_candidate, "deployed");
-        let (versions, active) = {
-            let name = name.to_string();
-            self.blocking(move |s| s.versions(&name)).await?
+        // What is active now: the new version, or (a candidate) the one read before the write.
+        let version = match versions.iter().find(|v| Some(v.seq) == active) {
+            Some(stable) if as_candidate => VersionView::of(stable, active),
+            _ => VersionView::of(&record, Some(record.seq)),
         };
-        let active_record = versions.iter().find(|v| Some(v.seq) == active);
         Ok(DeployOutcome {
             changed: true,
-            version: VersionView::of(active_record.unwrap_or(&record), active),
+            version,
             policy,
             candidate: candidate.map(|c| CandidateView::of(&record, c.ramp_percent)),
         })
@@ -664,11 +663,8 @@ impl Registry {
     /// The candidate of `name`, or [`RegistryError::NoCandidate`].
     async fn candidate_of(&self, name: &str) -> Result<(RolloutState, Candidate), RegistryError> {
         check_name(name)?;
-        let state = self
-            .blocking(|s| s.rollouts())
-            .await?
-            .remove(name)
-            .unwrap_or_default();
+        let n = name.to_string();
+        let state = self.blocking(move |s| s.rollout(&n)).await?;
         match state.candidate {
             Some(c) => Ok((state, c)),
             None => {
@@ -854,19 +850,22 @@ impl Registry {
         };
         let served = self.load_version(target).await?;
         let seq = target.seq;
-        let state = self.blocking(|s| s.rollouts()).await?.remove(name);
+        let state = {
+            let n = name.to_string();
+            self.blocking(move |s| s.rollout(&n)).await?
+        };
         self.change_rollout(
             name,
             RolloutChange {
                 // A rollback ends a ramp: its candidate goes too.
                 state: RolloutState {
-                    policy: state.map(|s| s.policy).unwrap_or_default(),
+                    policy: state.policy,
                     candidate: None,
                 },
                 activate: Some(seq),
                 // Runs pinned to the version rolled back from (or the candidate) follow.
                 unpin: std::iter::once(active_seq)
-                    .chain(state.and_then(|s| s.candidate).map(|c| c.seq))
+                    .chain(state.candidate.map(|c| c.seq))
                     .collect(),
                 event: RolloutEvent {
                     kind: EventKind::Rollback,
@@ -1016,7 +1015,7 @@ impl Registry {
         let (state, events, pins) = self
             .blocking(move |s| {
                 Ok((
-                    s.rollouts()?.remove(&n).unwrap_or_default(),
+                    s.rollout(&n)?,
                     s.events(&n, EVENTS_SHOWN)?,
                     s.pin_count(&n)?,
                 ))

@@ -114,6 +114,9 @@ pub trait RegistryStore: Send + Sync + 'static {
     /// Every activity type's rollout state (types never deployed with a policy are absent:
     /// `immediate`, no candidate).
     fn rollouts(&self) -> Result<BTreeMap<String, RolloutState>, StoreError>;
+    /// `activity`'s rollout state (the default, `immediate` without a candidate, when none
+    /// is stored).
+    fn rollout(&self, activity: &str) -> Result<RolloutState, StoreError>;
     /// Stores `activity`'s rollout state, makes `activate` active when given, drops the pins
     /// to `unpin` when given, and appends `event`, in one transaction.
     fn set_rollout(&self, activity: &str, change: RolloutChange) -> Result<(), StoreError>;

@@ -293,6 +293,17 @@ impl RegistryStore for SqliteRegistryStore {
             .collect()
     }
 
+    fn rollout(&self, activity: &str) -> Result<RolloutState, StoreError> {
+        let row: Option<String> = self
+            .conn()?
+            .prepare_cached("SELECT state FROM rollouts WHERE activity = ?1")
+            .and_then(|mut q| q.query_row([activity], |r| r.get(0)).optional())
+            .map_err(sql)?;
+        row.map(|s| from_text("rollout state", &s))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
     fn set_rollout(&self, activity: &str, change: RolloutChange) -> Result<(), StoreError> {
         let (state, event) = (to_text(&change.state)?, to_text(&change.event)?);
         let mut conn = self.conn()?;

@@ -55,6 +55,11 @@ pub fn rollouts_pins_and_events(s: &dyn RegistryStore) {
     )
     .expect("deploy");
     assert_eq!(s.rollouts().expect("rollouts").get(name), Some(&ramp));
+    assert_eq!(s.rollout(name).expect("rollout"), ramp);
+    assert_eq!(
+        s.rollout("NeverDeployed").expect("rollout"),
+        RolloutState::default()
+    );
 
     assert_eq!(
         s.pin(name, "run:a", Some(v2.seq), 1000).expect("pin"),

@@ -63,7 +63,15 @@ pub async fn run(
         "200".into(),
     ));
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let mut worker = WorkerProcess::start_with(Kind::Host, programs, temporal, "", &run_id, &env)?;
+    let sink = test_support::HttpSink::start(200).await;
+    let mut worker = WorkerProcess::start_with(
+        Kind::Host,
+        programs,
+        temporal,
+        &sink.url("/notify"),
+        &run_id,
+        &env,
+    )?;
     let queue = worker.task_queue.clone();
     let ids = Arc::new(Ids::new(
         format!("noisy-{run_id}"),

@@ -343,7 +343,8 @@ pub struct ApiArgs {
     /// The host's REST API; default: http:// and api.listen from the configuration.
     #[arg(long, global = true, env = "ACTIVITY_HOST_API")]
     pub api: Option<String>,
-    /// Bearer token for the admin routes; default: api.admin_token from the configuration.
+    /// Bearer token: an API key or the admin token (needed when the host has auth on);
+    /// default: api.admin_token from the configuration.
     #[arg(
         long,
         global = true,

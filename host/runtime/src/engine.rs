@@ -22,7 +22,9 @@ pub struct EngineConfig {
     /// limits (`max_memory_bytes`) are enforced below this ceiling.
     pub max_memory_bytes_ceiling: u64,
     /// How often the epoch ticks, in milliseconds. A running guest yields to the async
-    /// runtime once per tick, so deadlines are enforced with this precision.
+    /// runtime once per tick, so deadlines are enforced with this precision, and a guest
+    /// that computes delays the host's other tasks by at most a tick at a time (1 ms keeps
+    /// a spinning neighbour under 2x the latency of other calls; docs/BENCHMARKS.md).
     pub epoch_tick_ms: u64,
     /// Count fuel (executed instructions) so activities can be given a fuel budget.
     /// Costs some speed on every call, so it is off unless asked for.
@@ -39,7 +41,7 @@ impl Default for EngineConfig {
         Self {
             max_instances: 256,
             max_memory_bytes_ceiling: 4 << 30,
-            epoch_tick_ms: 5,
+            epoch_tick_ms: 1,
             fuel: false,
             keep_resident_bytes: 2 << 20,
         }

@@ -360,7 +360,16 @@ impl Runtime {
             }),
         );
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_async_yield_and_update(1);
+        // At every epoch tick the guest yields the way tokio recommends for long computations
+        // (`yield_now`: the task goes behind the I/O the driver has ready, not into the
+        // worker's next-task slot), so a guest that spins never delays the host's own tasks
+        // or another guest by more than a tick at a time.
+        store.epoch_deadline_callback(|_| {
+            Ok(wasmtime::UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        });
         if self.fuel_enabled {
             let fuel = limits.fuel.unwrap_or(u64::MAX);
             store

@@ -8,35 +8,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
+use support::docs::blocks;
 use support::Session;
-
-/// A fenced code block: its info string and its text.
-struct Block {
-    info: String,
-    text: String,
-}
-
-fn blocks(markdown: &str) -> Vec<Block> {
-    let mut out = Vec::new();
-    let mut current: Option<Block> = None;
-    for line in markdown.lines() {
-        match (&mut current, line.strip_prefix("```")) {
-            (None, Some(info)) => {
-                current = Some(Block {
-                    info: info.trim().to_string(),
-                    text: String::new(),
-                })
-            }
-            (Some(_), Some(_)) => out.extend(current.take()),
-            (Some(b), None) => {
-                b.text.push_str(line);
-                b.text.push('\n');
-            }
-            (None, None) => {}
-        }
-    }
-    out
-}
 
 /// The shell script that runs the document's blocks in order: the first `sh` block in the
 /// directory the script starts in (the repository), the others in `$DOCS_SCRATCH`, without

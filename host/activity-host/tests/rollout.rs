@@ -522,47 +522,10 @@ async fn verify_keeps_the_real_store_untouched_and_passes_an_identical_candidate
     // docs/operations.md's rollout commands, run as written.
     std::fs::write(dir.path().join("validate_user_v2.wasm"), same_code("v2")).unwrap();
     std::fs::write(dir.path().join("validate_user_v3.wasm"), same_code("v3")).unwrap();
-    let docs = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/operations.md"
-    ))
-    .unwrap();
-    let section = docs
-        .split("## Rolling out a new version")
-        .nth(1)
-        .unwrap()
-        .split("\n## ")
-        .next()
-        .unwrap();
-    let blocks: Vec<&str> = section
-        .split("```sh\n")
-        .skip(1)
-        .map(|b| b.split("```").next().unwrap())
-        .collect();
-    assert_eq!(blocks.len(), 2, "{section}");
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_activity-host"))
-        .parent()
-        .unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    for block in blocks {
-        let out = std::process::Command::new("sh")
-            .args(["-e", "-c", block])
-            .current_dir(dir.path())
-            .env("PATH", &path)
-            .env("ACTIVITY_HOST_API", &base)
-            .env("RUST_LOG", "error")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{block}\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let blocks = support::docs::section_sh_blocks("operations.md", "Rolling out a new version");
+    assert_eq!(blocks.len(), 2, "{blocks:?}");
+    for block in &blocks {
+        support::docs::run_sh_block(block, dir.path(), &[("ACTIVITY_HOST_API", &base)]);
     }
     let details = get_json(&http, format!("{base}/api/v1/activities/ValidateUser")).await;
     let kinds: Vec<&str> = details["events"]

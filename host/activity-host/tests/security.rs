@@ -20,53 +20,14 @@ const SECRETS_KEY: &str = "4f2a9c0e1b7d3e5f6a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5
 
 /// The section's command blocks, in order.
 fn doc_blocks() -> Vec<String> {
-    let docs = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/operations.md"
-    ))
-    .unwrap();
-    let section = docs
-        .split("## Securing a host")
-        .nth(1)
-        .unwrap()
-        .split("\n## ")
-        .next()
-        .unwrap()
-        .to_string();
-    section
-        .split("```sh\n")
-        .skip(1)
-        .map(|b| b.split("```").next().unwrap().to_string())
-        .collect()
+    support::docs::section_sh_blocks("operations.md", "Securing a host")
 }
 
-/// Runs `block` with `sh -e` in `dir`, the binary on the PATH, against `api`.
+/// Runs `block` in `dir` against `api` as the admin.
 fn run_block(block: &str, dir: &std::path::Path, api: &str, env: &[(&str, &str)]) -> String {
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_activity-host"))
-        .parent()
-        .unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = std::process::Command::new("sh")
-        .args(["-e", "-c", block])
-        .current_dir(dir)
-        .env("PATH", &path)
-        .env("ACTIVITY_HOST_API", api)
-        .env("ACTIVITY_HOST_TOKEN", ADMIN)
-        .env("RUST_LOG", "error")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{block}\n{text}");
-    text
+    let mut all = vec![("ACTIVITY_HOST_API", api), ("ACTIVITY_HOST_TOKEN", ADMIN)];
+    all.extend_from_slice(env);
+    support::docs::run_sh_block(block, dir, &all)
 }
 
 async fn send(request: reqwest::RequestBuilder, answers: &mut Vec<String>) -> (u16, Value) {

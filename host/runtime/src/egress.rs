@@ -352,25 +352,36 @@ impl Egress {
 
     /// Records one request: the log line, the metric, the recent list.
     pub(crate) fn record(&self, record: EgressRecord) {
-        tracing::info!(
-            target: "egress",
-            activity = record.activity_type.as_str(),
-            version = record.version.as_str(),
-            workflow_id = record.workflow_id.as_deref(),
-            run_id = record.run_id.as_deref(),
-            activity_id = record.activity_id.as_str(),
-            method = record.method.as_str(),
-            host = record.host.as_str(),
-            port = record.port,
-            address = record.address.as_deref(),
-            outcome = record.outcome.as_str(),
-            reason = record.reason.as_deref(),
-            status = record.status,
-            request_bytes = record.request_bytes,
-            response_bytes = record.response_bytes,
-            secrets = ?record.secrets,
-            "outgoing request"
-        );
+        // One line per request; a refused one at `warn`, the only place it is logged.
+        macro_rules! audit_line {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "egress",
+                    $level,
+                    activity = record.activity_type.as_str(),
+                    version = record.version.as_str(),
+                    workflow_id = record.workflow_id.as_deref(),
+                    run_id = record.run_id.as_deref(),
+                    activity_id = record.activity_id.as_str(),
+                    method = record.method.as_str(),
+                    host = record.host.as_str(),
+                    port = record.port,
+                    address = record.address.as_deref(),
+                    outcome = record.outcome.as_str(),
+                    reason = record.reason.as_deref(),
+                    status = record.status,
+                    request_bytes = record.request_bytes,
+                    response_bytes = record.response_bytes,
+                    secrets = ?record.secrets,
+                    "outgoing request"
+                )
+            };
+        }
+        if record.outcome == "refused" {
+            audit_line!(tracing::Level::WARN);
+        } else {
+            audit_line!(tracing::Level::INFO);
+        }
         metrics::counter!(EGRESS_REQUESTS,
             "activity_type" => record.activity_type.clone(),
             "host" => record.host.clone(),
@@ -402,13 +413,6 @@ impl Egress {
 mod tests {
     use super::*;
 
-    fn hosts(list: &[&str]) -> Grants {
-        Grants {
-            allowed_hosts: list.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        }
-    }
-
     #[test]
     fn special_addresses_are_classed() {
         for (ip, class) in [
@@ -436,7 +440,7 @@ mod tests {
 
     #[test]
     fn a_grant_names_an_address_by_itself_or_its_range() {
-        let g = hosts(&[
+        let g = Grants::hosts(&[
             "127.0.0.1:8080",
             "10.0.0.0/8",
             "[::1]:9000",
@@ -453,7 +457,7 @@ mod tests {
             Some(80)
         ));
         assert!(!names_address(
-            &hosts(&["*"]),
+            &Grants::hosts(&["*"]),
             "127.0.0.1".parse().unwrap(),
             Some(80)
         ));

@@ -25,6 +25,15 @@ pub struct Grants {
 }
 
 impl Grants {
+    /// Grants of only these host patterns (the tests' shorthand).
+    #[cfg(test)]
+    pub(crate) fn hosts(list: &[&str]) -> Self {
+        Self {
+            allowed_hosts: list.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
     /// True when `authority` (`host` or `host:port`) matches an allowed host pattern.
     pub fn allows_host(&self, host: &str, port: Option<u16>) -> bool {
         self.allowed_hosts
@@ -149,16 +158,9 @@ pub fn check_import(import: &str, grants: &Grants) -> Result<Capability, ImportR
 mod tests {
     use super::*;
 
-    fn hosts(list: &[&str]) -> Grants {
-        Grants {
-            allowed_hosts: list.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        }
-    }
-
     #[test]
     fn host_patterns_match_exactly_by_port_and_by_suffix() {
-        let g = hosts(&[
+        let g = Grants::hosts(&[
             "api.example.com",
             "127.0.0.1:8080",
             "*.hooks.io",
@@ -173,7 +175,7 @@ mod tests {
         assert!(!g.allows_host("hooks.io", Some(80)));
         assert!(!g.allows_host("evilhooks.io", Some(80)));
         assert!(g.allows_host("::1", Some(9000)));
-        assert!(hosts(&["*"]).allows_host("anything", Some(1)));
+        assert!(Grants::hosts(&["*"]).allows_host("anything", Some(1)));
         assert!(!Grants::default().allows_host("anything", None));
     }
 
@@ -205,6 +207,6 @@ mod tests {
             check_import("acme:secret/door", &none),
             Err(ImportRefusal::NotOffered { hint: None })
         ));
-        assert!(check_import("wasi:http/outgoing-handler@0.2.0", &hosts(&["x"])).is_ok());
+        assert!(check_import("wasi:http/outgoing-handler@0.2.0", &Grants::hosts(&["x"])).is_ok());
     }
 }

@@ -1,6 +1,7 @@
 //! Runs the assembled host (runtime, registry, worker, REST API) against a dev server.
 #![allow(dead_code)]
 
+pub mod docs;
 pub mod fleet;
 
 use std::time::Duration;

@@ -157,8 +157,8 @@ type Sent = (
 );
 type Refusal = (&'static str, String, HttpError);
 
+/// A refusal; the audit record logs it (at `warn`).
 fn refused(reason: String) -> Refusal {
-    tracing::warn!(reason = reason.as_str(), "refused outgoing HTTP request");
     ("refused", reason, HttpError::HttpRequestDenied)
 }
 

@@ -88,7 +88,7 @@ pub fn summarize(bytes: &[u8]) -> Result<ComponentSummary, OciError> {
                         import.ty,
                         ComponentTypeRef::Instance(_) | ComponentTypeRef::Func(_)
                     ) {
-                        summary.imports.push(import.name.0.to_string());
+                        summary.imports.push(import.name.name.to_string());
                     }
                 }
             }
@@ -99,7 +99,7 @@ pub fn summarize(bytes: &[u8]) -> Result<ComponentSummary, OciError> {
                         export.kind,
                         ComponentExternalKind::Instance | ComponentExternalKind::Func
                     ) {
-                        summary.exports.push(export.name.0.to_string());
+                        summary.exports.push(export.name.name.to_string());
                     }
                 }
             }

@@ -89,6 +89,10 @@ pub struct Host {
     pub access: Arc<dyn activity_registry::access::AccessStore>,
     /// The key secrets are sealed with.
     pub secrets_key: Option<Arc<activity_registry::access::SecretsKey>>,
+    /// One Temporal connection for the worker and the REST API of this process: a start
+    /// through the API can then ask for eager execution, and the worker of the same
+    /// connection takes the first workflow task from the start's answer.
+    temporal: Arc<tokio::sync::OnceCell<temporalio_client::Client>>,
 }
 
 impl Host {
@@ -203,7 +207,18 @@ impl Host {
             secrets_key,
             readiness: Arc::default(),
             oci,
+            temporal: Arc::default(),
         })
+    }
+
+    /// The process's Temporal client, connected (retrying until Temporal answers) by
+    /// whichever role asks first.
+    pub async fn temporal_client(&self) -> temporalio_client::Client {
+        let t = &self.config.workflow.temporal;
+        self.temporal
+            .get_or_init(|| connect_with_retry(&t.address, &t.namespace))
+            .await
+            .clone()
     }
 
     /// Loads every deployed activity's active version (from the compiled cache when it can),
@@ -340,7 +355,7 @@ impl Host {
             .worker_expected
             .store(true, Ordering::Relaxed);
         let client = tokio::select! {
-            c = connect_with_retry(&temporal.address, &temporal.namespace) => c,
+            c = self.temporal_client() => c,
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
         };
         let core = activity_worker::core_runtime()?;
@@ -394,12 +409,11 @@ impl Host {
         let t = &self.config.workflow.temporal;
         let client = ClientSlot::default();
         {
-            let (slot, address, namespace) =
-                (client.clone(), t.address.clone(), t.namespace.clone());
+            let (slot, host) = (client.clone(), self.clone());
             let mut stop = shutdown.clone();
             tokio::spawn(async move {
                 tokio::select! {
-                    c = connect_with_retry(&address, &namespace) => slot.set(c),
+                    c = host.temporal_client() => slot.set(c),
                     _ = stop.wait_for(|s| *s) => {}
                 }
             });

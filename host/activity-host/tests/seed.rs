@@ -46,6 +46,16 @@ async fn the_seed_curl_example_creates_updates_and_deletes_a_user() {
     let err: Value = gone.json().await.unwrap();
     assert_eq!(err["error"]["code"], "user_not_found");
 
+    // The worker and the API share this process's Temporal connection: the starts were
+    // eager (the start's answer carried the first workflow task).
+    let metrics = support::get_text(&http, format!("{base}/metrics")).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("activity_workflow_starts_total{eager=\"true\"}")),
+        "{metrics}"
+    );
+
     // No webhook configured: the host recorded the three notifications.
     let notes: Value = get_json(&http, format!("{base}/api/v1/notifications")).await;
     let actions: Vec<&str> = notes

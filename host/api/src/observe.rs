@@ -18,8 +18,11 @@ use crate::ApiState;
 pub const REQUESTS: &str = "http_requests_total";
 /// API request latency, by `method` and `route`.
 pub const REQUEST_SECONDS: &str = "http_request_duration_seconds";
+/// Workflows started (or found running) through the API, by `eager`: whether the start's
+/// answer carried the first workflow task for this process's worker.
+pub const WORKFLOW_STARTS: &str = "activity_workflow_starts_total";
 /// Every metric this crate records.
-pub const ALL: &[&str] = &[REQUESTS, REQUEST_SECONDS];
+pub const ALL: &[&str] = &[REQUESTS, REQUEST_SECONDS, WORKFLOW_STARTS];
 
 /// Header carrying the request id.
 pub const REQUEST_ID: &str = "x-request-id";

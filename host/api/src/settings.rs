@@ -31,6 +31,10 @@ pub struct ApiSettings {
     /// Where `UserWorkflow` runs its activities when a start request does not say:
     /// `remote` (Temporal activities, any host) or `local` (in-process on the workflow's host).
     pub activity_mode: ActivityMode,
+    /// Ask Temporal for eager execution of started workflows: when this process also runs
+    /// the worker (`dev`) and it has a free workflow slot, the start's answer carries the
+    /// first workflow task, which needs no poll. Ignored by a server without a worker.
+    pub eager_workflow_start: bool,
 }
 
 impl Default for ApiSettings {
@@ -44,6 +48,7 @@ impl Default for ApiSettings {
             max_json_body_bytes: 1 << 20,
             invoke: InvokeSettings::default(),
             activity_mode: ActivityMode::Remote,
+            eager_workflow_start: true,
         }
     }
 }

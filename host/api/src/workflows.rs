@@ -180,6 +180,7 @@ pub async fn start(
             )]
             .into(),
         }),
+        request_eager_execution: state.settings.eager_workflow_start,
         ..Default::default()
     };
     let answer =
@@ -187,10 +188,15 @@ pub async fn start(
             .await
             .map_err(|e| rpc_error(&format!("could not start workflow {id}"), e))?
             .into_inner();
+    // The client has handed an eager first task to this process's worker already.
+    let eager = answer.eager_workflow_task.is_some();
+    metrics::counter!(crate::observe::WORKFLOW_STARTS, "eager" => if eager { "true" } else { "false" })
+        .increment(1);
     tracing::info!(
         workflow_id = id.as_str(),
         run_id = answer.run_id.as_str(),
         started = answer.started,
+        eager,
         by = caller.who.as_str(),
         "UserWorkflow started or found running"
     );

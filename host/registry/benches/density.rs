@@ -13,7 +13,7 @@ use activity_runtime::{ActivityCatalog, CallContext};
 use serde_json::json;
 
 mod common;
-use common::registry;
+use common::{registry, registry_with};
 
 /// The component with a custom section appended: same code, different bytes.
 fn distinct(base: &[u8], i: usize) -> Vec<u8> {
@@ -91,32 +91,16 @@ fn main() {
     }
     let (registry, runtime) = kept.unwrap();
 
-    // Calls: all on one type, then round robin over every type.
-    let user = [json!({"user_id": "u", "email": "a@b.io", "name": "N"})];
-    let components: Vec<_> = (0..n)
-        .map(|i| registry.get(&format!("Activity{i:04}")).unwrap())
-        .collect();
-    let calls = 5 * n.max(200);
-    let time_calls = |pick: &dyn Fn(usize) -> usize| {
-        let mut samples = Vec::with_capacity(calls);
-        tokio.block_on(async {
-            for k in 0..calls {
-                let c = &components[pick(k)];
-                let t = Instant::now();
-                runtime
-                    .invoke(c, &user, CallContext::for_type(&c.spec().activity_type))
-                    .await
-                    .unwrap();
-                samples.push(t.elapsed());
-            }
-        });
-        median(samples)
-    };
-    // Warm up both paths once.
-    time_calls(&|k| k % n);
-    let one = time_calls(&|_| 0);
-    let spread = time_calls(&|k| k % n);
+    // Calls: all on one type, then round robin over every type; with the default pool,
+    // then with a pool of more slots than types (each type keeps a warm slot).
+    let (one, spread) = time_calls(&tokio, &registry, &runtime, n);
     let rss_total = rss();
+    drop((registry, runtime));
+    let sized = n as u32 + 64;
+    let (registry, runtime) = registry_with(dir.path(), true, |c| c.engine.max_instances = sized);
+    tokio.block_on(registry.load_all()).unwrap();
+    let (sized_one, sized_spread) = time_calls(&tokio, &registry, &runtime, n);
+    let rss_sized = rss();
 
     println!("density: {n} distinct activity types (ValidateUser + a unique custom section each)");
     println!(
@@ -144,4 +128,52 @@ fn main() {
         spread.as_secs_f64() * 1e6,
         spread.as_secs_f64() / one.as_secs_f64()
     );
+    println!("  with runtime.engine.max_instances = {sized}:");
+    println!(
+        "  call, one type (median):            {:.1} us",
+        sized_one.as_secs_f64() * 1e6
+    );
+    println!(
+        "  call, spread over all (median):     {:.1} us ({:.2}x)",
+        sized_spread.as_secs_f64() * 1e6,
+        sized_spread.as_secs_f64() / sized_one.as_secs_f64()
+    );
+    println!(
+        "  process RSS after the calls:        {:.0} MiB",
+        rss_sized as f64 / (1 << 20) as f64
+    );
+}
+
+/// Median call time on one type, then spread round robin over all `n` (each path warmed
+/// up once first).
+fn time_calls(
+    tokio: &tokio::runtime::Runtime,
+    registry: &activity_registry::Registry,
+    runtime: &activity_runtime::Runtime,
+    n: usize,
+) -> (Duration, Duration) {
+    let user = [json!({"user_id": "u", "email": "a@b.io", "name": "N"})];
+    let components: Vec<_> = (0..n)
+        .map(|i| registry.get(&format!("Activity{i:04}")).unwrap())
+        .collect();
+    let calls = 5 * n.max(200);
+    let time = |pick: &dyn Fn(usize) -> usize| {
+        let mut samples = Vec::with_capacity(calls);
+        tokio.block_on(async {
+            for k in 0..calls {
+                let c = &components[pick(k)];
+                let t = Instant::now();
+                runtime
+                    .invoke(c, &user, CallContext::for_type(&c.spec().activity_type))
+                    .await
+                    .unwrap();
+                samples.push(t.elapsed());
+            }
+        });
+        median(samples)
+    };
+    time(&|k| k % n);
+    let one = time(&|_| 0);
+    let spread = time(&|k| k % n);
+    (one, spread)
 }

@@ -16,7 +16,11 @@ use crate::RuntimeError;
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
     /// Component instances that may be alive at once (the pooling allocator's slots).
-    /// Calls beyond this wait for a slot or fail with `InstancePoolExhausted`.
+    /// Calls beyond this wait for a slot or fail with `InstancePoolExhausted`. Each slot
+    /// also stays warm for the module that last used it (its memory image mapped, its
+    /// touched pages resident), so a host serving many activity types calls each at
+    /// one-type speed while the slots outnumber the types in use; with more types than
+    /// slots, calls re-map a slot for another module (docs/BENCHMARKS.md, `density`).
     pub max_instances: u32,
     /// Largest linear memory any single guest memory may grow to, in bytes. Per-activity
     /// limits (`max_memory_bytes`) are enforced below this ceiling.
@@ -73,6 +77,10 @@ pub fn build_engine(config: &EngineConfig) -> Result<Engine, RuntimeError> {
         .max_tables_per_component(TABLES_PER_COMPONENT)
         .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
         .max_memory_size(config.max_memory_bytes_ceiling as usize)
+        // Every slot may stay affine to its last module (wasmtime keeps 100 by default):
+        // with calls spread over more modules than that, nearly every call re-mapped its
+        // slot's memory image and faulted its pages in again.
+        .max_unused_warm_slots(instances.saturating_mul(MEMORIES_PER_COMPONENT))
         .linear_memory_keep_resident(config.keep_resident_bytes as usize)
         .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES)
         .async_stack_keep_resident(config.keep_resident_bytes as usize)

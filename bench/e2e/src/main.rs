@@ -11,6 +11,7 @@ mod fleet;
 mod load;
 mod noisy;
 mod report;
+mod rest;
 mod workers;
 
 use std::path::{Path, PathBuf};
@@ -61,6 +62,11 @@ struct Args {
     /// per-type concurrency cap.
     #[arg(long)]
     noisy: bool,
+    /// Instead of comparing workers: the REST API of one `activity-host dev` process (worker
+    /// and API in one process): invoke, and UserWorkflow create from the REST start to its
+    /// result, with eager workflow start off and on (--invoke-runs of each).
+    #[arg(long)]
+    rest: bool,
     /// Write the table into docs/BENCHMARKS.md and the plot to docs/bench-e2e.svg.
     #[arg(long)]
     write_docs: bool,
@@ -239,6 +245,9 @@ fn machine() -> String {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The workspace builds reqwest without a TLS provider of its own (see activity-oci): every
+    // driver's HTTP client needs the process's provider installed first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     let kinds = args
         .workers
@@ -291,6 +300,42 @@ fn main() -> anyhow::Result<()> {
             report::write_section(
                 &repo_root().join("docs/BENCHMARKS.md"),
                 "bench-noisy",
+                &section,
+            )?;
+            eprintln!("wrote docs/BENCHMARKS.md");
+        }
+        return Ok(());
+    }
+    if args.rest {
+        let runs = settings.invoke_runs;
+        let warmup = settings.warmup;
+        let rows = rt.block_on(async {
+            let server = test_support::DevServer::start_in_memory()
+                .context("starting the Temporal dev server")?;
+            let client = activity_worker::connect(&server.address, "default").await?;
+            rest::run(
+                &programs,
+                &client,
+                &server.address,
+                runs,
+                warmup,
+                &[false, true],
+            )
+            .await
+        })?;
+        let table = rest::table(&[
+            ("eager_workflow_start: false", &rows[0]),
+            ("eager_workflow_start: true (default)", &rows[1]),
+        ]);
+        println!("{table}");
+        if args.write_docs {
+            let section = format!(
+                "Measured {}, {runs} sequential calls of each kind after {warmup} to warm up, one `activity-host dev` process per row, both running and measured interleaved (call by call, alternating which goes first), the dev server (limits raised, database in memory) on this machine.\n\n{table}",
+                machine()
+            );
+            report::write_section(
+                &repo_root().join("docs/BENCHMARKS.md"),
+                "bench-rest",
                 &section,
             )?;
             eprintln!("wrote docs/BENCHMARKS.md");

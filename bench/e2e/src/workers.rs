@@ -79,6 +79,8 @@ pub struct WorkerProcess {
     child: Child,
     /// Its task queue.
     pub task_queue: String,
+    /// activity-host's API address (`ip:port`).
+    pub api: String,
     _dir: tempfile::TempDir,
 }
 
@@ -103,13 +105,28 @@ impl WorkerProcess {
         run: &str,
         env: &[(String, String)],
     ) -> anyhow::Result<Self> {
+        Self::start_role(kind, "worker", programs, temporal, webhook_url, run, env)
+    }
+
+    /// [`WorkerProcess::start_with`] running activity-host as `role` (`worker`, or `dev`:
+    /// the worker and the REST API in one process, on [`WorkerProcess::api`]).
+    pub fn start_role(
+        kind: Kind,
+        role: &str,
+        programs: &Programs,
+        temporal: &str,
+        webhook_url: &str,
+        run: &str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let task_queue = format!("bench-{}-{run}", kind.slug());
         let db = dir.path().join("users.sqlite");
+        let api = format!("127.0.0.1:{}", test_support::free_port());
         let mut cmd = match kind {
             Kind::Host | Kind::HostLocal => {
                 let mut c = Command::new(&programs.host);
-                c.arg("worker")
+                c.arg(role)
                     .env("ACTIVITY_HOST_WORKFLOW__TEMPORAL__ADDRESS", temporal)
                     .env("ACTIVITY_HOST_WORKFLOW__TEMPORAL__TASK_QUEUE", &task_queue)
                     .env("ACTIVITY_HOST_DATA_DIR", dir.path())
@@ -119,10 +136,7 @@ impl WorkerProcess {
                         &programs.components,
                     )
                     .env("ACTIVITY_HOST_NOTIFICATIONS__WEBHOOK_URL", webhook_url)
-                    .env(
-                        "ACTIVITY_HOST_API__LISTEN",
-                        format!("127.0.0.1:{}", test_support::free_port()),
-                    )
+                    .env("ACTIVITY_HOST_API__LISTEN", &api)
                     .env("ACTIVITY_HOST_TELEMETRY__LOG_LEVEL", "warn")
                     .envs(env.iter().map(|(k, v)| (k, v)))
                     .env_remove("RUST_LOG");
@@ -157,6 +171,7 @@ impl WorkerProcess {
         Ok(Self {
             child,
             task_queue,
+            api,
             _dir: dir,
         })
     }

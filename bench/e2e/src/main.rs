@@ -50,6 +50,10 @@ struct Args {
     /// Sequential runs before measuring, after the worker answers.
     #[arg(long, default_value_t = 30)]
     warmup: usize,
+    /// The dev server's history queue readers' limit (`history.*ProcessorMaxPollRPS`, reads
+    /// per second; Temporal's default is 20) instead of the project's 1000.
+    #[arg(long)]
+    server_rps: Option<u32>,
     /// Keep the dev server's database in a file (as `make dev` does) instead of in memory.
     #[arg(long)]
     file_db: bool,
@@ -374,10 +378,11 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let results = rt.block_on(async {
-        let server = if args.file_db {
-            test_support::DevServer::start()
-        } else {
-            test_support::DevServer::start_in_memory()
+        let server = match (args.file_db, args.server_rps) {
+            (true, None) => test_support::DevServer::start(),
+            (false, None) => test_support::DevServer::start_in_memory(),
+            (false, Some(rps)) => test_support::DevServer::start_in_memory_with_reader_rps(rps),
+            (true, Some(_)) => anyhow::bail!("--server-rps is for the in-memory server only"),
         }
         .context("starting the Temporal dev server")?;
         let sink = test_support::HttpSink::start(200).await;

@@ -9,6 +9,8 @@ fn every_worker_completes_the_checked_load() {
     let out = Command::new(env!("CARGO_BIN_EXE_bench-e2e"))
         .args(["--latency-runs", "3", "--invoke-runs", "3", "--warmup", "1"])
         .args(["--concurrency", "4", "--seconds", "2"])
+        // The readers' limit through the option (the project's value, so the load is the same).
+        .args(["--server-rps", "1000"])
         .output()
         .expect("run bench-e2e");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -9,20 +9,38 @@ use activity_worker::probe::{dispatch_wait, SLOW_DISPATCH};
 use temporal_dev_server::DevServerOptions;
 use test_support::{eventually, free_port, temporal_cli, DevServer};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_dev_server_hands_tasks_over_without_the_default_wait() {
-    let server = tokio::task::spawn_blocking(DevServer::start_in_memory)
+/// The probe's median dispatch wait on a fresh in-memory dev server that `start` starts.
+async fn probed_wait(
+    start: impl FnOnce() -> Result<DevServer, test_support::DevServerError> + Send + 'static,
+) -> Duration {
+    let server = tokio::task::spawn_blocking(start)
         .await
         .unwrap()
         .expect("dev server");
     let client = activity_worker::connect(&server.address, "default")
         .await
         .unwrap();
-    let wait = dispatch_wait(&client, "default").await.expect("probe");
+    dispatch_wait(&client, "default").await.expect("probe")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dev_server_hands_tasks_over_without_the_default_wait() {
+    let wait = probed_wait(DevServer::start_in_memory).await;
     eprintln!("dispatch wait with the dynamic config: {wait:?}");
     assert!(
         wait < SLOW_DISPATCH,
         "median dispatch wait {wait:?} with the dynamic config"
+    );
+}
+
+/// `bench-e2e --server-rps` starts its server this way: the readers' limit it names is the
+/// one the server runs with (at Temporal's default of 20, the probe sees the slow dispatch).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_started_with_the_default_reader_limit_dispatches_slowly() {
+    let wait = probed_wait(|| DevServer::start_in_memory_with_reader_rps(20)).await;
+    assert!(
+        wait >= SLOW_DISPATCH,
+        "median dispatch wait {wait:?} at 20 reads per second"
     );
 }
 

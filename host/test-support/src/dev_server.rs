@@ -36,14 +36,21 @@ pub struct DevServer {
 impl DevServer {
     /// Starts a dev server on free ports with a fresh database file and waits until it serves.
     pub fn start() -> Result<Self, DevServerError> {
-        Self::start_fresh(|dir| Some(dir.join("temporal.db")))
+        Self::start_fresh(|dir| Some(dir.join("temporal.db")), None)
     }
 
     /// Starts a dev server on a free port with its database in memory (SQLite's `:memory:`):
     /// nothing is written to disk, so it measures the workers rather than the disk. It
     /// cannot be restarted with its data.
     pub fn start_in_memory() -> Result<Self, DevServerError> {
-        Self::start_fresh(|_| None)
+        Self::start_fresh(|_| None, None)
+    }
+
+    /// [`DevServer::start_in_memory`] with the history queue readers' limit
+    /// (`history.*ProcessorMaxPollRPS`) at `rps` instead of the project's 1000, to measure
+    /// what the limit costs or buys.
+    pub fn start_in_memory_with_reader_rps(rps: u32) -> Result<Self, DevServerError> {
+        Self::start_fresh(|_| None, Some(rps))
     }
 
     /// Starts a server in a fresh directory on a free port, up to three times: between
@@ -51,13 +58,14 @@ impl DevServer {
     /// another process of a parallel test may take one of them.
     fn start_fresh(
         db: impl Fn(&std::path::Path) -> Option<PathBuf>,
+        reader_rps: Option<u32>,
     ) -> Result<Self, DevServerError> {
         const ATTEMPTS: usize = 3;
         let mut attempt = 1;
         loop {
             let dir = tempfile::tempdir()?;
             let db = db(dir.path());
-            match Self::start_at(free_port(), db, dir) {
+            match Self::start_at(free_port(), db, dir, reader_rps) {
                 Ok(server) => return Ok(server),
                 Err(e) if attempt < ATTEMPTS => {
                     eprintln!("the dev server did not start ({e}); trying another port");
@@ -79,13 +87,14 @@ impl DevServer {
         db: PathBuf,
         dir: tempfile::TempDir,
     ) -> Result<Self, DevServerError> {
-        Self::start_at(port, Some(db), dir)
+        Self::start_at(port, Some(db), dir, None)
     }
 
     fn start_at(
         port: u16,
         db: Option<PathBuf>,
         dir: tempfile::TempDir,
+        reader_rps: Option<u32>,
     ) -> Result<Self, DevServerError> {
         let mut options = DevServerOptions::new(
             temporal_cli()?,
@@ -94,6 +103,11 @@ impl DevServer {
             dir.path().join("server.log"),
         );
         options.db = db;
+        if let Some(rps) = reader_rps {
+            for (_, value) in &mut options.dynamic_config {
+                *value = rps.to_string();
+            }
+        }
         let server = temporal_dev_server::DevServer::start(options, START_TIMEOUT)?;
         Ok(Self {
             address: server.address(),

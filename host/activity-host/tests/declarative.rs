@@ -121,13 +121,7 @@ async fn apply_deploys_a_manifest_reapplies_as_no_op_and_prunes() {
             cli(&b, &args)
         })
     };
-    let text = |out: &std::process::Output| {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    };
+    let text = support::output_text;
     let manifest = write(
         "activities.toml",
         format!(

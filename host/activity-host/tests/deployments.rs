@@ -22,11 +22,7 @@ fn read(path: &str) -> String {
 
 fn run(cmd: &mut std::process::Command) -> String {
     let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = support::output_text(&out);
     assert!(out.status.success(), "{cmd:?}: {text}");
     text
 }

@@ -37,7 +37,7 @@ async fn the_dev_server_hands_tasks_over_without_the_default_wait() {
 /// one the server runs with (at Temporal's default of 20, the probe sees the slow dispatch).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_started_with_the_default_reader_limit_dispatches_slowly() {
-    let wait = probed_wait(|| DevServer::start_in_memory_with_reader_rps(20)).await;
+    let wait = probed_wait(|| DevServer::start_measured(false, Some(20))).await;
     assert!(
         wait >= SLOW_DISPATCH,
         "median dispatch wait {wait:?} at 20 reads per second"

@@ -146,11 +146,7 @@ async fn the_authoring_guide_runs_as_written() {
     let out = tokio::task::spawn_blocking(move || run.output().unwrap())
         .await
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = support::output_text(&out);
     assert!(out.status.success(), "docs/authoring.md failed:\n{text}");
     assert!(prefix.join("bin/activity-host").exists(), "{text}");
     // What the guide deployed is served.

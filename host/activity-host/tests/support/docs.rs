@@ -72,11 +72,7 @@ pub fn run_sh_block(block: &str, dir: &Path, env: &[(&str, &str)]) -> String {
         .envs(env.iter().copied())
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = super::output_text(&out);
     assert!(out.status.success(), "{block}\n{text}");
     text
 }

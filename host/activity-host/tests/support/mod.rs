@@ -252,22 +252,25 @@ pub fn validator(name: &str) -> std::path::PathBuf {
     path
 }
 
+/// A finished command's stdout, then its stderr, as text (what an assertion shows).
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Runs `cmd` off the async threads and checks that it succeeds; answers its output.
 pub async fn run_ok(mut cmd: std::process::Command) -> std::process::Output {
-    let out = tokio::task::spawn_blocking(move || {
+    let (shown, out) = tokio::task::spawn_blocking(move || {
         let out = cmd.output().unwrap();
         (format!("{cmd:?}"), out)
     })
     .await
     .unwrap();
-    assert!(
-        out.1.status.success(),
-        "{}: {}{}",
-        out.0,
-        String::from_utf8_lossy(&out.1.stdout),
-        String::from_utf8_lossy(&out.1.stderr)
-    );
-    out.1
+    assert!(out.status.success(), "{shown}: {}", output_text(&out));
+    out
 }
 
 /// `activity-host deploy FILE --name NAME --output json` against `base`, which must succeed.

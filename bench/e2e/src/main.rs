@@ -92,6 +92,19 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The dev server every mode measures on: `--file-db` and `--server-rps` as given.
+fn start_server(args: &Args) -> anyhow::Result<test_support::DevServer> {
+    test_support::DevServer::start_measured(args.file_db, args.server_rps)
+        .context("starting the Temporal dev server")
+}
+
+/// Replaces the `marker` section of docs/BENCHMARKS.md with `section`.
+fn write_benchmarks_section(marker: &str, section: &str) -> anyhow::Result<()> {
+    report::write_section(&repo_root().join("docs/BENCHMARKS.md"), marker, section)?;
+    eprintln!("wrote docs/BENCHMARKS.md");
+    Ok(())
+}
+
 fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe.parent().context("no directory")?;
@@ -270,8 +283,7 @@ fn main() -> anyhow::Result<()> {
     if args.noisy {
         let runs = settings.invoke_runs;
         let (uncapped, capped) = rt.block_on(async {
-            let server = test_support::DevServer::start_in_memory()
-                .context("starting the Temporal dev server")?;
+            let server = start_server(&args)?;
             let client = activity_worker::connect(&server.address, "default").await?;
             let uncapped = noisy::run(
                 &programs,
@@ -301,12 +313,7 @@ fn main() -> anyhow::Result<()> {
                 machine(),
                 noisy::NOISY
             );
-            report::write_section(
-                &repo_root().join("docs/BENCHMARKS.md"),
-                "bench-noisy",
-                &section,
-            )?;
-            eprintln!("wrote docs/BENCHMARKS.md");
+            write_benchmarks_section("bench-noisy", &section)?;
         }
         return Ok(());
     }
@@ -314,8 +321,7 @@ fn main() -> anyhow::Result<()> {
         let runs = settings.invoke_runs;
         let warmup = settings.warmup;
         let rows = rt.block_on(async {
-            let server = test_support::DevServer::start_in_memory()
-                .context("starting the Temporal dev server")?;
+            let server = start_server(&args)?;
             let client = activity_worker::connect(&server.address, "default").await?;
             rest::run(
                 &programs,
@@ -337,20 +343,14 @@ fn main() -> anyhow::Result<()> {
                 "Measured {}, {runs} sequential calls of each kind after {warmup} to warm up, one `activity-host dev` process per row, both running and measured interleaved (call by call, alternating which goes first), the dev server (limits raised, database in memory) on this machine.\n\n{table}",
                 machine()
             );
-            report::write_section(
-                &repo_root().join("docs/BENCHMARKS.md"),
-                "bench-rest",
-                &section,
-            )?;
-            eprintln!("wrote docs/BENCHMARKS.md");
+            write_benchmarks_section("bench-rest", &section)?;
         }
         return Ok(());
     }
     if args.fleet {
         let concurrency = settings.concurrency.first().copied().unwrap_or(32);
         let result = rt.block_on(async {
-            let server = test_support::DevServer::start_in_memory()
-                .context("starting the Temporal dev server")?;
+            let server = start_server(&args)?;
             let sink = test_support::HttpSink::start(200).await;
             fleet::run(
                 &programs,
@@ -368,23 +368,12 @@ fn main() -> anyhow::Result<()> {
                 "Measured {}, every host and the dev server on this one machine.\n\n{table}",
                 machine()
             );
-            report::write_section(
-                &repo_root().join("docs/BENCHMARKS.md"),
-                "bench-fleet",
-                &section,
-            )?;
-            eprintln!("wrote docs/BENCHMARKS.md");
+            write_benchmarks_section("bench-fleet", &section)?;
         }
         return Ok(());
     }
     let results = rt.block_on(async {
-        let server = match (args.file_db, args.server_rps) {
-            (true, None) => test_support::DevServer::start(),
-            (false, None) => test_support::DevServer::start_in_memory(),
-            (false, Some(rps)) => test_support::DevServer::start_in_memory_with_reader_rps(rps),
-            (true, Some(_)) => anyhow::bail!("--server-rps is for the in-memory server only"),
-        }
-        .context("starting the Temporal dev server")?;
+        let server = start_server(&args)?;
         let sink = test_support::HttpSink::start(200).await;
         let webhook = sink.url("/notify");
         let mut results = Vec::new();
@@ -397,8 +386,7 @@ fn main() -> anyhow::Result<()> {
     let goals = report::goals(&results);
     println!("{table}\n{goals}");
     if args.write_docs {
-        let docs = repo_root().join("docs");
-        report::plot(&docs.join("bench-e2e.svg"), &results)?;
+        report::plot(&repo_root().join("docs/bench-e2e.svg"), &results)?;
         let section = format!(
             "Measured {}.\nSettings: {} sequential creates for latency, {} standalone invokes, \
              {} s per throughput level, each worker alone on its own task queue.\n\n{table}\n\
@@ -409,8 +397,8 @@ fn main() -> anyhow::Result<()> {
             settings.invoke_runs,
             args.seconds,
         );
-        report::write_section(&docs.join("BENCHMARKS.md"), "bench-e2e", &section)?;
-        eprintln!("wrote docs/BENCHMARKS.md and docs/bench-e2e.svg");
+        eprintln!("wrote docs/bench-e2e.svg");
+        write_benchmarks_section("bench-e2e", &section)?;
     }
     Ok(())
 }

@@ -89,27 +89,14 @@ pub async fn run(
     for &e in eager {
         hosts.push(DevHost::start(programs, temporal, &sink.url("/notify"), &http, e).await?);
     }
-    let mut invokes = vec![Vec::with_capacity(runs); hosts.len()];
-    let mut creates = vec![Vec::with_capacity(runs); hosts.len()];
-    for i in 0..warmup + runs {
-        for k in turn_order(i, hosts.len()) {
-            let h = &hosts[k];
-            let took = invoke_validate(&http, &h.base, &format!("rest-{}-{i}", h.run_id)).await?;
-            if i >= warmup {
-                invokes[k].push(took);
-            }
-        }
-    }
-    for i in 0..warmup + runs {
-        for k in turn_order(i, hosts.len()) {
-            let h = &hosts[k];
-            let user = format!("rest-{}-{i}", h.run_id);
-            let took = create_user(&http, &h.base, client, &user).await?;
-            if i >= warmup {
-                creates[k].push(took);
-            }
-        }
-    }
+    let invokes = interleaved(&hosts, warmup, runs, async |h, id| {
+        invoke_validate(&http, &h.base, &id).await
+    })
+    .await?;
+    let creates = interleaved(&hosts, warmup, runs, async |h, id| {
+        create_user(&http, &h.base, client, &id).await
+    })
+    .await?;
     for h in &mut hosts {
         h.process.check_alive()?;
     }
@@ -121,6 +108,27 @@ pub async fn run(
             create: Percentiles::of(c),
         })
         .collect())
+}
+
+/// `warmup + runs` rounds of `call` on every host in [`turn_order`], each call with an id of
+/// its own (`rest-RUN-ROUND`); answers per host the times of the measured rounds.
+async fn interleaved(
+    hosts: &[DevHost],
+    warmup: usize,
+    runs: usize,
+    mut call: impl AsyncFnMut(&DevHost, String) -> anyhow::Result<Duration>,
+) -> anyhow::Result<Vec<Vec<Duration>>> {
+    let mut times = vec![Vec::with_capacity(runs); hosts.len()];
+    for i in 0..warmup + runs {
+        for k in turn_order(i, hosts.len()) {
+            let h = &hosts[k];
+            let took = call(h, format!("rest-{}-{i}", h.run_id)).await?;
+            if i >= warmup {
+                times[k].push(took);
+            }
+        }
+    }
+    Ok(times)
 }
 
 /// The order of the `n` settings in round `i`: forwards on even rounds, backwards on odd ones.

@@ -36,21 +36,22 @@ pub struct DevServer {
 impl DevServer {
     /// Starts a dev server on free ports with a fresh database file and waits until it serves.
     pub fn start() -> Result<Self, DevServerError> {
-        Self::start_fresh(|dir| Some(dir.join("temporal.db")), None)
+        Self::start_measured(true, None)
     }
 
     /// Starts a dev server on a free port with its database in memory (SQLite's `:memory:`):
     /// nothing is written to disk, so it measures the workers rather than the disk. It
     /// cannot be restarted with its data.
     pub fn start_in_memory() -> Result<Self, DevServerError> {
-        Self::start_fresh(|_| None, None)
+        Self::start_measured(false, None)
     }
 
-    /// [`DevServer::start_in_memory`] with the history queue readers' limit
-    /// (`history.*ProcessorMaxPollRPS`) at `rps` instead of the project's 1000, to measure
-    /// what the limit costs or buys.
-    pub fn start_in_memory_with_reader_rps(rps: u32) -> Result<Self, DevServerError> {
-        Self::start_fresh(|_| None, Some(rps))
+    /// A dev server for measuring: its database in a file (`file_db`, as [`DevServer::start`])
+    /// or in memory (as [`DevServer::start_in_memory`]), and the history queue readers' limit
+    /// (`history.*ProcessorMaxPollRPS`) at `reader_rps` instead of the project's 1000 when
+    /// given, to measure what the limit costs or buys.
+    pub fn start_measured(file_db: bool, reader_rps: Option<u32>) -> Result<Self, DevServerError> {
+        Self::start_fresh(|dir| file_db.then(|| dir.join("temporal.db")), reader_rps)
     }
 
     /// Starts a server in a fresh directory on a free port, up to three times: between

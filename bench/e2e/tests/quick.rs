@@ -1,43 +1,99 @@
 //! The benchmark driver end to end, small: the real dev server, activity-host and both SDK
 //! peers each run a few `UserWorkflow`s and standalone activities, every result checked by
-//! the driver, and the table names every worker with a throughput above zero.
+//! the driver, and the table names every worker with a throughput above zero. Then the modes
+//! `make bench-rest` and `make bench-noisy` run, as small.
 
 use std::process::Command;
 
-#[test]
-fn every_worker_completes_the_checked_load() {
+/// Runs bench-e2e with `args`, which must succeed; answers its stdout.
+fn bench(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_bench-e2e"))
-        .args(["--latency-runs", "3", "--invoke-runs", "3", "--warmup", "1"])
-        .args(["--concurrency", "4", "--seconds", "2"])
-        // The readers' limit through the option (the project's value, so the load is the same).
-        .args(["--server-rps", "1000"])
+        .args(args)
         .output()
         .expect("run bench-e2e");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "bench-e2e failed:\n{stdout}\n{stderr}"
+        "bench-e2e {args:?} failed:\n{stdout}\n{stderr}"
     );
+    stdout
+}
+
+/// The cells of the table row that starts with `| {name} |`.
+fn row<'a>(stdout: &'a str, name: &str) -> Vec<&'a str> {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("| {name} |")))
+        .unwrap_or_else(|| panic!("no row for {name}:\n{stdout}"))
+        .split('|')
+        .map(str::trim)
+        .collect()
+}
+
+/// The number a cell starts with (`12.3 ms (1.00x)` -> 12.3).
+fn number(cell: &str) -> f64 {
+    cell.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no number in {cell:?}"))
+}
+
+#[test]
+fn every_worker_completes_the_checked_load() {
+    let stdout = bench(&[
+        "--latency-runs",
+        "3",
+        "--invoke-runs",
+        "3",
+        "--warmup",
+        "1",
+        "--concurrency",
+        "4",
+        "--seconds",
+        "2",
+        // The readers' limit through the option (the project's value, so the load is the same).
+        "--server-rps",
+        "1000",
+    ]);
     for worker in [
         "activity-host (wasm)",
         "activity-host (wasm, in-process)",
         "Rust SDK worker",
         "Python SDK worker",
     ] {
-        let row = stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("| {worker} |")))
-            .unwrap_or_else(|| panic!("no row for {worker}:\n{stdout}"));
-        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         // "", worker, p50, p95, p99, in worker, wf/s @4, ...
-        let number = |cell: &str, what: &str| -> f64 {
-            cell.split_whitespace()
-                .next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("no {what} in {row}"))
-        };
-        assert!(number(cells[6], "throughput") > 0.0, "{row}");
-        assert!(number(cells[2], "median") > 0.0, "{row}");
+        let cells = row(&stdout, worker);
+        assert!(number(cells[6]) > 0.0, "{cells:?}");
+        assert!(number(cells[2]) > 0.0, "{cells:?}");
+    }
+}
+
+#[test]
+fn the_rest_mode_measures_both_dev_hosts() {
+    let stdout = bench(&["--rest", "--invoke-runs", "3", "--warmup", "1"]);
+    for setting in [
+        "eager_workflow_start: false",
+        "eager_workflow_start: true (default)",
+    ] {
+        // "", setting, invoke p50, p99, create p50, p95, p99
+        let cells = row(&stdout, setting);
+        for cell in &cells[2..7] {
+            assert!(number(cell) > 0.0, "{cells:?}");
+        }
+    }
+}
+
+#[test]
+fn the_noisy_mode_measures_with_and_without_the_cap() {
+    let stdout = bench(&["--noisy", "--invoke-runs", "3"]);
+    for setting in [
+        "no per-type cap (max_concurrent: 100000)",
+        "default per-type cap (max_concurrent: 0, twice the cores)",
+    ] {
+        // "", setting, alone p50 / p99, beside p50 / p99, ratio, spinner calls
+        let cells = row(&stdout, setting);
+        assert!(number(cells[2]) > 0.0, "{cells:?}");
+        assert!(number(cells[3]) > 0.0, "{cells:?}");
     }
 }

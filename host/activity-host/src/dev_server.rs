@@ -87,9 +87,13 @@ pub fn ui_url(config: &Config) -> String {
 /// Measures how long the Temporal server at `address` holds a new task before a worker sees
 /// it, and warns when it runs with the default transfer-queue limit (each workflow task and
 /// activity then waits about 40 ms on a one-shard server).
-pub async fn warn_if_slow_dispatch(address: &str, namespace: &str) {
+pub async fn warn_if_slow_dispatch(temporal: &activity_worker::TemporalSettings) {
     use activity_worker::probe::{dispatch_wait, SLOW_DISPATCH};
-    let client = crate::host::connect_with_retry(address, namespace).await;
+    let (address, namespace) = (temporal.address.as_str(), temporal.namespace.as_str());
+    let client = match crate::host::connect_with_retry(temporal).await {
+        Ok(client) => client,
+        Err(e) => return tracing::debug!(error = %e, "could not measure Temporal's dispatch wait"),
+    };
     match dispatch_wait(&client, namespace).await {
         Ok(wait) if wait > SLOW_DISPATCH => tracing::warn!(
             address,

@@ -212,13 +212,45 @@ impl Host {
     }
 
     /// The process's Temporal client, connected (retrying until Temporal answers) by
-    /// whichever role asks first.
-    pub async fn temporal_client(&self) -> temporalio_client::Client {
-        let t = &self.config.workflow.temporal;
+    /// whichever role asks first; an error only when retrying cannot help (a TLS setting or
+    /// certificate is wrong).
+    pub async fn temporal_client(
+        &self,
+    ) -> Result<temporalio_client::Client, activity_worker::WorkerError> {
         self.temporal
-            .get_or_init(|| connect_with_retry(&t.address, &t.namespace))
+            .get_or_try_init(|| connect_with_retry(&self.config.workflow.temporal))
             .await
-            .clone()
+            .cloned()
+    }
+
+    /// What the Temporal server is and can do, said in the log (a warning for what this host
+    /// cannot do on it); `None` when it does not tell.
+    async fn server_facts(
+        &self,
+        client: &temporalio_client::Client,
+    ) -> Option<activity_worker::server::ServerFacts> {
+        let namespace = &self.config.workflow.temporal.namespace;
+        match activity_worker::server::ServerFacts::read(client, namespace).await {
+            Ok(facts) => {
+                tracing::info!(
+                    server_version = facts.version.as_str(),
+                    namespace = namespace.as_str(),
+                    standalone_activities = facts.standalone_activities,
+                    "Temporal server"
+                );
+                if let Some(why) = facts.standalone_activities_missing() {
+                    tracing::warn!(
+                        "{why}: POST /api/v1/activities/{{name}}/invoke answers 501 \
+                         standalone_activities_unavailable; workflows are not affected"
+                    );
+                }
+                Some(facts)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read what the Temporal server can do");
+                None
+            }
+        }
     }
 
     /// Loads every deployed activity's active version (from the compiled cache when it can),
@@ -355,7 +387,7 @@ impl Host {
             .worker_expected
             .store(true, Ordering::Relaxed);
         let client = tokio::select! {
-            c = self.temporal_client() => c,
+            c = self.temporal_client() => c?,
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
         };
         let core = activity_worker::core_runtime()?;
@@ -408,13 +440,27 @@ impl Host {
         };
         let t = &self.config.workflow.temporal;
         let client = ClientSlot::default();
+        // The API serves while Temporal does not answer yet; a connection that can never
+        // succeed (TLS refused) stops it, with the reason.
+        let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
         {
             let (slot, host) = (client.clone(), self.clone());
             let mut stop = shutdown.clone();
             tokio::spawn(async move {
-                tokio::select! {
-                    c = host.temporal_client() => slot.set(c),
-                    _ = stop.wait_for(|s| *s) => {}
+                let connected = tokio::select! {
+                    c = host.temporal_client() => c,
+                    _ = stop.wait_for(|s| *s) => return,
+                };
+                match connected {
+                    Ok(c) => {
+                        slot.set(c.clone());
+                        if let Some(facts) = host.server_facts(&c).await {
+                            slot.set_server(facts);
+                        }
+                    }
+                    Err(e) => {
+                        let _ = failed_tx.send(e);
+                    }
                 }
             });
         }
@@ -443,33 +489,43 @@ impl Host {
         } else {
             activity_api::router(state)
         };
+        let failure = Arc::new(std::sync::Mutex::new(None));
+        let failed = failure.clone();
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
+                tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => {}
+                    Ok(e) = failed_rx => {
+                        *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    }
+                }
             })
             .await
-            .map_err(|e| api_error(e.to_string()))
+            .map_err(|e| api_error(e.to_string()))?;
+        let failure = failure.lock().unwrap_or_else(|p| p.into_inner()).take();
+        failure.map_or(Ok(()), |e| Err(e.into()))
     }
 }
 
-/// Connects to Temporal, retrying with backoff (200 ms doubling up to 10 s apart) until it
-/// answers.
-pub async fn connect_with_retry(address: &str, namespace: &str) -> temporalio_client::Client {
+/// Connects to Temporal as `settings` say, retrying with backoff (200 ms doubling up to
+/// 10 s apart) until it answers; gives up only on what retrying cannot mend (a TLS setting
+/// or certificate), with the reason.
+pub async fn connect_with_retry(
+    settings: &activity_worker::TemporalSettings,
+) -> Result<temporalio_client::Client, activity_worker::WorkerError> {
     use backon::Retryable;
     let backoff = backon::ExponentialBuilder::new()
         .with_min_delay(Duration::from_millis(200))
         .with_max_delay(Duration::from_secs(10))
         .without_max_times();
-    let connect = || activity_worker::connect(address, namespace);
-    loop {
-        let attempt = connect.retry(backoff).notify(|e, pause| {
+    let connect = || activity_worker::connect_to(settings);
+    connect
+        .retry(backoff)
+        .when(|e| !e.is_permanent())
+        .notify(|e, pause| {
             tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "Temporal does not answer yet");
-        });
-        // Without a limit on attempts this only ends with a client.
-        if let Ok(client) = attempt.await {
-            return client;
-        }
-    }
+        })
+        .await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -39,9 +39,7 @@ pub async fn dev(config: Config, reload: Option<LiveReload>) -> anyhow::Result<(
     if temporal.is_none() {
         // Someone else's server: tell the user when it holds every task ~40 ms.
         let t = host.config.workflow.temporal.clone();
-        tokio::spawn(
-            async move { dev_server::warn_if_slow_dispatch(&t.address, &t.namespace).await },
-        );
+        tokio::spawn(async move { dev_server::warn_if_slow_dispatch(&t).await });
     }
     let shutdown = shutdown_flag();
     let api = {

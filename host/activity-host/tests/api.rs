@@ -2,7 +2,7 @@
 //! listing with paging, serverless invoke (and the same through `temporal activity
 //! execute`), readiness, the admin token, and Temporal going away and coming back.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ async fn cancel_and_list_through_the_api() {
     );
     let http = support::http();
     let base = api.base.clone();
-    let ready: Value = eventually(Duration::from_secs(30), || async {
+    let ready: Value = eventually(Duration::from_secs(60), || async {
         let res = http.get(format!("{base}/readyz")).send().await.ok()?;
         (res.status() == 200).then_some(res.json().await.ok()?)
     })
@@ -96,7 +96,7 @@ async fn cancel_and_list_through_the_api() {
         );
     }
     let list = |query: String| get_json(&http, format!("{base}/api/v1/workflows/user?{query}"));
-    let all = eventually(Duration::from_secs(20), || async {
+    let all = eventually(Duration::from_secs(60), || async {
         let v = list("page_size=100".into()).await;
         (v["workflows"].as_array()?.len() == 3).then_some(v)
     })
@@ -240,7 +240,7 @@ async fn invoke_runs_each_reference_activity_like_temporal_activity_execute() {
         location,
         "/api/v1/activities/ValidateUser/executions/my-check-1"
     );
-    let done = eventually(Duration::from_secs(20), || async {
+    let done = eventually(Duration::from_secs(60), || async {
         let v = get_json(&http, format!("{base}{location}")).await;
         (v["status"] == "COMPLETED").then_some(v)
     })
@@ -449,7 +449,7 @@ async fn temporal_away_is_503_and_the_api_recovers_without_a_restart() {
     let host = start_host_at(&address, |_| {}, true);
     let http = support::http();
     let base = host.base.clone();
-    eventually(Duration::from_secs(30), || async {
+    eventually(Duration::from_secs(60), || async {
         http.get(format!("{base}/healthz")).send().await.ok()
     })
     .await
@@ -476,7 +476,7 @@ async fn temporal_away_is_503_and_the_api_recovers_without_a_restart() {
         .await
         .unwrap()
         .unwrap();
-    eventually(Duration::from_secs(30), || async {
+    eventually(Duration::from_secs(60), || async {
         let res = http.get(format!("{base}/readyz")).send().await.ok()?;
         (res.status() == 200).then_some(())
     })
@@ -490,7 +490,7 @@ async fn temporal_away_is_503_and_the_api_recovers_without_a_restart() {
 
     // Temporal stops: 503 with a clear code, the API stays up.
     tokio::task::block_in_place(|| server.stop());
-    let res = eventually(Duration::from_secs(20), || async {
+    let res = eventually(Duration::from_secs(60), || async {
         let res = http
             .get(format!("{base}/api/v1/workflows/user/{id}"))
             .send()

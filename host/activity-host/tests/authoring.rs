@@ -2,7 +2,7 @@
 //! wasm32-wasip2, `activity-host deploy` ships it to a running host, and it runs through
 //! the REST API and through `temporal activity execute`.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

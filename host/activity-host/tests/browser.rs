@@ -1,7 +1,7 @@
 //! `/docs` in a real browser: Debian's Chromium, headless, with every host name unresolvable,
 //! renders the API's operations from files the host serves itself (nothing from a CDN).
 
-mod support;
+use crate::support;
 
 fn chromium() -> std::path::PathBuf {
     std::env::var_os("CHROMIUM_BIN")

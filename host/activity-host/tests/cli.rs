@@ -1,7 +1,7 @@
 //! The client commands a user types: workflow start/show/list/cancel, invoke, config show,
 //! completions and help, against a host on the real dev server.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -53,7 +53,7 @@ async fn workflow_and_invoke_commands_work_like_the_api() {
         .unwrap();
     assert!(out(&o).contains("COMPLETED"), "{}", out(&o));
 
-    let listed = eventually(Duration::from_secs(20), || async {
+    let listed = eventually(Duration::from_secs(60), || async {
         let o = run(vec![
             "workflow",
             "list",

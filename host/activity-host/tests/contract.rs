@@ -2,7 +2,7 @@
 //! serves, and a table of bad requests over every route gets 4xx answers that name the
 //! problem, with nothing started in Temporal and nothing stored.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! Declarative deploys: the watched directory and deployment manifests (`apply`), with real
 //! workflows on the dev server.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -57,7 +57,7 @@ async fn the_watched_directory_deploys_swaps_and_refuses() {
         test_components::read(test_components::MISBEHAVING),
     )
     .unwrap();
-    let v2 = eventually(Duration::from_secs(15), || async {
+    let v2 = eventually(Duration::from_secs(60), || async {
         let d = shown(http.clone(), base.clone()).await?;
         let digest = d["active_digest"].as_str()?.to_string();
         (digest != v1).then_some(digest)
@@ -74,7 +74,7 @@ async fn the_watched_directory_deploys_swaps_and_refuses() {
     // as refused, the active version is still v2.
     let refused_before = refused_deploys(&http, &base).await;
     std::fs::write(watched.path().join("ValidateUser.wasm"), b"broken").unwrap();
-    eventually(Duration::from_secs(30), || async {
+    eventually(Duration::from_secs(60), || async {
         (refused_deploys(&http, &base).await > refused_before).then_some(())
     })
     .await
@@ -91,7 +91,7 @@ async fn the_watched_directory_deploys_swaps_and_refuses() {
         test_components::read(test_components::VALIDATE_USER),
     )
     .unwrap();
-    eventually(Duration::from_secs(15), || async {
+    eventually(Duration::from_secs(60), || async {
         let d = shown(http.clone(), base.clone()).await?;
         (d["active_digest"] == v1.as_str()).then_some(())
     })

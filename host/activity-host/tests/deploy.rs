@@ -1,7 +1,7 @@
 //! Deploy, swap and roll back activity versions through the REST API while real workflows
 //! run on the dev server; bad deploys change nothing.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

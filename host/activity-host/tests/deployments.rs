@@ -3,7 +3,7 @@
 //! Kubernetes schemas (strict), the Dockerfile's build steps against the Makefile's, and the
 //! Grafana dashboard's metric names against what `/metrics` serves after a run.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -46,29 +46,58 @@ fn the_compose_file_follows_the_compose_spec_and_the_seed() {
         assert!(services.contains_key(name), "service {name} missing");
     }
     assert_eq!(compose["services"]["temporal-ui"]["ports"][0], "8088:8080");
-    // Temporal gets the same dynamic config as the dev server: the mounted file, named by
-    // DYNAMIC_CONFIG_FILE_PATH, sets every key of temporal_dev_server::DYNAMIC_CONFIG.
+    // Temporal runs the shared server config and dynamic config (what the cluster test runs),
+    // with the certificates every client presents mounted from ./tls.
     let temporal = &compose["services"]["temporal"];
-    let path = temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
-        .as_str()
-        .expect("DYNAMIC_CONFIG_FILE_PATH");
-    let mount = temporal["volumes"][0].as_str().unwrap();
-    let (host_dir, rest) = mount.split_once(':').unwrap();
-    let container_dir = rest.trim_end_matches(":ro");
-    let file = path
-        .strip_prefix("config/dynamicconfig/")
-        .expect("a file in the mounted directory");
-    assert_eq!(container_dir, "/etc/temporal/config/dynamicconfig");
-    let dynamic: Value = serde_yaml::from_str(&read(&format!(
-        "deployments/docker/{}/{file}",
-        host_dir.trim_start_matches("./")
-    )))
-    .unwrap();
+    let mounts: Vec<&str> = temporal["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    for (file, env) in [
+        ("../temporal/config.yaml", None),
+        (
+            "../temporal/dynamicconfig.yaml",
+            Some("TEMPORAL_DYNAMIC_CONFIG"),
+        ),
+    ] {
+        let mount = mounts
+            .iter()
+            .find(|m| m.starts_with(file))
+            .unwrap_or_else(|| panic!("{file} not mounted: {mounts:?}"));
+        let inside = mount.split(':').nth(1).unwrap();
+        assert!(
+            repo().join("deployments/docker").join(file).exists(),
+            "{file}"
+        );
+        if let Some(env) = env {
+            assert_eq!(temporal["environment"][env], inside, "{env}");
+        } else {
+            assert!(
+                temporal["command"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a == inside),
+                "the server is started with {inside}"
+            );
+        }
+    }
+    let dynamic: Value =
+        serde_yaml::from_str(&read("deployments/temporal/dynamicconfig.yaml")).unwrap();
     for (key, value) in temporal_dev_server::DYNAMIC_CONFIG {
         assert_eq!(
             dynamic[key][0]["value"].to_string(),
             *value,
-            "{key} in the compose dynamic config"
+            "{key} in the cluster's dynamic config"
+        );
+    }
+    for name in ["temporal", "temporal-ui", "activity-host", "api"] {
+        let volumes = compose["services"][name]["volumes"].to_string();
+        assert!(
+            volumes.contains("./tls:"),
+            "{name} has no certificates: {volumes}"
         );
     }
     for (name, service) in services {
@@ -79,10 +108,56 @@ fn the_compose_file_follows_the_compose_spec_and_the_seed() {
             "{name}: image {image} is not pinned"
         );
         assert!(
-            service["healthcheck"].is_object() || name == "temporal-ui",
+            service["healthcheck"].is_object()
+                || ["temporal-ui", "temporal-schema"].contains(&name.as_str()),
             "{name}: no healthcheck"
         );
     }
+}
+
+/// The image tag of `service` in the compose file.
+fn compose_tag(compose: &Value, service: &str) -> String {
+    let image = compose["services"][service]["image"].as_str().unwrap();
+    image.rsplit_once(':').unwrap().1.to_string()
+}
+
+#[test]
+fn every_deployment_names_the_versions_the_cluster_test_runs() {
+    let v = test_support::Versions::read();
+    let compose: Value =
+        serde_yaml::from_str(&read("deployments/docker/docker-compose.yml")).unwrap();
+    assert_eq!(compose_tag(&compose, "temporal"), v.server);
+    assert_eq!(compose_tag(&compose, "temporal-schema"), v.server);
+    assert_eq!(compose_tag(&compose, "temporal-ui"), v.ui);
+    assert_eq!(compose_tag(&compose, "temporal-db"), v.postgres);
+    // The server config creates the cluster with the shard count the file names.
+    let config = read("deployments/temporal/config.yaml");
+    assert!(
+        config.contains(&format!("numHistoryShards: {}", v.history_shards)),
+        "numHistoryShards"
+    );
+    // Kubernetes assumes an existing cluster: it says which version.
+    let configmap = read("deployments/kubernetes/configmap.yaml");
+    assert!(
+        configmap.contains(&format!("Temporal Server {}", v.server)),
+        "configmap"
+    );
+    // The docs' version table names them too.
+    let ops = read("docs/operations.md");
+    for (what, version) in [("server", &v.server), ("UI", &v.ui)] {
+        assert!(
+            ops.contains(&format!("`{version}`")),
+            "docs/operations.md: the {what} version {version}"
+        );
+    }
+    // The PostgreSQL the tests run is the major version that ships.
+    let bin = test_support::postgres::postgres_bin().expect("PostgreSQL");
+    let out = run(std::process::Command::new(bin.join("postgres")).arg("--version"));
+    let major = out
+        .split_whitespace()
+        .find_map(|w| w.split('.').next()?.parse::<u32>().ok())
+        .unwrap_or_else(|| panic!("no version in {out}"));
+    assert_eq!(major.to_string(), v.postgres, "{out}");
 }
 
 #[test]
@@ -285,7 +360,7 @@ async fn every_metric_the_dashboard_reads_is_served_after_a_run() {
     })
     .unwrap();
 
-    let served = test_support::eventually(Duration::from_secs(10), || async {
+    let served = test_support::eventually(Duration::from_secs(60), || async {
         let text = http
             .get(format!("{base}/metrics"))
             .send()

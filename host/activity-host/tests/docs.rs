@@ -4,7 +4,7 @@
 //! `sh until-ctrl-c` runs in the background until it prints the text of its `# until:`
 //! comment, then gets Ctrl-C.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

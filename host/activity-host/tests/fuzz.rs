@@ -3,7 +3,7 @@
 //! without the admin token; every answer must be a status the document lists for that
 //! operation, with the documented content type and a body that fits the documented schema.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

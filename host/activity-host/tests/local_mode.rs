@@ -2,7 +2,7 @@
 //! the host that runs the workflow, in the same sandbox, with the version of each call in
 //! the history, the same typed failures, and histories that replay deterministically.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::time::Duration;

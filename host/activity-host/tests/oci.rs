@@ -3,7 +3,7 @@
 //! digest, a tampered layer, a registry that stops, passwords right and wrong, and interop
 //! with a third-party client (`oras`, from PyPI).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -431,7 +431,7 @@ async fn a_third_party_client_pulls_ours_and_pushes_what_we_deploy() {
         json!({"source": format!("oci://{ours}")}).to_string(),
     )
     .unwrap();
-    let details = eventually(Duration::from_secs(30), || async {
+    let details = eventually(Duration::from_secs(60), || async {
         let (status, details) = show(&http, &api.base, "Watched").await;
         (status == 200).then_some(details)
     })

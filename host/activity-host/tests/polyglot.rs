@@ -2,7 +2,7 @@
 //! and in JavaScript (componentize-js, from the npm registry) is built, deployed in place of
 //! the Rust one, and runs inside the reference UserWorkflow with the same answers.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -2,21 +2,15 @@
 //! server, real components; workflows on a plain SDK worker call the activities by name, and
 //! the version of every call is read from its result's version metadata.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::fleet::{host_process_with, wait_healthy, HostProcess};
+use support::fleet::{held_in, versions, Fleet};
 use support::{get_json, start, wait_closed};
-use temporalio_client::grpc::WorkflowService;
-use temporalio_client::tonic::IntoRequest;
-use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
-use temporalio_common::protos::temporal::api::common::v1::WorkflowExecution;
-use temporalio_common::protos::temporal::api::enums::v1::EventType;
-use temporalio_common::protos::temporal::api::workflowservice::v1::GetWorkflowExecutionHistoryRequest;
-use test_support::caller::{CallRequest, CallResult, CallSeries, SeriesRequest};
-use test_support::{eventually, DevServer, Postgres};
+use test_support::caller::CallSeries;
+use test_support::eventually;
 
 /// ValidateUser with a custom section: the same code, another digest.
 fn same_code(tag: &str) -> Vec<u8> {
@@ -35,160 +29,18 @@ fn user(id: &str, name: &str) -> Value {
     json!({"user_id": id, "email": "r@example.com", "name": name})
 }
 
-struct Fleet {
-    _pg: Postgres,
-    _server: DevServer,
-    client: Client,
-    http: reqwest::Client,
-    /// The API host (role `server`); it deployed the reference activities.
-    api: HostProcess,
-    workers: Vec<HostProcess>,
-    queue: String,
-    caller_queue: String,
-    _caller: tokio::sync::oneshot::Sender<()>,
-}
-
-impl Fleet {
-    /// An API host and `workers` worker hosts on one PostgreSQL registry, with `env` for all.
-    async fn start(workers: usize, env: &[(&str, &str)]) -> Self {
-        let pg = Postgres::start().expect("postgres");
-        let server = DevServer::start().expect("dev server");
-        let http = support::http();
-        let queue = format!("rollout-{}", test_support::free_port());
-        let api = host_process_with("server", true, &pg, &server.address, &queue, env);
-        wait_healthy(&http, &api.base).await;
-        let workers: Vec<HostProcess> = (0..workers)
-            .map(|_| host_process_with("worker", false, &pg, &server.address, &queue, env))
-            .collect();
-        for w in &workers {
-            wait_healthy(&http, &w.base).await;
-        }
-        let caller_queue = format!("caller-{}", test_support::free_port());
-        let caller = test_support::caller::start_caller_worker(&server.address, &caller_queue);
-        let client = activity_worker::connect(&server.address, "default")
-            .await
-            .expect("client");
-        Self {
-            _pg: pg,
-            _server: server,
-            client,
-            http,
-            api,
-            workers,
-            queue,
-            caller_queue,
-            _caller: caller,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.api.base)
-    }
-
-    async fn deploy(&self, query: &str, bytes: Vec<u8>) -> Value {
-        let res = self
-            .http
-            .put(self.url(&format!("/api/v1/activities/ValidateUser?{query}")))
-            .header("content-type", "application/wasm")
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(status, 201, "{body}");
-        body
-    }
-
-    fn series(&self, user: Value, calls: u32, pause: bool) -> SeriesRequest {
-        let mut call = CallRequest::new("ValidateUser", vec![user], &self.queue);
-        call.maximum_attempts = 20;
-        SeriesRequest {
-            call,
-            calls,
-            pause_after_first: pause,
-        }
-    }
-
-    async fn start_series(&self, id: &str, request: SeriesRequest) {
-        self.client
-            .start_workflow(
-                CallSeries::run,
-                request,
-                WorkflowStartOptions::new(&self.caller_queue, id).build(),
-            )
-            .await
-            .expect("start");
-    }
-
-    async fn result(&self, id: &str) -> Vec<CallResult> {
-        self.client
-            .get_workflow_handle::<CallSeries>(id)
-            .get_result(WorkflowGetResultOptions::default())
-            .await
-            .expect("result")
-    }
-
-    /// ActivityTaskCompleted events in `id`'s history.
-    async fn completed_calls(&self, id: &str) -> usize {
-        let history = WorkflowService::get_workflow_execution_history(
-            &mut self.client.clone(),
-            GetWorkflowExecutionHistoryRequest {
-                namespace: "default".into(),
-                execution: Some(WorkflowExecution {
-                    workflow_id: id.into(),
-                    run_id: String::new(),
-                }),
-                ..Default::default()
-            }
-            .into_request(),
-        )
-        .await
-        .expect("history")
-        .into_inner();
-        history
-            .history
-            .map(|h| h.events)
-            .unwrap_or_default()
-            .iter()
-            .filter(|e| e.event_type() == EventType::ActivityTaskCompleted)
-            .count()
-    }
-
-    /// The candidate of ValidateUser that the host at `base` holds, from its /metrics.
-    async fn held_candidate(&self, base: &str) -> Option<String> {
-        held_in(&support::get_text(&self.http, format!("{base}/metrics")).await)
-    }
-
-    async fn details(&self, base: &str) -> Value {
-        get_json(&self.http, format!("{base}/api/v1/activities/ValidateUser")).await
-    }
-}
-
-/// The ValidateUser candidate version a host's metrics say it holds.
-fn held_in(metrics: &str) -> Option<String> {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(r#"activity_candidate_held{activity_type="ValidateUser""#))
-        .filter(|l| l.ends_with(" 1"))
-        .find_map(|l| Some(l.split("version=\"").nth(1)?.split('"').next()?.to_string()))
-}
-
-fn versions(results: &[CallResult]) -> Vec<String> {
-    results
-        .iter()
-        .map(|r| {
-            assert!(r.failures.is_empty(), "{r:?}");
-            r.version
-                .clone()
-                .expect("a version in the result's metadata")
-        })
-        .collect()
-}
+/// The production rollout policy, as compose and Kubernetes configure it.
+pub const PINNED: &[(&str, &str)] = &[("ACTIVITY_HOST_REGISTRY__ROLLOUT__POLICY", "pinned")];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pinned_run_finishes_on_its_version_across_a_deploy_and_a_killed_host() {
-    let mut fleet = Fleet::start(2, &[("ACTIVITY_HOST_REGISTRY__ROLLOUT__POLICY", "pinned")]).await;
+    pinned_run_across_a_deploy_and_a_killed_host(Fleet::start(2, PINNED).await).await;
+}
+
+/// A run pinned to v1 keeps it across a deploy of v2 and the loss of the host it ran on; a
+/// later run gets v2; `verify` replays the recorded calls. `fleet` has two workers and the
+/// pinned policy (the dev server's, and the cluster test's).
+pub async fn pinned_run_across_a_deploy_and_a_killed_host(mut fleet: Fleet) {
     let v1 = fleet.details(&fleet.api.base).await["active_digest"]
         .as_str()
         .unwrap()
@@ -198,7 +50,7 @@ async fn a_pinned_run_finishes_on_its_version_across_a_deploy_and_a_killed_host(
     fleet
         .start_series("pinned-old", fleet.series(user("old", "Old"), 3, true))
         .await;
-    let first = eventually(Duration::from_secs(30), || async {
+    let first = eventually(Duration::from_secs(60), || async {
         (fleet.completed_calls("pinned-old").await >= 1).then_some(())
     })
     .await;
@@ -251,7 +103,7 @@ async fn a_pinned_run_finishes_on_its_version_across_a_deploy_and_a_killed_host(
     let strict = dir.path().join("strict.wasm");
     std::fs::write(&strict, test_components::read(test_components::MISBEHAVING)).unwrap();
     // Visibility trails closed runs by up to a second: verify until all five calls are found.
-    let (out, report) = eventually(Duration::from_secs(20), || async {
+    let (out, report) = eventually(Duration::from_secs(60), || async {
         let out = support::cli(
             &fleet.api.base,
             &[
@@ -327,7 +179,7 @@ async fn a_ramp_splits_runs_and_a_failing_candidate_is_aborted_on_every_host() {
         .to_string();
     assert_eq!(deployed["version"]["digest"], stable.as_str());
     for w in std::iter::once(&fleet.api).chain(&fleet.workers) {
-        let holds = eventually(Duration::from_secs(10), || async {
+        let holds = eventually(Duration::from_secs(60), || async {
             (fleet.held_candidate(&w.base).await? == candidate).then_some(())
         })
         .await;
@@ -365,7 +217,7 @@ async fn a_ramp_splits_runs_and_a_failing_candidate_is_aborted_on_every_host() {
         .unwrap()
         .to_string();
     for w in std::iter::once(&fleet.api).chain(&fleet.workers) {
-        let holds = eventually(Duration::from_secs(10), || async {
+        let holds = eventually(Duration::from_secs(60), || async {
             (fleet.held_candidate(&w.base).await? == unruly).then_some(())
         })
         .await;
@@ -456,7 +308,7 @@ async fn verify_keeps_the_real_store_untouched_and_passes_an_identical_candidate
     let dir = tempfile::tempdir().unwrap();
     let create = dir.path().join("create.wasm");
     std::fs::write(&create, test_components::read(test_components::CREATE_USER)).unwrap();
-    let report = eventually(Duration::from_secs(20), || async {
+    let report = eventually(Duration::from_secs(60), || async {
         let out = support::cli(
             &base,
             &[
@@ -496,7 +348,7 @@ async fn verify_keeps_the_real_store_untouched_and_passes_an_identical_candidate
     }
     let same = dir.path().join("same.wasm");
     std::fs::write(&same, same_code("identical")).unwrap();
-    let (out, text) = eventually(Duration::from_secs(20), || async {
+    let (out, text) = eventually(Duration::from_secs(60), || async {
         let out = support::cli(
             &base,
             &[

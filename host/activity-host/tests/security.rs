@@ -6,7 +6,7 @@
 //! policy is refused; and the secret's value appears in no log line, metric or API answer of
 //! the whole run.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
@@ -108,15 +108,19 @@ async fn a_fleet_secured_as_documented_keeps_keys_secrets_and_egress_in_line() {
         .await;
         assert_eq!(status, 200, "{base}");
     }
-    // The docs' second block revokes it; both hosts refuse it within a second.
-    let revoked_at = Instant::now();
+    // The docs' second block revokes it; once the key cache time has passed after the CLI
+    // answered, every request on either host is refused (a slower machine only sends them
+    // later, which cannot turn a refusal into a pass).
+    let started = Instant::now();
     run_block(&blocks[1], dir.path(), &a, &[("KEY_ID", &doomed_id)]);
+    let trusted_until = Instant::now() + activity_api::auth::KEY_CACHE;
     let mut refused_by = Vec::new();
     while refused_by.len() < 2 {
         for base in [&a, &b] {
             if refused_by.contains(base) {
                 continue;
             }
+            let sent = Instant::now();
             let (status, _) = send(
                 http.get(format!("{base}/api/v1/activities"))
                     .bearer_auth(&doomed),
@@ -125,20 +129,24 @@ async fn a_fleet_secured_as_documented_keeps_keys_secrets_and_egress_in_line() {
             .await;
             if status == 401 {
                 refused_by.push(base.clone());
+            } else {
+                assert!(
+                    sent < trusted_until,
+                    "{base} served the revoked key {:?} past the key cache time",
+                    sent - trusted_until
+                );
             }
         }
         assert!(
-            revoked_at.elapsed() < Duration::from_secs(10),
-            "still served after 10 s by some host"
+            trusted_until.elapsed() < Duration::from_secs(60),
+            "still served a minute on by some host"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let took = revoked_at.elapsed();
-    assert!(
-        took <= Duration::from_secs(1),
-        "revocation took {took:?} to reach both hosts"
+    println!(
+        "revocation refused on both hosts after {:?} (the CLI's own start included)",
+        started.elapsed()
     );
-    println!("revocation refused on both hosts after {took:?} (the CLI's own start included)");
 
     // The docs' third block: the secret, SendNotification deployed with it, the audit.
     std::fs::write(

@@ -1,7 +1,7 @@
 //! The seed's curl example and its neighbours, through the assembled host (runtime, worker,
 //! REST API) against the real Temporal dev server.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use support::{assert_errors, get_json, start, wait_closed, Session};

@@ -32,7 +32,7 @@ async fn spans_are_exported_to_the_configured_collector() {
         reqwest::Client::new()
     };
     let base = format!("http://{listen}");
-    eventually(Duration::from_secs(30), || async {
+    eventually(Duration::from_secs(60), || async {
         http.get(format!("{base}/healthz")).send().await.ok()
     })
     .await

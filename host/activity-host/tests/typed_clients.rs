@@ -3,7 +3,7 @@
 //! before anything runs) and used by a real Python SDK workflow that runs ValidateUser ->
 //! CreateUser -> SendNotification against the host, and reads CreateUser's typed failure.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

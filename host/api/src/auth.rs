@@ -140,6 +140,9 @@ impl KeyCache {
                 }
             }
         }
+        // Trusted from when the read started: a read that began before a revocation was
+        // committed and answered after it still expires within KEY_CACHE of the commit.
+        let read_at = Instant::now();
         let store = self.store.clone();
         let lookup = hash.clone();
         let key = tokio::task::spawn_blocking(move || store.key_by_hash(&lookup))
@@ -151,7 +154,7 @@ impl KeyCache {
             if cached.len() >= KEYS_CACHED {
                 cached.clear();
             }
-            cached.insert(hash, (Instant::now(), key.clone()));
+            cached.insert(hash, (read_at, key.clone()));
         }
         Ok(key)
     }

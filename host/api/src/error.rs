@@ -54,6 +54,16 @@ impl ApiError {
         }
     }
 
+    /// The Temporal server cannot do what was asked (too old, or the feature is off): 501,
+    /// naming its version and what it needs.
+    pub fn not_supported_by_server(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_IMPLEMENTED,
+            code,
+            message: message.into(),
+        }
+    }
+
     /// A failure of the host itself.
     pub fn internal(message: impl Into<String>) -> Self {
         Self {

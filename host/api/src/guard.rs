@@ -141,11 +141,19 @@ pub async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
         (true, false) => "not polling",
     };
     let ready = temporal == "ok" && registry == "loaded" && worker != "not polling";
+    let server = state.client.server().cloned();
+    let limitations = server
+        .iter()
+        .filter_map(|s| s.standalone_activities_missing())
+        .map(|why| format!("{why}; POST /api/v1/activities/{{name}}/invoke answers 501"))
+        .collect();
     let body = crate::views::ReadinessView {
         ready,
         temporal,
         registry: registry.into(),
         worker: worker.into(),
+        server,
+        limitations,
     };
     let status = if ready {
         StatusCode::OK

@@ -97,6 +97,7 @@ fn positive(field: &str, value: Option<u64>, default: u64) -> Result<u64, ApiErr
         (status = 400, description = "Invalid name, arguments or options", body = ErrorBody),
         (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody),
         (status = 404, description = "Not deployed on this host", body = ErrorBody),
+        (status = 501, description = "The Temporal server does not run standalone activities (`standalone_activities_unavailable`: its version and the minimum, or the switch that is off)", body = ErrorBody),
         (status = 503, description = "Temporal unavailable", body = ErrorBody)))]
 pub async fn invoke(
     State(state): State<Arc<ApiState>>,
@@ -168,6 +169,16 @@ pub async fn invoke(
         },
         ..Default::default()
     };
+    if let Some(why) = state
+        .client
+        .server()
+        .and_then(|s| s.standalone_activities_missing())
+    {
+        return Err(ApiError::not_supported_by_server(
+            "standalone_activities_unavailable",
+            why,
+        ));
+    }
     let started =
         WorkflowService::start_activity_execution(&mut state.client()?, request.into_request())
             .await

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use activity_registry::Registry;
 use activity_runtime::{ActivityLimits, KeyValueBackend};
+use activity_worker::server::ServerFacts;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -45,7 +46,10 @@ pub const NOTIFICATIONS_STORE: &str = "notifications";
 /// The Temporal client, once connected. The API serves before Temporal answers (routes
 /// that need it answer `503` meanwhile); a connected client reconnects by itself.
 #[derive(Clone, Default)]
-pub struct ClientSlot(Arc<std::sync::OnceLock<Client>>);
+pub struct ClientSlot {
+    client: Arc<std::sync::OnceLock<Client>>,
+    server: Arc<std::sync::OnceLock<ServerFacts>>,
+}
 
 impl ClientSlot {
     /// A slot already holding `client`.
@@ -57,12 +61,22 @@ impl ClientSlot {
 
     /// Fills the slot (once).
     pub fn set(&self, client: Client) {
-        let _ = self.0.set(client);
+        let _ = self.client.set(client);
     }
 
     /// The client, if connected.
     pub fn get(&self) -> Option<Client> {
-        self.0.get().cloned()
+        self.client.get().cloned()
+    }
+
+    /// Records what the server is and can do (once).
+    pub fn set_server(&self, facts: ServerFacts) {
+        let _ = self.server.set(facts);
+    }
+
+    /// What the server is and can do, once read.
+    pub fn server(&self) -> Option<&ServerFacts> {
+        self.server.get()
     }
 }
 

@@ -112,6 +112,13 @@ pub struct ReadinessView {
     pub registry: String,
     /// `polling`, `not polling`, or `not in this process`.
     pub worker: String,
+    /// The Temporal server's version and the namespace's capabilities, once read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<activity_worker::server::ServerFacts>,
+    /// What this host cannot do on that server (the host is ready all the same), in words
+    /// an operator can act on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limitations: Vec<String>,
 }
 
 /// An invoked activity execution: the invoke answer, and `GET .../executions/{activity_id}`.

@@ -136,6 +136,11 @@ impl DevServer {
         self.options.address()
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// How it was started.
     pub fn options(&self) -> &DevServerOptions {
         &self.options
@@ -176,20 +181,7 @@ impl DevServer {
 
     /// SIGTERM (the server flushes its SQLite file), then SIGKILL after a grace period.
     pub fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let deadline = Instant::now() + STOP_GRACE;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.kill();
+        stop_child(&mut self.child, STOP_GRACE);
     }
 
     /// SIGKILL, and wait for it.
@@ -203,6 +195,25 @@ impl Drop for DevServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Stops a server process: SIGTERM, then SIGKILL once `grace` has passed without it exiting.
+pub fn stop_child(child: &mut Child, grace: Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn spawn(options: &DevServerOptions) -> Result<Child, DevServerError> {

@@ -181,7 +181,7 @@ async fn a_stopped_database_is_a_clear_error_and_recovery_needs_no_restart() {
     assert!(err.to_string().contains("PostgreSQL"), "{err}");
     pg.start_again().expect("postgres back");
     let k = kv.clone();
-    let back = test_support::eventually(Duration::from_secs(10), || {
+    let back = test_support::eventually(Duration::from_secs(60), || {
         let k = k.clone();
         async move { blocking(move || k.get("users", "a").ok().flatten()).await }
     })

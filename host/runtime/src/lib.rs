@@ -18,6 +18,7 @@ pub mod load;
 pub mod metrics;
 pub mod settings;
 mod state;
+mod turns;
 
 use std::fmt;
 use std::path::Path;
@@ -159,64 +160,8 @@ pub struct Runtime {
     compilations: Arc<AtomicU64>,
     fuel_enabled: bool,
     egress: Arc<egress::Egress>,
-    turns: Turns,
+    turns: turns::Turns,
     _ticker: EpochTicker,
-}
-
-/// Per activity type, the calls that may run at once (`max_concurrent`), as semaphores.
-#[derive(Default)]
-struct Turns(
-    std::sync::Mutex<std::collections::HashMap<String, (u32, Arc<tokio::sync::Semaphore>)>>,
-);
-
-impl Turns {
-    /// Calls of `activity` holding a turn now.
-    fn running(&self, activity: &str) -> usize {
-        let types = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        types.get(activity).map_or(0, |(cap, s)| {
-            (*cap as usize).saturating_sub(s.available_permits())
-        })
-    }
-
-    /// Waits for a turn of `activity` under `cap`, at most `wait`.
-    async fn take(
-        &self,
-        activity: &str,
-        cap: u32,
-        wait: Duration,
-    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ActivityFailure> {
-        if cap == 0 {
-            return Ok(None);
-        }
-        let semaphore = {
-            let mut types = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            let entry = types
-                .entry(activity.to_string())
-                .or_insert_with(|| (cap, Arc::new(tokio::sync::Semaphore::new(cap as usize))));
-            if entry.0 != cap {
-                // A new version with another cap: calls already running keep their permits
-                // of the old semaphore.
-                *entry = (cap, Arc::new(tokio::sync::Semaphore::new(cap as usize)));
-            }
-            entry.1.clone()
-        };
-        if let Ok(permit) = semaphore.clone().try_acquire_owned() {
-            return Ok(Some(permit));
-        }
-        ::metrics::counter!(metrics::CONCURRENCY_WAITS, "activity_type" => activity.to_string())
-            .increment(1);
-        match tokio::time::timeout(wait, semaphore.acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(Some(permit)),
-            _ => Err(ActivityFailure::new(
-                kinds::CONCURRENCY_LIMIT_REACHED,
-                format!(
-                    "{activity} had {cap} calls running on this host for as long as this call could wait ({} ms)",
-                    wait.as_millis()
-                ),
-                false,
-            )),
-        }
-    }
 }
 
 impl Runtime {
@@ -247,7 +192,7 @@ impl Runtime {
             compilations: Arc::new(AtomicU64::new(0)),
             fuel_enabled: config.engine.fuel,
             egress: Arc::new(egress::Egress::default()),
-            turns: Turns::default(),
+            turns: turns::Turns::default(),
             _ticker: ticker,
         })
     }
@@ -284,6 +229,11 @@ impl Runtime {
     /// `max_concurrent`).
     pub fn calls_running(&self, activity_type: &str) -> usize {
         self.turns.running(activity_type)
+    }
+
+    /// Calls of `activity_type` waiting for a turn on this host now.
+    pub fn calls_waiting(&self, activity_type: &str) -> usize {
+        self.turns.waiting(activity_type)
     }
 
     /// How many components this runtime compiled (cache hits excluded).

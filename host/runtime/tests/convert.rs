@@ -1,7 +1,7 @@
 //! JSON <-> WIT conversion through a real component: every WIT type round-trips through the
 //! `echo` export, and wrong JSON is refused with the field path and expected type.
 
-mod support;
+use crate::support;
 
 use activity_runtime::{kinds, Grants};
 use proptest::prelude::*;

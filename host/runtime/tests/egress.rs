@@ -4,7 +4,7 @@
 //! substituted only toward their bound hosts, redirects answered and not followed, and the
 //! audit of each request.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};

@@ -1,6 +1,6 @@
 //! Components the runtime must refuse, each with its own clear error, and the compiled cache.
 
-mod support;
+use crate::support;
 
 use activity_runtime::{ActivitySpec, LoadError, Runtime, RuntimeConfig};
 

@@ -1,6 +1,6 @@
 //! The reference activities called through the runtime with valid and invalid JSON.
 
-mod support;
+use crate::support;
 
 use activity_runtime::{kinds, ActivitySpec};
 use serde_json::json;

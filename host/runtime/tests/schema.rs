@@ -4,7 +4,7 @@
 //! random part replaced by arbitrary JSON) that the schema accepts also convert, so whatever
 //! the conversion refuses, the schema refuses.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

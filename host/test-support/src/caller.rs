@@ -193,10 +193,22 @@ impl CallSeries {
 
 /// Runs a plain SDK worker with `CallByName` on `queue` until the returned sender is dropped.
 pub fn start_caller_worker(address: &str, queue: &str) -> tokio::sync::oneshot::Sender<()> {
+    let temporal = activity_worker::TemporalSettings {
+        address: address.into(),
+        ..Default::default()
+    };
+    start_caller_worker_on(temporal, queue)
+}
+
+/// [`start_caller_worker`] on the Temporal `temporal` names (TLS included).
+pub fn start_caller_worker_on(
+    temporal: activity_worker::TemporalSettings,
+    queue: &str,
+) -> tokio::sync::oneshot::Sender<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let (address, queue) = (address.to_string(), queue.to_string());
+    let queue = queue.to_string();
     crate::run_on_own_runtime(move || async move {
-        let client = activity_worker::connect(&address, "default")
+        let client = activity_worker::connect_to(&temporal)
             .await
             .expect("caller");
         let runtime =

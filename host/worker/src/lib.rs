@@ -9,8 +9,10 @@
 //! are served without a restart.
 
 pub mod activities;
+pub mod connection;
 pub mod payload;
 pub mod probe;
+pub mod server;
 pub mod settings;
 pub mod workflow;
 
@@ -20,7 +22,7 @@ use std::sync::Arc;
 
 use activity_runtime::Runtime as ComponentRuntime;
 use temporalio_client::NamespacedClient;
-use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
+use temporalio_client::{Client, Url};
 use temporalio_common::worker::WorkerTaskTypes;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::runtime::PollerBehavior;
@@ -28,6 +30,7 @@ use temporalio_sdk::{Worker, WorkerOptions};
 use temporalio_sdk_core::{init_worker, CoreRuntime, RuntimeOptions};
 
 pub use activity_runtime::{ActivityCatalog, ActivityTable};
+pub use connection::{connect, connect_to};
 pub use settings::{ActivityCallSettings, TemporalSettings, WorkerSettings};
 pub use workflow::{ActivityMode, UserWorkflow};
 
@@ -50,12 +53,35 @@ pub enum WorkerError {
         /// Why.
         message: String,
     },
+    /// The TLS settings cannot be used (a file missing, unreadable or not PEM, a key that
+    /// does not match its certificate).
+    #[error("TLS to Temporal: {0}")]
+    Tls(String),
+    /// The TLS handshake with the frontend failed: a certificate refused either way.
+    #[error("TLS with Temporal at {address} failed: {message}")]
+    TlsRefused {
+        /// The address.
+        address: String,
+        /// Why, with what to check.
+        message: String,
+    },
     /// The SDK refused the configuration.
     #[error("cannot create the Temporal worker: {0}")]
     Create(String),
     /// The worker stopped with an error.
     #[error("the Temporal worker failed: {0}")]
     Run(String),
+}
+
+impl WorkerError {
+    /// Whether trying again cannot help: the settings or a certificate are wrong, not the
+    /// network or the server's state.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Self::Address { .. } | Self::Tls(_) | Self::TlsRefused { .. }
+        )
+    }
 }
 
 /// `http://host:port` from `host:port` (URLs are taken as they are).
@@ -68,23 +94,6 @@ pub fn temporal_url(address: &str) -> Result<Url, WorkerError> {
     Url::from_str(&text).map_err(|e| WorkerError::Address {
         address: address.into(),
         message: e.to_string(),
-    })
-}
-
-/// Connects a client to Temporal.
-pub async fn connect(address: &str, namespace: &str) -> Result<Client, WorkerError> {
-    let url = temporal_url(address)?;
-    let connection = Connection::connect(ConnectionOptions::new(url).build())
-        .await
-        .map_err(|e| WorkerError::Connect {
-            address: address.into(),
-            message: format!("{e:#}"),
-        })?;
-    Client::new(connection, ClientOptions::new(namespace).build()).map_err(|e| {
-        WorkerError::Connect {
-            address: address.into(),
-            message: format!("{e:#}"),
-        }
     })
 }
 

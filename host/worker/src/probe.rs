@@ -58,20 +58,31 @@ fn rpc(what: &'static str) -> impl Fn(temporalio_client::tonic::Status) -> Probe
 /// The median time a task created by a workflow task's completion waits before a poll
 /// receives it.
 pub async fn dispatch_wait(client: &Client, namespace: &str) -> Result<Duration, ProbeError> {
+    let mut waits = dispatch_rounds(client, namespace, WARM_ROUNDS + MEASURED_ROUNDS)
+        .await?
+        .split_off(WARM_ROUNDS * 2);
+    waits.sort();
+    Ok(waits[waits.len() / 2])
+}
+
+/// Runs `rounds` of the probe's workflow one after another (each hands out two tasks, the
+/// activity and the next workflow task, only after the previous one was done) and answers
+/// every wait, in order.
+pub async fn dispatch_rounds(
+    client: &Client,
+    namespace: &str,
+    rounds: usize,
+) -> Result<Vec<Duration>, ProbeError> {
     let probe = Probe {
         client: client.clone(),
         namespace: namespace.to_string(),
         queue: format!("{PROBE}-{}", uuid::Uuid::new_v4()),
     };
-    let mut waits = Vec::new();
-    for round in 0..WARM_ROUNDS + MEASURED_ROUNDS {
-        let measured = probe.round().await?;
-        if round >= WARM_ROUNDS {
-            waits.extend(measured);
-        }
+    let mut waits = Vec::with_capacity(rounds * 2);
+    for _ in 0..rounds {
+        waits.extend(probe.round().await?);
     }
-    waits.sort();
-    Ok(waits[waits.len() / 2])
+    Ok(waits)
 }
 
 struct Probe {

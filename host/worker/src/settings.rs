@@ -2,12 +2,13 @@
 //! `worker`, `worker.user_workflow`), with their defaults. The host's `Config` embeds these
 //! structs; nothing copies their fields.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use activity_runtime::InvalidSetting;
 use serde::{Deserialize, Serialize};
 
-/// `workflow.temporal`: how to reach Temporal (the seed's keys).
+/// `workflow.temporal`: how to reach Temporal (the seed's keys, and how to authenticate).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TemporalSettings {
@@ -17,6 +18,13 @@ pub struct TemporalSettings {
     pub task_queue: String,
     /// Namespace.
     pub namespace: String,
+    /// TLS to the frontend, mutual when a client certificate is named.
+    pub tls: TemporalTls,
+    /// An API key sent with every call (Temporal Cloud's way to authenticate); best set
+    /// through `ACTIVITY_HOST_WORKFLOW__TEMPORAL__API_KEY`. Never logged.
+    pub api_key: Option<String>,
+    /// A file holding the API key (read at each new connection), instead of `api_key`.
+    pub api_key_file: Option<PathBuf>,
 }
 
 impl Default for TemporalSettings {
@@ -25,7 +33,41 @@ impl Default for TemporalSettings {
             address: "localhost:7233".into(),
             task_queue: "user-task-queue".into(),
             namespace: "default".into(),
+            tls: TemporalTls::default(),
+            api_key: None,
+            api_key_file: None,
         }
+    }
+}
+
+/// `workflow.temporal.tls`: TLS to the Temporal frontend. Off unless `enabled` or any file
+/// is named. The files are read at each new connection; the client certificate and key
+/// again at each TLS handshake once they change on disk, so a rotated certificate needs no
+/// restart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemporalTls {
+    /// Use TLS even when no file is named (a frontend whose certificate the system trusts).
+    pub enabled: bool,
+    /// PEM file of the CA certificates that sign the frontend's certificate; without it, the
+    /// system's roots.
+    pub server_ca_file: Option<PathBuf>,
+    /// PEM file of this host's client certificate (chain), for mutual TLS.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM file of the client certificate's private key.
+    pub client_key_file: Option<PathBuf>,
+    /// The name the frontend's certificate must carry, when it differs from the address's
+    /// host.
+    pub server_name: Option<String>,
+}
+
+impl TemporalTls {
+    /// Whether connections use TLS.
+    pub fn is_on(&self) -> bool {
+        self.enabled
+            || self.server_ca_file.is_some()
+            || self.client_cert_file.is_some()
+            || self.client_key_file.is_some()
     }
 }
 
@@ -57,7 +99,33 @@ impl TemporalSettings {
                 return Err(InvalidSetting::new(key, "must not be empty"));
             }
         }
+        if self.tls.client_cert_file.is_some() != self.tls.client_key_file.is_some() {
+            return Err(InvalidSetting::new(
+                "workflow.temporal.tls.client_cert_file",
+                "client_cert_file and client_key_file go together (mutual TLS needs both)",
+            ));
+        }
+        if self.api_key.is_some() && self.api_key_file.is_some() {
+            return Err(InvalidSetting::new(
+                "workflow.temporal.api_key_file",
+                "set api_key or api_key_file, not both",
+            ));
+        }
+        if self.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            return Err(InvalidSetting::new(
+                "workflow.temporal.api_key",
+                "must not be empty when set",
+            ));
+        }
         Ok(())
+    }
+
+    /// A copy for display: the API key masked.
+    pub fn masked(&self) -> Self {
+        Self {
+            api_key: self.api_key.as_ref().map(|_| "********".into()),
+            ..self.clone()
+        }
     }
 
     /// Defaults with another address, namespace and task queue.
@@ -70,6 +138,7 @@ impl TemporalSettings {
             address: address.into(),
             task_queue: task_queue.into(),
             namespace: namespace.into(),
+            ..Self::default()
         }
     }
 }

@@ -243,10 +243,11 @@ async fn heartbeat_details_survive_a_retry() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cancellation_reaches_the_guest() {
-    // A long grace period: if the guest did not notice the cancellation itself, the test
-    // would wait for the interruption.
+    // A grace period (600 s) and a start-to-close timeout (120 s) both beyond the bound
+    // below: an answer within it can only come from the guest noticing the cancellation
+    // itself, never from the interruption or the timeout.
     let h = Harness::start_with(WorkerSettings {
-        cancel_grace_ms: 60_000,
+        cancel_grace_ms: 600_000,
         ..WorkerSettings::default()
     })
     .await;
@@ -265,7 +266,7 @@ async fn cancellation_reaches_the_guest() {
     let out = caller::call(&h.client, &queue, "cancel-guest", req).await;
     assert!(out.cancelled, "{out:?}");
     assert!(
-        started.elapsed() < Duration::from_secs(30),
+        started.elapsed() < Duration::from_secs(100),
         "took {:?}",
         started.elapsed()
     );

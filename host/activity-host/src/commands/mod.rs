@@ -149,6 +149,7 @@ pub async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
                 shown.registry.secrets_key = Some("********".into());
             }
             shown.oci = config.oci.masked();
+            shown.workflow.temporal = config.workflow.temporal.masked();
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
                 Output::Text => print!("{}", serde_yaml::to_string(&shown)?),

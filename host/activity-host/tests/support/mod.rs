@@ -93,7 +93,7 @@ pub fn start_host_at(address: &str, adjust: impl FnOnce(&mut Config), worker: bo
 }
 
 pub async fn wait_closed(http: &reqwest::Client, base: &str, id: &str, run_id: &str) -> Value {
-    wait_closed_within(http, base, id, run_id, Duration::from_secs(30)).await
+    wait_closed_within(http, base, id, run_id, Duration::from_secs(60)).await
 }
 
 /// Like [`wait_closed`], waiting up to `timeout`.
@@ -179,7 +179,7 @@ impl Session {
         let http = http();
         let base = host.base.clone();
         // Ready: Temporal connected, registry loaded, worker polling.
-        eventually(Duration::from_secs(30), || async {
+        eventually(Duration::from_secs(60), || async {
             let res = http.get(format!("{base}/readyz")).send().await.ok()?;
             (res.status() == 200).then_some(())
         })
@@ -305,7 +305,7 @@ pub async fn api_only(adjust: impl FnOnce(&mut Config)) -> (RunningHost, reqwest
     let host = start_host_at("127.0.0.1:1", adjust, false);
     let http = http();
     let base = host.base.clone();
-    eventually(Duration::from_secs(30), || async {
+    eventually(Duration::from_secs(60), || async {
         let res = http
             .get(format!("{base}/api/v1/activities"))
             .send()

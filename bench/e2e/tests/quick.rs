@@ -1,7 +1,7 @@
 //! The benchmark driver end to end, small: the real dev server, activity-host and both SDK
 //! peers each run a few `UserWorkflow`s and standalone activities, every result checked by
 //! the driver, and the table names every worker with a throughput above zero. Then the modes
-//! `make bench-rest` and `make bench-noisy` run, as small.
+//! `make bench-rest`, `make bench-noisy` and `make bench-cluster` run, as small.
 
 use std::process::Command;
 
@@ -95,5 +95,31 @@ fn the_noisy_mode_measures_with_and_without_the_cap() {
         let cells = row(&stdout, setting);
         assert!(number(cells[2]) > 0.0, "{cells:?}");
         assert!(number(cells[3]) > 0.0, "{cells:?}");
+    }
+}
+
+#[test]
+fn the_cluster_mode_measures_the_dev_server_and_the_cluster() {
+    let stdout = bench(&[
+        "--cluster",
+        "--invoke-runs",
+        "3",
+        "--warmup",
+        "1",
+        "--concurrency",
+        "2",
+        "--seconds",
+        "2",
+    ]);
+    for temporal in ["dev server", "cluster"] {
+        // "", Temporal, create p50, p99, invoke p50, creates/s, their p50, p99
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {temporal}")))
+            .unwrap_or_else(|| panic!("no row for {temporal}:\n{stdout}"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        assert!(number(cells[2]) > 0.0, "{cells:?}");
+        assert!(number(cells[4]) > 0.0, "{cells:?}");
+        assert!(number(cells[5]) > 0.0, "{cells:?}");
     }
 }

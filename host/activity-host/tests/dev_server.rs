@@ -146,14 +146,7 @@ async fn a_server_without_standalone_activities_is_named_and_invoke_says_why() {
     let host = crate::support::start_host_at(&server.address(), |_| {}, true);
     let http = crate::support::http();
     let ready = eventually(Duration::from_secs(60), || async {
-        let body: serde_json::Value = http
-            .get(format!("{}/readyz", host.base))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let body = crate::support::try_get_json(&http, format!("{}/readyz", host.base)).await?;
         body["server"].is_object().then_some(body)
     })
     .await

@@ -283,50 +283,49 @@ impl TemporalCluster {
         settings
     }
 
-    /// The `temporal` CLI's flags that reach this cluster with the host's certificate.
+    /// The `temporal` CLI's flags for [`TemporalCluster::client_settings`].
     pub fn cli_flags(&self) -> Vec<String> {
-        let file = |n: &str| self.certs.file(n).display().to_string();
-        vec![
-            "--address".into(),
-            self.address.clone(),
-            "--tls-ca-path".into(),
-            file("ca.pem"),
-            "--tls-cert-path".into(),
-            file("host.pem"),
-            "--tls-key-path".into(),
-            file("host.key"),
-            "--tls-server-name".into(),
-            "temporal".into(),
-        ]
+        let settings = self.client_settings();
+        let mut flags = vec!["--address".to_string(), settings.address.clone()];
+        for (_, flag, value) in tls_values(&settings.tls) {
+            flags.extend([format!("--tls-{flag}"), value]);
+        }
+        flags
     }
 
-    /// `activity-host`'s environment for this cluster: address and mutual TLS with the
-    /// host's certificate.
+    /// `activity-host`'s environment for [`TemporalCluster::client_settings`].
     pub fn host_env(&self) -> Vec<(String, String)> {
-        let file = |n: &str| self.certs.file(n).display().to_string();
-        vec![
-            (
-                "ACTIVITY_HOST_WORKFLOW__TEMPORAL__ADDRESS".into(),
-                self.address.clone(),
-            ),
-            (
-                "ACTIVITY_HOST_WORKFLOW__TEMPORAL__TLS__SERVER_CA_FILE".into(),
-                file("ca.pem"),
-            ),
-            (
-                "ACTIVITY_HOST_WORKFLOW__TEMPORAL__TLS__CLIENT_CERT_FILE".into(),
-                file("host.pem"),
-            ),
-            (
-                "ACTIVITY_HOST_WORKFLOW__TEMPORAL__TLS__CLIENT_KEY_FILE".into(),
-                file("host.key"),
-            ),
-            (
-                "ACTIVITY_HOST_WORKFLOW__TEMPORAL__TLS__SERVER_NAME".into(),
-                "temporal".into(),
-            ),
-        ]
+        let settings = self.client_settings();
+        let mut env = vec![(
+            "ACTIVITY_HOST_WORKFLOW__TEMPORAL__ADDRESS".to_string(),
+            settings.address.clone(),
+        )];
+        for (key, _, value) in tls_values(&settings.tls) {
+            let var = format!(
+                "ACTIVITY_HOST_WORKFLOW__TEMPORAL__TLS__{}",
+                key.to_uppercase()
+            );
+            env.push((var, value));
+        }
+        env
     }
+}
+
+/// The TLS settings that are set: each as `workflow.temporal.tls`'s key, the `temporal`
+/// CLI's flag (after `--tls-`) and the value.
+fn tls_values(
+    tls: &activity_worker::settings::TemporalTls,
+) -> Vec<(&'static str, &'static str, String)> {
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    [
+        ("server_ca_file", "ca-path", path(&tls.server_ca_file)),
+        ("client_cert_file", "cert-path", path(&tls.client_cert_file)),
+        ("client_key_file", "key-path", path(&tls.client_key_file)),
+        ("server_name", "server-name", tls.server_name.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(key, flag, value)| Some((key, flag, value?)))
+    .collect()
 }
 
 impl Drop for TemporalCluster {

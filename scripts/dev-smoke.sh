@@ -29,6 +29,8 @@ for _ in $(seq 1 600); do
     sleep 0.5
 done
 [ -n "$ready" ] || fail "not ready after 300 s"
+# What the wait was made of: a build (cargo's last lines), or only start-up.
+echo "dev-smoke: ready after ${SECONDS} s; $(grep -aE '^ *(Compiling|Finished)' "$log" | tail -n 2 | tr -s ' ' | paste -sd ';' -)"
 
 started=$(curl -fsS -X POST "$api/api/v1/workflows/user" \
     -H "Content-Type: application/json" \

@@ -239,9 +239,13 @@ impl Config {
         Ok(())
     }
 
-    /// Directory of the compiled-component cache.
+    /// Directory of the compiled-component cache: `runtime.compiled_cache_dir`, else
+    /// `compiled` in the data directory.
     pub fn compiled_cache_dir(&self) -> PathBuf {
-        self.data_dir.0.join("compiled")
+        self.runtime
+            .compiled_cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.0.join("compiled"))
     }
 
     /// The dev server's database file.
@@ -333,6 +337,7 @@ mod tests {
             "activities.watch_dir" => Some(json!("/srv/activities")),
             "dev.temporal_cli" => Some(json!("/usr/local/bin/temporal")),
             "runtime.limits.fuel" => Some(json!(1000000)),
+            "runtime.compiled_cache_dir" => Some(json!("/var/cache/activity-host")),
             "telemetry.otlp_endpoint" => Some(json!("http://collector:4318")),
             // Valid only with a URL: the test sets registry.postgres_url beside it.
             "registry.backend" => Some(json!("postgres")),

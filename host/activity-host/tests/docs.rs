@@ -20,7 +20,7 @@ fn script(markdown: &str) -> String {
     for (i, block) in blocks(markdown).iter().enumerate() {
         match block.info.as_str() {
             "sh" => {
-                script.push_str(&format!("echo '--- block {i}'\n"));
+                script.push_str(&format!("echo \"--- block {i} at ${{SECONDS}}s\"\n"));
                 script.push_str(&block.text);
                 if std::mem::take(&mut first) {
                     script.push_str("cd \"$DOCS_SCRATCH\"\nunset CARGO_TARGET_DIR\n");

@@ -6,6 +6,7 @@ mod support;
 mod api;
 mod authoring;
 mod browser;
+mod builds;
 mod cli;
 mod cluster;
 mod contract;

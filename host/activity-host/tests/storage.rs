@@ -79,3 +79,35 @@ async fn the_key_value_stores_follow_their_own_key_and_default_to_the_registry()
         "{listed:?}"
     );
 }
+
+/// `runtime.compiled_cache_dir` holds the compiled components, one file per digest under a
+/// directory per engine, outside the data directory.
+#[tokio::test(flavor = "multi_thread")]
+async fn compiled_components_go_to_the_configured_cache_directory() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().to_path_buf();
+    let session = crate::support::Session::start_with(|c| {
+        c.runtime.compiled_cache_dir = Some(dir.clone());
+    })
+    .await;
+    let files: Vec<String> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .flat_map(|engine| std::fs::read_dir(engine.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for name in ["ValidateUser", "CreateUser", "SendNotification"] {
+        let shown = crate::support::get_json(
+            &session.http,
+            format!("{}/api/v1/activities/{name}", session.base),
+        )
+        .await;
+        let digest = shown["versions"][0]["digest"].as_str().unwrap().to_string();
+        let hex = digest.trim_start_matches("sha256:");
+        assert!(
+            files.contains(&format!("{hex}.cwasm")),
+            "{name} ({digest}) not in the cache: {files:?}"
+        );
+    }
+    let data_cache = session.host.data.path().join("compiled");
+    assert!(!data_cache.exists(), "{}", data_cache.display());
+}

@@ -43,6 +43,10 @@ pub struct RuntimeSettings {
     pub limits: ActivityLimits,
     /// What outgoing HTTP may reach, host-wide (apply at restart).
     pub egress: crate::egress::EgressSettings,
+    /// Directory of the compiled-component cache; `None`: the host's default (under its data
+    /// directory). Entries are keyed by component digest under a directory per engine
+    /// compatibility hash and written whole then renamed, so hosts may share one directory.
+    pub compiled_cache_dir: Option<std::path::PathBuf>,
 }
 
 impl RuntimeSettings {

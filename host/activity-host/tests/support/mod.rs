@@ -17,7 +17,7 @@ pub struct RunningHost {
     pub task_queue: String,
     stop: watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
-    _data: tempfile::TempDir,
+    pub data: tempfile::TempDir,
 }
 
 impl Drop for RunningHost {
@@ -44,6 +44,18 @@ pub fn start_host_with(server: &DevServer, adjust: impl FnOnce(&mut Config)) -> 
     start_host_at(&server.address, adjust, true)
 }
 
+/// The compiled-component cache every test host shares (`runtime.compiled_cache_dir`), in the
+/// target directory: a component the suite compiled once (keyed by digest and engine
+/// settings) is not compiled again by each of the hundred hosts the tests start.
+pub fn shared_compiled_cache() -> std::path::PathBuf {
+    std::env::current_exe()
+        .unwrap()
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .join("test-compiled-cache")
+}
+
 /// A host with its API on Temporal at `address` (which need not answer yet), and a worker
 /// when `worker` is true.
 pub fn start_host_at(address: &str, adjust: impl FnOnce(&mut Config), worker: bool) -> RunningHost {
@@ -52,6 +64,7 @@ pub fn start_host_at(address: &str, adjust: impl FnOnce(&mut Config), worker: bo
     config.workflow.temporal.address = address.to_string();
     config.workflow.temporal.task_queue = format!("seed-{}", test_support::free_port());
     config.data_dir.0 = data.path().to_path_buf();
+    config.runtime.compiled_cache_dir = Some(shared_compiled_cache());
     config.activities.components_dir = std::path::Path::new(test_components::VALIDATE_USER)
         .parent()
         .unwrap()
@@ -88,7 +101,7 @@ pub fn start_host_at(address: &str, adjust: impl FnOnce(&mut Config), worker: bo
         task_queue,
         stop,
         thread: Some(thread),
-        _data: data,
+        data,
     }
 }
 

@@ -24,10 +24,12 @@ fn resolved(args: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
         };
         // "name vX.Y.Z (/path)" for workspace members: the name and version are the key.
         let key = package.split(' ').take(2).collect::<Vec<_>>().join(" ");
-        packages
-            .entry(key)
-            .or_default()
-            .extend(features.split(',').filter(|f| !f.is_empty()).map(String::from));
+        packages.entry(key).or_default().extend(
+            features
+                .split(',')
+                .filter(|f| !f.is_empty())
+                .map(String::from),
+        );
     }
     packages
 }

@@ -136,7 +136,10 @@ fn host_with(cluster: &TemporalCluster, tls: &[(&str, &str)]) -> (bool, String) 
             &cluster.address,
         )
         .env("ACTIVITY_HOST_DATA_DIR", data.path())
-        .env("ACTIVITY_HOST_RUNTIME__COMPILED_CACHE_DIR", support::shared_compiled_cache())
+        .env(
+            "ACTIVITY_HOST_RUNTIME__COMPILED_CACHE_DIR",
+            support::shared_compiled_cache(),
+        )
         .env(
             "ACTIVITY_HOST_API__LISTEN",
             format!("127.0.0.1:{}", test_support::free_port()),

@@ -14,7 +14,10 @@ async fn spans_are_exported_to_the_configured_collector() {
         .arg("server")
         .current_dir(data.path())
         .env("ACTIVITY_HOST_DATA_DIR", data.path())
-        .env("ACTIVITY_HOST_RUNTIME__COMPILED_CACHE_DIR", crate::support::shared_compiled_cache())
+        .env(
+            "ACTIVITY_HOST_RUNTIME__COMPILED_CACHE_DIR",
+            crate::support::shared_compiled_cache(),
+        )
         .env("ACTIVITY_HOST_API__LISTEN", &listen)
         // Nothing answers there: the API serves anyway.
         .env(

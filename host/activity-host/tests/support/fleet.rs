@@ -80,7 +80,10 @@ pub fn host_process_with(
         .env("ACTIVITY_HOST_WORKFLOW__TEMPORAL__ADDRESS", temporal)
         .env("ACTIVITY_HOST_WORKFLOW__TEMPORAL__TASK_QUEUE", queue)
         .env("ACTIVITY_HOST_DATA_DIR", data.path())
-        .env("ACTIVITY_HOST_RUNTIME__COMPILED_CACHE_DIR", super::shared_compiled_cache())
+        .env(
+            "ACTIVITY_HOST_RUNTIME__COMPILED_CACHE_DIR",
+            super::shared_compiled_cache(),
+        )
         .env("ACTIVITY_HOST_API__LISTEN", &listen)
         .env("ACTIVITY_HOST_REGISTRY__BACKEND", "postgres")
         .env("ACTIVITY_HOST_REGISTRY__POSTGRES_URL", pg.url())

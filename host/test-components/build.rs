@@ -68,6 +68,11 @@ fn main() {
         "CARGO_MAKEFLAGS",
         "MAKEFLAGS",
         "MFLAGS",
+        // Under `cargo clippy` (make lint) the outer build runs rustc through clippy-driver;
+        // the guests are built the way `make guests` builds them, so both share one build.
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CLIPPY_ARGS",
+        "CLIPPY_CONF_DIR",
     ] {
         cmd.env_remove(var);
     }

@@ -145,7 +145,8 @@ async fn the_watch_loop_serves_every_save_and_keeps_the_running_version_on_a_bro
 
     let log = dir.path().join("watch.log");
     let out = std::fs::File::create(&log).unwrap();
-    let mut watcher = std::process::Command::new(env!("CARGO_BIN_EXE_activity-host"))
+    let mut watcher = std::process::Command::new(env!("CARGO_BIN_EXE_activity-host"));
+    let mut watcher = support::without_cargo_test_env(&mut watcher)
         .arg("watch")
         .arg(&crate_dir)
         .args(["--name", "WatchGreeter", "--input", r#"{"name":"Ann"}"#])
@@ -201,7 +202,7 @@ async fn the_watch_loop_serves_every_save_and_keeps_the_running_version_on_a_bro
 /// toolchain the repository pins.
 async fn cargo_build(dir: &Path, target: &Path) {
     let mut build = std::process::Command::new("cargo");
-    build
+    support::without_cargo_test_env(&mut build)
         .args(["build", "--release", "--target", "wasm32-wasip2"])
         .current_dir(dir)
         .env("RUSTUP_TOOLCHAIN", toolchain())
@@ -213,7 +214,7 @@ async fn cargo_build(dir: &Path, target: &Path) {
 /// `<target>/wasm32-wasip1/release`).
 async fn cargo_component_build(dir: &Path, target: &Path, package: Option<&str>) {
     let mut build = std::process::Command::new("cargo");
-    build
+    support::without_cargo_test_env(&mut build)
         .args(["component", "build", "--release"])
         .args(package.map(|p| vec!["-p", p]).unwrap_or_default())
         .current_dir(dir)

@@ -129,7 +129,8 @@ async fn the_authoring_guide_runs_as_written() {
     let script_path = work.path().join("authoring.sh");
     std::fs::write(&script_path, script(&markdown)).unwrap();
     let mut run = std::process::Command::new("bash");
-    run.arg(&script_path)
+    support::without_cargo_test_env(&mut run)
+        .arg(&script_path)
         .current_dir(&repo)
         .env("DOCS_SCRATCH", &scratch)
         .env("CARGO_TARGET_DIR", target_dir())
@@ -192,7 +193,7 @@ async fn the_authoring_guide_runs_as_written() {
     assert_eq!(source, &active(&staging)["source"], "{prod}\n{staging}");
 }
 
-/// The directory of `program` on the PATH (cargo's, so cargo-component next to it is found).
+/// The cargo home's bin directory, checked to hold `program` (cargo, for the guide's PATH).
 fn which_dir(program: &str) -> PathBuf {
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)

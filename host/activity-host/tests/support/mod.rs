@@ -44,6 +44,30 @@ pub fn start_host_with(server: &DevServer, adjust: impl FnOnce(&mut Config)) -> 
     start_host_at(&server.address, adjust, true)
 }
 
+/// Takes out of `cmd`'s environment what `cargo test` sets for this test binary
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...), which a user's shell does not have: a build run
+/// with them looks changed to build scripts that watch them (ring's), and rebuilds half the
+/// dependency graph, then again for the next build run without them.
+pub fn without_cargo_test_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    const SET_BY_CARGO: &[&str] = &[
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_MANIFEST_LINKS",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "OUT_DIR",
+    ];
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_") || SET_BY_CARGO.contains(&key.as_ref()) {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd
+}
+
 /// The compiled-component cache every test host shares (`runtime.compiled_cache_dir`), in the
 /// target directory: a component the suite compiled once (keyed by digest and engine
 /// settings) is not compiled again by each of the hundred hosts the tests start.

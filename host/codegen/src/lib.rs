@@ -1,5 +1,5 @@
 //! Typed client stubs for deployed activities, generated from their WIT signatures: the
-//! types (Python `TypedDict`s, TypeScript interfaces, Rust serde types) and one function per
+//! types (Python `TypedDict`s, TypeScript interfaces, Rust serde types, Go structs) and one function per
 //! activity that schedules it by its Temporal type name with the SDK's own call and decodes
 //! its result and its typed failure.
 //!
@@ -11,6 +11,7 @@
 //! (`ValidateUserOutput`), a field's type after its parent and the field; two places with
 //! the same type share the first name.
 
+mod go;
 mod model;
 mod names;
 mod python;
@@ -29,7 +30,26 @@ pub enum Lang {
     TypeScript,
     /// Rust, for the `temporalio-sdk` crate's workflows.
     Rust,
+    /// Go, for `go.temporal.io/sdk/workflow`.
+    Go,
 }
+
+/// The failure types the host itself raises (`activity_runtime::failure::kinds::ALL`; the
+/// stubs' test checks that the two lists agree).
+pub const HOST_FAILURES: &[&str] = &[
+    "ActivityFailure",
+    "ActivityError",
+    "GuestTrap",
+    "TimeLimitExceeded",
+    "MemoryLimitExceeded",
+    "FuelExhausted",
+    "StackOverflow",
+    "OutputTooLarge",
+    "InvalidArguments",
+    "InstancePoolExhausted",
+    "InstantiationFailed",
+    "ConcurrencyLimitReached",
+];
 
 impl Lang {
     /// Every language, as named on the command line.
@@ -37,6 +57,7 @@ impl Lang {
         ("python", Lang::Python),
         ("typescript", Lang::TypeScript),
         ("rust", Lang::Rust),
+        ("go", Lang::Go),
     ];
 
     /// The usual file extension.
@@ -45,6 +66,7 @@ impl Lang {
             Lang::Python => "py",
             Lang::TypeScript => "ts",
             Lang::Rust => "rs",
+            Lang::Go => "go",
         }
     }
 }
@@ -64,7 +86,7 @@ impl std::str::FromStr for Lang {
 #[derive(Debug, thiserror::Error)]
 pub enum CodegenError {
     /// A language that is not offered.
-    #[error("unknown language {0:?}: use python, typescript or rust")]
+    #[error("unknown language {0:?}: use python, typescript, rust or go")]
     UnknownLanguage(String),
     /// A WIT type with no JSON mapping.
     #[error("activity {activity}: {path} is a {kind}, which has no JSON mapping")]
@@ -95,6 +117,7 @@ pub fn generate(
         Lang::Python => python::render(&model, task_queue),
         Lang::TypeScript => typescript::render(&model, task_queue),
         Lang::Rust => rust::render(&model, task_queue),
+        Lang::Go => go::render(&model, task_queue),
     })
 }
 

@@ -125,6 +125,8 @@ pub fn identifier(lang: crate::Lang, name: &str) -> String {
     let (base, keywords) = match lang {
         crate::Lang::Python => (snake(name), PYTHON),
         crate::Lang::Rust => (snake(name), RUST),
+        // Exported: functions and types of a Go package start with a capital.
+        crate::Lang::Go => return pascal(name),
         crate::Lang::TypeScript => {
             let p = pascal(name);
             let mut c = p.chars();

@@ -208,3 +208,69 @@ fn typescript_stubs_pass_tsc_and_catch_a_callers_type_error() {
         "tsc accepted a wrong field:\n{text}"
     );
 }
+
+/// The Go toolchain with the module cache the Makefile's Go builds use (outside the clone),
+/// and the Go version on the machine (the test module's `go` line asks for no newer one).
+fn go(dir: &Path, args: &[&str]) -> (bool, String) {
+    let cache = std::env::var_os("GO_CACHE_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/activity-host/go")
+        });
+    run(Command::new("go")
+        .args(args)
+        .env("GOPATH", cache)
+        .env("GOFLAGS", "-modcacherw")
+        .env("GOTOOLCHAIN", "local")
+        .current_dir(dir))
+}
+
+#[test]
+fn go_stubs_pass_gofmt_vet_and_their_json_test_and_catch_a_callers_type_error() {
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go");
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["go.mod", "go.sum", "caller.go", "json_test.go"] {
+        std::fs::copy(module.join(file), dir.path().join(file)).unwrap();
+    }
+    // The committed stubs (tests/go/activities/stubs.go, for reading) are what the
+    // generator writes now.
+    let generated = generate(Lang::Go);
+    let committed = module.join("activities/stubs.go");
+    if std::env::var_os("UPDATE_STUBS").is_some() {
+        std::fs::write(&committed, &generated).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&committed).unwrap(),
+        generated,
+        "tests/go/activities/stubs.go is stale: run with UPDATE_STUBS=1"
+    );
+    let package = dir.path().join("activities");
+    std::fs::create_dir(&package).unwrap();
+    std::fs::write(package.join("stubs.go"), generated).unwrap();
+    let (ok, text) = run(Command::new("gofmt").arg("-l").arg(&package));
+    assert!(ok && text.trim().is_empty(), "gofmt would change:\n{text}");
+    let (ok, text) = go(dir.path(), &["vet", "./..."]);
+    assert!(ok, "go vet:\n{text}");
+    // The variants' and results' JSON forms are the host's (json_test.go).
+    let (ok, text) = go(dir.path(), &["test", "./..."]);
+    assert!(ok, "go test:\n{text}");
+    let caller = std::fs::read_to_string(dir.path().join("caller.go")).unwrap();
+    std::fs::write(
+        dir.path().join("caller.go"),
+        caller.replace("Email: \"e@x.io\"", "Email: 42"),
+    )
+    .unwrap();
+    let (ok, text) = go(dir.path(), &["vet", "./..."]);
+    assert!(
+        !ok && text.contains("caller.go:") && text.contains("cannot use 42"),
+        "go vet accepted a wrong field:\n{text}"
+    );
+}
+
+#[test]
+fn the_stubs_name_every_failure_type_the_host_raises() {
+    assert_eq!(
+        activity_codegen::HOST_FAILURES,
+        activity_runtime::failure::kinds::ALL
+    );
+}

@@ -33,6 +33,22 @@ pub mod kinds {
     /// The activity type's `max_concurrent` calls were running until this call's time ran
     /// out (retryable).
     pub const CONCURRENCY_LIMIT_REACHED: &str = "ConcurrencyLimitReached";
+
+    /// Every failure type the host raises.
+    pub const ALL: &[&str] = &[
+        ACTIVITY_FAILURE,
+        ACTIVITY_ERROR,
+        GUEST_TRAP,
+        TIME_LIMIT_EXCEEDED,
+        MEMORY_LIMIT_EXCEEDED,
+        FUEL_EXHAUSTED,
+        STACK_OVERFLOW,
+        OUTPUT_TOO_LARGE,
+        INVALID_ARGUMENTS,
+        INSTANCE_POOL_EXHAUSTED,
+        INSTANTIATION_FAILED,
+        CONCURRENCY_LIMIT_REACHED,
+    ];
 }
 
 /// A failed activity call, shaped like Temporal's `ApplicationFailure`.

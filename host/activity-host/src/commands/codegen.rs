@@ -13,7 +13,7 @@ use crate::config::Config;
 /// What `codegen` generates from.
 #[derive(clap::Args)]
 pub struct CodegenArgs {
-    /// python, typescript or rust.
+    /// python, typescript, rust or go.
     #[arg(long)]
     pub lang: String,
     /// Activity types deployed on the host (default: every one); with --file, the one type

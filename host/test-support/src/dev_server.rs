@@ -10,23 +10,30 @@ use temporal_dev_server::DevServerOptions;
 /// How long the dev server may take to answer after it starts (a busy 2-core machine).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A free TCP port on 127.0.0.1 (free when asked; the OS may hand it out again later).
+/// A free TCP port on 127.0.0.1 for a server a test starts, below 32768: outside the
+/// kernel's ephemeral range, so no outgoing connection (of which a busy test run makes
+/// thousands) can take it between this check and the server's bind, and low enough for
+/// Temporal's membership ports (a PostgreSQL `smallint`). Ports are handed out in turn from
+/// a random start, so two tests of one process never get the same one.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
-}
-
-/// A free TCP port on 127.0.0.1 below 32768, outside the ephemeral range `free_port` draws
-/// from: Temporal keeps membership ports in a PostgreSQL `smallint`, which holds no higher.
-pub fn free_low_port() -> u16 {
     use std::hash::{BuildHasher, Hasher};
-    loop {
-        // A random start each time (no rand crate here): the std hasher's random keys.
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    if NEXT.load(Ordering::Relaxed) == u32::MAX {
+        // A random start per process (no rand crate here): the std hasher's random keys.
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u32(std::process::id());
-        let port = 20_000 + (h.finish() % 12_000) as u16;
+        let _ = NEXT.compare_exchange(
+            u32::MAX,
+            (h.finish() % u64::from(COUNT)) as u32,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+    loop {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % COUNT) as u16;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }

@@ -10,7 +10,7 @@ pub mod postgres;
 pub mod store_contract;
 pub mod temporal_cluster;
 
-pub use dev_server::{free_low_port, free_port, temporal_cli, DevServer, DevServerError};
+pub use dev_server::{free_port, temporal_cli, DevServer, DevServerError};
 pub use http_sink::{HttpSink, Received};
 pub use oci_registry::OciRegistry;
 pub use postgres::Postgres;

@@ -335,30 +335,22 @@ impl Drop for TemporalCluster {
 }
 
 /// Ports for the server's services other than the frontend's gRPC port, by the variable of
-/// `deployments/temporal/config.yaml` that names each; membership ports below 32768 (the
-/// server stores them as PostgreSQL `smallint`).
+/// `deployments/temporal/config.yaml` that names each (all below 32768, as the server stores
+/// membership ports as PostgreSQL `smallint`: [`free_port`]'s range).
 pub fn cluster_ports() -> Vec<(&'static str, u16)> {
-    const PORTS: [(&str, bool); 8] = [
-        ("TEMPORAL_FRONTEND_HTTP_PORT", false),
-        ("TEMPORAL_FRONTEND_MEMBERSHIP_PORT", true),
-        ("TEMPORAL_MATCHING_PORT", false),
-        ("TEMPORAL_MATCHING_MEMBERSHIP_PORT", true),
-        ("TEMPORAL_HISTORY_PORT", false),
-        ("TEMPORAL_HISTORY_MEMBERSHIP_PORT", true),
-        ("TEMPORAL_WORKER_PORT", false),
-        ("TEMPORAL_WORKER_MEMBERSHIP_PORT", true),
-    ];
-    PORTS
-        .iter()
-        .map(|&(var, membership)| {
-            let port = if membership {
-                crate::free_low_port()
-            } else {
-                free_port()
-            };
-            (var, port)
-        })
-        .collect()
+    [
+        "TEMPORAL_FRONTEND_HTTP_PORT",
+        "TEMPORAL_FRONTEND_MEMBERSHIP_PORT",
+        "TEMPORAL_MATCHING_PORT",
+        "TEMPORAL_MATCHING_MEMBERSHIP_PORT",
+        "TEMPORAL_HISTORY_PORT",
+        "TEMPORAL_HISTORY_MEMBERSHIP_PORT",
+        "TEMPORAL_WORKER_PORT",
+        "TEMPORAL_WORKER_MEMBERSHIP_PORT",
+    ]
+    .into_iter()
+    .map(|var| (var, free_port()))
+    .collect()
 }
 
 fn run(command: &mut Command) -> Result<(), ClusterError> {

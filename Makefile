@@ -127,11 +127,14 @@ dev: guests
 	ACTIVITY_HOST_DEV__TEMPORAL_CLI=$(VENV)/bin/temporal \
 		cargo run -p activity-host -- dev
 
-# The Go modules of the Go stubs' test module (the Temporal Go SDK), downloaded into the Go
-# module cache outside the clone, so the test finds them and CI downloads them beside lint.
-GO_STUBS_MODULE := host/codegen/tests/go
+# The Go modules (the Temporal Go SDK) of the Go stubs' test module and of examples/go,
+# downloaded into the Go module cache outside the clone, so the tests find them and CI
+# downloads them beside lint.
+GO_MODULES := host/codegen/tests/go examples/go
 go-modules:
-	cd $(GO_STUBS_MODULE) && GOTOOLCHAIN=local GOPATH=$(GO_CACHE_ROOT) GOFLAGS=-modcacherw go mod download
+	for m in $(GO_MODULES); do \
+		(cd $$m && GOTOOLCHAIN=local GOPATH=$(GO_CACHE_ROOT) GOFLAGS=-modcacherw go mod download) || exit 1; \
+	done
 
 # Everything the tests need, independent of each other, so `make -j` runs them side by side
 # (the downloads overlap the builds). `make test` does that itself; CI also overlaps them

@@ -15,6 +15,7 @@ mod deploy;
 mod deployments;
 mod dev_server;
 mod docs;
+mod examples;
 mod fleet;
 mod fuzz;
 mod local_mode;

@@ -175,3 +175,23 @@ impl DevServer {
         self.server.kill();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Ports for test servers are outside the kernel's ephemeral range (where an outgoing
+    /// connection could take one before the server binds it) and never handed out twice.
+    #[test]
+    fn free_ports_are_below_the_ephemeral_range_and_never_repeat() {
+        let (low, _high) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|r| {
+                let mut it = r.split_whitespace().map(|p| p.parse::<u16>().unwrap());
+                Some((it.next()?, it.next()?))
+            })
+            .unwrap_or((32768, 60999));
+        let ports: Vec<u16> = (0..200).map(|_| super::free_port()).collect();
+        assert!(ports.iter().all(|p| *p < low), "{ports:?}");
+        let distinct: std::collections::HashSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+    }
+}

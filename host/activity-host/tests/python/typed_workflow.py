@@ -6,6 +6,7 @@ workflow's result as JSON."""
 
 import asyncio
 import json
+import os
 import sys
 from datetime import timedelta
 from typing import Any
@@ -61,3 +62,8 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
+    # The SDK's core threads can still call into Python while the interpreter finalizes
+    # ("Fatal Python error: PyGILState_Release", after the result was printed, now and then):
+    # leave without finalizing, once the output is out.
+    sys.stdout.flush()
+    os._exit(0)

@@ -118,7 +118,7 @@ async fn the_authoring_guide_runs_as_written() {
         std::os::unix::fs::symlink(repo.join(entry), scratch.join(entry)).unwrap();
     }
     let prefix = work.path().join("prefix");
-    let cargo_bin = which_dir("cargo");
+    let cargo_bin = cargo_dir();
     let path = format!(
         "{}:{}:{}:{}",
         prefix.join("bin").display(),
@@ -193,17 +193,13 @@ async fn the_authoring_guide_runs_as_written() {
     assert_eq!(source, &active(&staging)["source"], "{prod}\n{staging}");
 }
 
-/// The cargo home's bin directory, checked to hold `program` (cargo, for the guide's PATH).
-fn which_dir(program: &str) -> PathBuf {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .unwrap();
-    let bin = home.join("bin");
-    assert!(
-        bin.join(program).exists(),
-        "{program} is not in {}",
-        bin.display()
-    );
-    bin
+/// The directory of the cargo this test's PATH finds, for the guide's PATH (rustup's proxies live
+/// there whatever `CARGO_HOME` says, so it is looked up, not assumed), else the one running it.
+fn cargo_dir() -> PathBuf {
+    let found = which::which("cargo")
+        .ok()
+        .or_else(|| std::env::var_os("CARGO").map(PathBuf::from))
+        .filter(|cargo| cargo.exists())
+        .expect("cargo is on PATH or named by CARGO");
+    found.parent().unwrap().to_path_buf()
 }

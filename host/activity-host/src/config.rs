@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn the_shipped_config_file_equals_the_defaults() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/config.yaml");
+        let path = test_support::repo().join("configs/config.yaml");
         figment::Jail::expect_with(|_| {
             let loaded = Config::load(Some(&path)).unwrap();
             assert_eq!(loaded, Config::default());

@@ -11,10 +11,7 @@ use support::{deploy_file, run_ok, Session};
 
 /// The toolchain the repository pins (rust-toolchain.toml), which has the wasm target.
 fn toolchain() -> String {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rust-toolchain.toml"),
-    )
-    .unwrap();
+    let text = std::fs::read_to_string(test_support::repo().join("rust-toolchain.toml")).unwrap();
     text.lines()
         .find_map(|l| l.trim().strip_prefix("channel"))
         .and_then(|l| l.split('"').nth(1))
@@ -256,7 +253,7 @@ async fn cargo_component_builds_the_scaffold_with_every_capability_and_a_referen
     let by_cargo = target.join("wasm32-wasip2/release/component_greeter.wasm");
 
     // A reference activity, built by cargo-component from its own crate.
-    let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../activities-wasm");
+    let guests = test_support::repo().join("activities-wasm");
     cargo_component_build(&guests, &component_target, Some("validate-user")).await;
     let validate = component_target.join("wasm32-wasip1/release/validate_user.wasm");
 

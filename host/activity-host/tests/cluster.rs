@@ -91,7 +91,7 @@ async fn the_seed_invoke_and_a_python_workflow_run_on_a_cluster_with_mutual_tls(
     // A Python SDK workflow with its own client certificate calls the hosted activity.
     let c = cluster(&fleet);
     let file = |n: &str| c.certs.file(n).display().to_string();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/mtls_call.py");
+    let script = test_support::package_dir().join("tests/python/mtls_call.py");
     let caller_queue = format!("py-{}", test_support::free_port());
     let args = [
         script.display().to_string(),
@@ -280,8 +280,7 @@ fn a_rotated_client_certificate_is_presented_at_the_next_handshake() {
 #[test]
 fn the_dynamic_config_passes_the_servers_own_check() {
     let server = Versions::read().server_bin_dir().join("server");
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../deployments/temporal/dynamicconfig.yaml");
+    let file = test_support::repo().join("deployments/temporal/dynamicconfig.yaml");
     let out = Command::new(&server)
         .arg("validate-dynamic-config")
         .arg(&file)
@@ -297,7 +296,7 @@ fn the_dynamic_config_passes_the_servers_own_check() {
 fn the_operations_guide_builds_the_cluster_as_written() {
     let pg = Postgres::start().expect("postgres");
     let certs = tempfile::tempdir().unwrap();
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let repo = test_support::repo();
     let block = support::docs::section_sh_blocks("operations.md", "Temporal versions and settings")
         .into_iter()
         .find(|b| b.contains("make-certs.sh"))

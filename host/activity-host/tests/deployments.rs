@@ -6,14 +6,14 @@
 use crate::support;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::{get_json, start, validator, wait_closed, Session};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    test_support::repo()
 }
 
 fn read(path: &str) -> String {

@@ -6,7 +6,7 @@
 
 use crate::support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use support::docs::blocks;
 use support::Session;
@@ -59,10 +59,7 @@ fn script(markdown: &str) -> String {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    test_support::repo().canonicalize().unwrap()
 }
 
 /// The target directory this test was built in (`<target>/debug/deps/docs-...`).

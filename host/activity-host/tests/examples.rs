@@ -14,7 +14,7 @@ use serde_json::Value;
 use support::{get_text, run_ok, Session};
 
 fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/go")
+    test_support::repo().join("examples/go")
 }
 
 /// `go ARGS` in `dir`, with the Go module cache the Makefile fills (outside the clone).

@@ -10,7 +10,7 @@ use serde_json::json;
 use support::{deploy_file, get_text, run_ok, start, validator, wait_closed, Session};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    test_support::repo()
 }
 
 /// `activities-wasm/python/validate-user` built with componentize-py (from the venv).

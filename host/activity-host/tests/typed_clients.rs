@@ -5,7 +5,6 @@
 
 use crate::support;
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -37,10 +36,9 @@ async fn a_python_workflow_calls_the_host_through_generated_stubs() {
     );
     let source = std::fs::read_to_string(&stubs).unwrap();
     assert!(source.contains(&format!("TASK_QUEUE = {:?}", session.host.task_queue)));
-    let workflow = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/typed_workflow.py"),
-    )
-    .unwrap();
+    let workflow =
+        std::fs::read_to_string(test_support::package_dir().join("tests/python/typed_workflow.py"))
+            .unwrap();
     std::fs::write(dir.path().join("typed_workflow.py"), &workflow).unwrap();
     let bin = |tool: &str| support::validator(tool);
     let mypy = |file: &str| {

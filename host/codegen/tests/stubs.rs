@@ -85,8 +85,16 @@ fn run(cmd: &mut Command) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// This package's directory, as cargo gives it to the running test (not the path baked in
+/// at compile time: a target directory shared by two checkouts may hold the other's binary).
+fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .expect("run the tests with cargo test")
+}
+
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    package_dir().join("../..")
 }
 
 /// A tool of the project's Python environment (`VALIDATORS_BIN`, else `.venv/bin`).
@@ -100,7 +108,7 @@ fn venv(tool: &str) -> PathBuf {
 #[test]
 fn rust_stubs_are_current_formatted_and_compile() {
     let generated = generate(Lang::Rust);
-    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/generated/stubs.rs");
+    let committed = package_dir().join("tests/generated/stubs.rs");
     if std::env::var_os("UPDATE_STUBS").is_some() {
         std::fs::write(&committed, &generated).unwrap();
     }
@@ -163,7 +171,7 @@ fn python_stubs_pass_mypy_and_catch_a_callers_type_error() {
 
 #[test]
 fn typescript_stubs_pass_tsc_and_catch_a_callers_type_error() {
-    let package = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/typescript");
+    let package = package_dir().join("tests/typescript");
     let modules = package.join("node_modules");
     assert!(
         modules.join(".bin/tsc").exists(),
@@ -227,7 +235,7 @@ fn go(dir: &Path, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn go_stubs_pass_gofmt_vet_and_their_json_test_and_catch_a_callers_type_error() {
-    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go");
+    let module = package_dir().join("tests/go");
     let dir = tempfile::tempdir().unwrap();
     for file in ["go.mod", "go.sum", "caller.go", "json_test.go"] {
         std::fs::copy(module.join(file), dir.path().join(file)).unwrap();

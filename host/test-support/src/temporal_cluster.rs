@@ -6,6 +6,8 @@
 //! Certificates are made for each cluster by `deployments/make-certs.sh` (openssl).
 
 use std::path::{Path, PathBuf};
+
+use crate::repo;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,11 +31,6 @@ pub enum ClusterError {
     /// Spawning a program or writing a file failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
-}
-
-/// The repository's root.
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// `deployments/versions.env`: the versions every deployment pins.

@@ -151,8 +151,20 @@ fn cases() -> Vec<(&'static str, WitType, Value, Value)> {
     ]
 }
 
+/// Snapshots are read from this package's `tests/snapshots` as cargo gives the running test
+/// its directory: a test binary built in another checkout sharing the target directory
+/// would otherwise look for them in that checkout.
+fn snapshots() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    if let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
+        settings.set_snapshot_path(std::path::Path::new(&dir).join("tests/snapshots"));
+    }
+    settings
+}
+
 #[test]
 fn every_wit_type_has_its_snapshot() {
+    let _snapshots = snapshots().bind_to_scope();
     for (name, ty, good, bad) in cases() {
         let val = to_val(&good, &ty, "arg").unwrap_or_else(|e| panic!("{name}: {e}"));
         let back = to_json(&val, &ty).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -240,5 +252,5 @@ fn arguments_are_counted_and_named() {
         err.to_string(),
         "argument 1 (age): expected u8 (an integer in range), found number -1"
     );
-    insta::assert_json_snapshot!("signature", signature);
+    snapshots().bind(|| insta::assert_json_snapshot!("signature", signature));
 }

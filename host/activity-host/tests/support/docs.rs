@@ -33,12 +33,7 @@ pub fn blocks(markdown: &str) -> Vec<Block> {
 
 /// The `sh` blocks of docs/`doc`'s section `heading` (a `## ` heading), in order.
 pub fn section_sh_blocks(doc: &str, heading: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../docs")
-            .join(doc),
-    )
-    .unwrap();
+    let text = std::fs::read_to_string(test_support::repo().join("docs").join(doc)).unwrap();
     let section = text
         .split(&format!("## {heading}\n"))
         .nth(1)

@@ -277,9 +277,7 @@ pub fn cli(base: &str, args: &[&str]) -> std::process::Output {
 pub fn validator(name: &str) -> std::path::PathBuf {
     let dir = std::env::var_os("VALIDATORS_BIN")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin")
-        });
+        .unwrap_or_else(|| test_support::repo().join(".venv/bin"));
     let path = dir.join(name);
     assert!(
         path.exists(),

@@ -339,10 +339,20 @@ impl ApiClient {
         self.typed(&url, request).await
     }
 
-    /// The stub module in `lang` for `names` (every deployed activity when empty).
-    pub async fn codegen(&self, lang: &str, names: &[String]) -> Result<String, ClientError> {
+    /// The stub module in `lang` for `names` (every deployed activity when empty), in
+    /// `package` (Go and Java) when given.
+    pub async fn codegen(
+        &self,
+        lang: &str,
+        names: &[String],
+        package: Option<&str>,
+    ) -> Result<String, ClientError> {
         let url = format!("{}/api/v1/codegen/{lang}", self.base);
-        let query: Vec<(&str, &str)> = names.iter().map(|n| ("name", n.as_str())).collect();
+        let query: Vec<(&str, &str)> = names
+            .iter()
+            .map(|n| ("name", n.as_str()))
+            .chain(package.map(|p| ("package", p)))
+            .collect();
         match self.answer(&url, self.http.get(&url).query(&query)).await? {
             Value::String(source) => Ok(source),
             other => Err(ClientError::Unexpected {

@@ -10,11 +10,13 @@ use axum::response::{IntoResponse, Response};
 use crate::json::ApiPath;
 use crate::{ApiError, ApiState, ErrorBody};
 
-/// `GET /api/v1/codegen/{lang}?name=A&name=B`: the stub module (`python`, `typescript`,
-/// `rust`) for the named activities this host holds, or for all of them without `name`.
+/// `GET /api/v1/codegen/{lang}?name=A&name=B&package=P`: the stub module (`python`,
+/// `typescript`, `rust`, `go`, `java`) for the named activities this host holds, or for all
+/// of them without `name`; Go and Java modules in `package` when given.
 #[utoipa::path(get, operation_id = "codegen", path = "/api/v1/codegen/{lang}", tag = "activities",
-    params(("lang" = String, Path, description = "python, typescript, rust or go"),
-        ("name" = Option<Vec<String>>, Query, description = "Activity type (repeatable); default: every deployed one")),
+    params(("lang" = String, Path, description = "python, typescript, rust, go or java"),
+        ("name" = Option<Vec<String>>, Query, description = "Activity type (repeatable); default: every deployed one"),
+        ("package" = Option<String>, Query, description = "Go: the package clause; Java: the package of class Activities (default for both: activities)")),
     responses(
         (status = 200, description = "The module's source", body = String, content_type = "text/plain"),
         (status = 400, description = "Unknown language, invalid name or parameter", body = ErrorBody),
@@ -29,13 +31,15 @@ pub async fn codegen(
         .parse()
         .map_err(|e: CodegenError| ApiError::bad_request("unknown_language", e.to_string()))?;
     let mut names = Vec::new();
+    let mut package = None;
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match key.as_ref() {
             "name" => names.push(value.into_owned()),
+            "package" if package.is_none() => package = Some(value.into_owned()),
             other => {
                 return Err(ApiError::bad_request(
                     "invalid_parameter",
-                    format!("unknown parameter {other:?}; expected name"),
+                    format!("unknown or repeated parameter {other:?}; expected name or package"),
                 ))
             }
         }
@@ -52,17 +56,25 @@ pub async fn codegen(
         .iter()
         .map(|(name, signature)| Activity { name, signature })
         .collect();
-    let source = activity_codegen::generate(lang, &activities, &state.temporal.task_queue)
-        .map_err(|e| match e {
-            CodegenError::Empty => {
-                ApiError::not_found("activity_not_found", "no activities are deployed")
-            }
-            other => ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "unsupported_type",
-                message: other.to_string(),
-            },
-        })?;
+    let source = activity_codegen::generate_in(
+        lang,
+        &activities,
+        &state.temporal.task_queue,
+        package.as_deref(),
+    )
+    .map_err(|e| match e {
+        CodegenError::Empty => {
+            ApiError::not_found("activity_not_found", "no activities are deployed")
+        }
+        CodegenError::InvalidPackage(message) => {
+            ApiError::bad_request("invalid_parameter", message)
+        }
+        other => ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "unsupported_type",
+            message: other.to_string(),
+        },
+    })?;
     let mut response = source.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,5 +1,6 @@
 //! Typed client stubs for deployed activities, generated from their WIT signatures: the
-//! types (Python `TypedDict`s, TypeScript interfaces, Rust serde types, Go structs) and one function per
+//! types (Python `TypedDict`s, TypeScript interfaces, Rust serde types, Go structs, Java
+//! records) and one function per
 //! activity that schedules it by its Temporal type name with the SDK's own call and decodes
 //! its result and its typed failure.
 //!
@@ -12,6 +13,7 @@
 //! the same type share the first name.
 
 mod go;
+mod java;
 mod model;
 mod names;
 mod python;
@@ -32,6 +34,8 @@ pub enum Lang {
     Rust,
     /// Go, for `go.temporal.io/sdk/workflow`.
     Go,
+    /// Java, for `io.temporal:temporal-sdk`'s workflows.
+    Java,
 }
 
 /// The failure types the host itself raises (`activity_runtime::failure::kinds::ALL`; the
@@ -58,6 +62,7 @@ impl Lang {
         ("typescript", Lang::TypeScript),
         ("rust", Lang::Rust),
         ("go", Lang::Go),
+        ("java", Lang::Java),
     ];
 
     /// The usual file extension.
@@ -67,6 +72,16 @@ impl Lang {
             Lang::TypeScript => "ts",
             Lang::Rust => "rs",
             Lang::Go => "go",
+            Lang::Java => "java",
+        }
+    }
+
+    /// The package the module is in when none is asked for (Go and Java; the others have no
+    /// package clause).
+    pub fn default_package(self) -> Option<&'static str> {
+        match self {
+            Lang::Go | Lang::Java => Some("activities"),
+            _ => None,
         }
     }
 }
@@ -86,8 +101,11 @@ impl std::str::FromStr for Lang {
 #[derive(Debug, thiserror::Error)]
 pub enum CodegenError {
     /// A language that is not offered.
-    #[error("unknown language {0:?}: use python, typescript, rust or go")]
+    #[error("unknown language {0:?}: use python, typescript, rust, go or java")]
     UnknownLanguage(String),
+    /// A package name the language does not take.
+    #[error("{0}")]
+    InvalidPackage(String),
     /// A WIT type with no JSON mapping.
     #[error("activity {activity}: {path} is a {kind}, which has no JSON mapping")]
     Unsupported {
@@ -109,6 +127,26 @@ pub fn generate(
     activities: &[Activity],
     task_queue: &str,
 ) -> Result<String, CodegenError> {
+    generate_in(lang, activities, task_queue, None)
+}
+
+/// [`generate`], in `package` (Go: the package clause; Java: the dotted package the class
+/// `Activities` is in); `None`: [`Lang::default_package`].
+pub fn generate_in(
+    lang: Lang,
+    activities: &[Activity],
+    task_queue: &str,
+    package: Option<&str>,
+) -> Result<String, CodegenError> {
+    let package = match (package, lang.default_package()) {
+        (None, default) => default.unwrap_or_default(),
+        (Some(_), None) => {
+            return Err(CodegenError::InvalidPackage(
+                "a package applies to go and java only".into(),
+            ))
+        }
+        (Some(p), Some(_)) => names::check_package(lang, p)?,
+    };
     if activities.is_empty() {
         return Err(CodegenError::Empty);
     }
@@ -117,7 +155,8 @@ pub fn generate(
         Lang::Python => python::render(&model, task_queue),
         Lang::TypeScript => typescript::render(&model, task_queue),
         Lang::Rust => rust::render(&model, task_queue),
-        Lang::Go => go::render(&model, task_queue),
+        Lang::Go => go::render(&model, task_queue, package),
+        Lang::Java => java::render(&model, task_queue, package),
     })
 }
 

@@ -109,6 +109,18 @@ impl Model {
         Ok(model)
     }
 
+    /// Every failure type a call can produce, once each: the host's own
+    /// ([`crate::HOST_FAILURES`]), then the activities' WIT error cases.
+    pub fn failure_types(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        crate::HOST_FAILURES
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.activities.iter().flat_map(|a| a.failure_types.clone()))
+            .filter(|f| seen.insert(f.clone()))
+            .collect()
+    }
+
     /// The name of a named type.
     pub fn name_of(&self, ty: &WitType) -> Option<&str> {
         self.names.get(ty).map(String::as_str)

@@ -118,8 +118,103 @@ const TYPESCRIPT: &[&str] = &[
     "public",
 ];
 
+/// Java's keywords and literals, the names a record component may not take (`Object`'s
+/// methods), and the members of the stubs' own class.
+const JAVA: &[&str] = &[
+    "abstract",
+    "assert",
+    "boolean",
+    "break",
+    "byte",
+    "case",
+    "catch",
+    "char",
+    "class",
+    "const",
+    "continue",
+    "default",
+    "do",
+    "double",
+    "else",
+    "enum",
+    "extends",
+    "final",
+    "finally",
+    "float",
+    "for",
+    "goto",
+    "if",
+    "implements",
+    "import",
+    "instanceof",
+    "int",
+    "interface",
+    "long",
+    "native",
+    "new",
+    "package",
+    "private",
+    "protected",
+    "public",
+    "return",
+    "short",
+    "static",
+    "strictfp",
+    "super",
+    "switch",
+    "synchronized",
+    "this",
+    "throw",
+    "throws",
+    "transient",
+    "try",
+    "void",
+    "volatile",
+    "while",
+    "true",
+    "false",
+    "null",
+    "var",
+    "yield",
+    "record",
+    "sealed",
+    "permits",
+    // JAVA_KEYWORDS ends here.
+    "clone",
+    "finalize",
+    "getClass",
+    "hashCode",
+    "notify",
+    "notifyAll",
+    "toString",
+    "wait",
+    "equals",
+    "stub",
+    "call",
+    "callAsync",
+    "typed",
+    "raw",
+    "options",
+    "json",
+    "readCase",
+    "readPayload",
+];
+
+/// How many of `JAVA`'s names are keywords (the rest are taken members).
+const JAVA_KEYWORDS: usize = 58;
+
+/// `lowerCamelCase` of `name`.
+fn camel(name: &str) -> String {
+    let p = pascal(name);
+    let mut c = p.chars();
+    match c.next() {
+        Some(f) => f.to_ascii_lowercase().to_string() + c.as_str(),
+        None => String::new(),
+    }
+}
+
 /// A valid identifier for a function or field named `name` in `lang`: `snake_case` for
-/// Python and Rust, `camelCase` for TypeScript, with a `_` added to keywords and names
+/// Python and Rust, `camelCase` for TypeScript and Java, with a `_` added to keywords and names
 /// starting with a digit. The Temporal type name is kept beside it in the generated code.
 pub fn identifier(lang: crate::Lang, name: &str) -> String {
     let (base, keywords) = match lang {
@@ -127,15 +222,8 @@ pub fn identifier(lang: crate::Lang, name: &str) -> String {
         crate::Lang::Rust => (snake(name), RUST),
         // Exported: functions and types of a Go package start with a capital.
         crate::Lang::Go => return pascal(name),
-        crate::Lang::TypeScript => {
-            let p = pascal(name);
-            let mut c = p.chars();
-            let camel = match c.next() {
-                Some(f) => f.to_ascii_lowercase().to_string() + c.as_str(),
-                None => String::new(),
-            };
-            (camel, TYPESCRIPT)
-        }
+        crate::Lang::TypeScript => (camel(name), TYPESCRIPT),
+        crate::Lang::Java => (camel(name), JAVA),
     };
     let base = if base.is_empty() {
         "activity".to_string()
@@ -148,6 +236,37 @@ pub fn identifier(lang: crate::Lang, name: &str) -> String {
         format!("{base}_")
     } else {
         base
+    }
+}
+
+/// `package` if `lang` takes it as a package name: Go, one lowercase identifier; Java,
+/// dot-separated identifiers, none a keyword.
+pub(crate) fn check_package(lang: crate::Lang, package: &str) -> Result<&str, crate::CodegenError> {
+    let identifier = |part: &str| {
+        part.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let ok = match lang {
+        crate::Lang::Go => {
+            identifier(package)
+                && !package.chars().any(|c| c.is_ascii_uppercase())
+                && package != "_"
+        }
+        crate::Lang::Java => package
+            .split('.')
+            .all(|part| identifier(part) && !JAVA[..JAVA_KEYWORDS].contains(&part)),
+        _ => false,
+    };
+    if ok {
+        Ok(package)
+    } else {
+        Err(crate::CodegenError::InvalidPackage(format!(
+            "{package:?} is not a {} package name",
+            match lang {
+                crate::Lang::Go => "Go (one lowercase identifier, such as activities)",
+                _ => "Java (dot-separated identifiers, such as com.example.activities)",
+            }
+        )))
     }
 }
 
@@ -172,5 +291,15 @@ mod tests {
             "sendNotification"
         );
         assert_eq!(identifier(Lang::TypeScript, "Delete"), "delete_");
+        assert_eq!(identifier(Lang::Java, "user_id"), "userId");
+        assert_eq!(identifier(Lang::Java, "hash-code"), "hashCode_");
+        assert_eq!(identifier(Lang::Java, "Class"), "class_");
+        assert_eq!(JAVA[JAVA_KEYWORDS - 1], "permits");
+        assert!(check_package(Lang::Java, "com.example.activities").is_ok());
+        assert!(check_package(Lang::Java, "com.new.x").is_err());
+        assert!(check_package(Lang::Java, "com..x").is_err());
+        assert!(check_package(Lang::Go, "activities").is_ok());
+        assert!(check_package(Lang::Go, "Activities").is_err());
+        assert!(check_package(Lang::Go, "a-b").is_err());
     }
 }

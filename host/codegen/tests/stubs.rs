@@ -282,3 +282,69 @@ fn the_stubs_name_every_failure_type_the_host_raises() {
         activity_runtime::failure::kinds::ALL
     );
 }
+
+/// Maven with the local repository the Makefile fills (outside the clone), in `dir`.
+fn mvn(dir: &Path, args: &[&str]) -> (bool, String) {
+    let repository = std::env::var_os("MAVEN_REPO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/activity-host/m2")
+        });
+    run(Command::new("mvn")
+        .args(["-B", "-q", "--no-transfer-progress"])
+        .arg(format!("-Dmaven.repo.local={}", repository.display()))
+        .args(args)
+        .current_dir(dir))
+}
+
+#[test]
+fn java_stubs_pass_javac_lint_and_their_json_check_and_catch_a_callers_type_error() {
+    let module = package_dir().join("tests/java");
+    let generated = generate(Lang::Java);
+    let committed = module.join("src/main/java/activities/Activities.java");
+    if std::env::var_os("UPDATE_STUBS").is_some() {
+        std::fs::create_dir_all(committed.parent().unwrap()).unwrap();
+        std::fs::write(&committed, &generated).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&committed).unwrap_or_default(),
+        generated,
+        "tests/java/src/main/java/activities/Activities.java is stale: run with UPDATE_STUBS=1"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let copy = |from: &Path, to: &Path| {
+        run(Command::new("cp").arg("-r").arg(from).arg(to));
+    };
+    copy(&module.join("pom.xml"), dir.path());
+    copy(&module.join("src"), dir.path());
+    // javac -Xlint:all -Werror (the pom's compiler arguments), then the JSON forms through
+    // the SDK's own data converter.
+    let classpath = dir.path().join("classpath.txt");
+    let (ok, text) = mvn(
+        dir.path(),
+        &[
+            "compile",
+            "dependency:build-classpath",
+            &format!("-Dmdep.outputFile={}", classpath.display()),
+        ],
+    );
+    assert!(ok, "mvn compile:\n{text}");
+    let classpath = format!(
+        "{}:{}",
+        dir.path().join("target/classes").display(),
+        std::fs::read_to_string(&classpath).unwrap().trim()
+    );
+    let (ok, text) = run(Command::new("java")
+        .args(["-cp", &classpath, "stubcheck.JsonCheck"])
+        .current_dir(dir.path()));
+    assert!(ok && text.contains("json forms: ok"), "JsonCheck:\n{text}");
+    let caller_path = dir.path().join("src/main/java/stubcheck/Caller.java");
+    let caller = std::fs::read_to_string(&caller_path).unwrap();
+    assert!(caller.contains("\"e@x.io\""), "{caller}");
+    std::fs::write(&caller_path, caller.replace("\"e@x.io\"", "42")).unwrap();
+    let (ok, text) = mvn(dir.path(), &["compile"]);
+    assert!(
+        !ok && text.contains("Caller.java") && text.contains("incompatible types"),
+        "javac accepted a wrong field:\n{text}"
+    );
+}

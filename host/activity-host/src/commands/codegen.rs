@@ -13,7 +13,7 @@ use crate::config::Config;
 /// What `codegen` generates from.
 #[derive(clap::Args)]
 pub struct CodegenArgs {
-    /// python, typescript, rust or go.
+    /// python, typescript, rust, go or java.
     #[arg(long)]
     pub lang: String,
     /// Activity types deployed on the host (default: every one); with --file, the one type
@@ -29,6 +29,10 @@ pub struct CodegenArgs {
     /// workflow.temporal.task_queue).
     #[arg(long, requires = "file")]
     pub task_queue: Option<String>,
+    /// The package of the module (go: the package clause, default activities; java: the
+    /// class Activities's package, default activities).
+    #[arg(long)]
+    pub package: Option<String>,
     /// Write the module here instead of to stdout.
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
@@ -63,18 +67,19 @@ pub async fn codegen(config: &Config, args: CodegenArgs) -> anyhow::Result<()> {
                 .task_queue
                 .clone()
                 .unwrap_or_else(|| config.workflow.temporal.task_queue.clone());
-            activity_codegen::generate(
+            activity_codegen::generate_in(
                 lang,
                 &[Activity {
                     name,
                     signature: component.signature(),
                 }],
                 &queue,
+                args.package.as_deref(),
             )?
         }
         None => {
             api_client(config, &args.api)
-                .codegen(&args.lang, &args.names)
+                .codegen(&args.lang, &args.names, args.package.as_deref())
                 .await?
         }
     };

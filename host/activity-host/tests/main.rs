@@ -27,3 +27,4 @@ mod seed;
 mod storage;
 mod telemetry;
 mod typed_clients;
+mod workflows_doc;

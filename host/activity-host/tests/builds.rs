@@ -53,10 +53,14 @@ fn the_binary_and_the_test_build_resolve_the_same_features() {
     );
 }
 
-/// Every Rust file under `dir`, recursively.
+/// Every Rust file under `dir`, recursively, but for installed packages (`node_modules`:
+/// the TypeScript SDK ships its core's Rust sources).
 fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let path = entry.path();
+        if path.file_name().is_some_and(|n| n == "node_modules") {
+            continue;
+        }
         if path.is_dir() {
             rust_files(&path, out);
         } else if path.extension().is_some_and(|e| e == "rs") {

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -43,46 +43,73 @@ impl Default for EgressSettings {
 }
 
 /// The class of an address a grant must name explicitly, or `None` for a public address.
+/// IPv6 forms that carry an IPv4 address (mapped, NAT64's well-known prefix, 6to4) are
+/// classed by that address; forms that reach an unknown IPv4 network through a relay or a
+/// local translator (Teredo, local-use NAT64, IPv4-compatible) are special themselves.
 pub fn special_class(ip: IpAddr) -> Option<&'static str> {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    };
     match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            if v4.is_unspecified() {
-                Some("unspecified")
-            } else if v4.is_loopback() {
-                Some("loopback")
-            } else if v4.is_link_local() {
-                Some("link-local")
-            } else if v4.is_private() {
-                Some("private")
-            } else if o[0] == 100 && (o[1] & 0xc0) == 64 {
-                Some("shared (carrier-grade NAT)")
-            } else if v4.is_broadcast() || v4.is_multicast() || o[0] == 0 || o[0] >= 240 {
-                Some("reserved")
-            } else {
-                None
-            }
-        }
+        IpAddr::V4(v4) => special_v4(v4),
         IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return special_v4(v4);
+            }
             let s = v6.segments();
+            let o = v6.octets();
             if v6.is_unspecified() {
                 Some("unspecified")
             } else if v6.is_loopback() {
                 Some("loopback")
+            } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                // NAT64's well-known prefix: the IPv4 address in its last 32 bits.
+                special_v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+            } else if s[0] == 0x2002 {
+                // 6to4: the IPv4 address after the prefix.
+                special_v4(Ipv4Addr::new(o[2], o[3], o[4], o[5]))
+            } else if s[..3] == [0x64, 0xff9b, 1] {
+                Some("NAT64 (local use)")
+            } else if s[..2] == [0x2001, 0] {
+                Some("Teredo")
+            } else if s[..6] == [0; 6] {
+                Some("IPv4-compatible")
             } else if (s[0] & 0xffc0) == 0xfe80 {
                 Some("link-local")
+            } else if (s[0] & 0xffc0) == 0xfec0 {
+                Some("site-local")
             } else if (s[0] & 0xfe00) == 0xfc00 {
                 Some("unique-local")
-            } else if v6.is_multicast() {
+            } else if s[..2] == [0x2001, 0xdb8] {
+                Some("documentation")
+            } else if v6.is_multicast() || s[..4] == [0x100, 0, 0, 0] {
                 Some("reserved")
             } else {
                 None
             }
         }
+    }
+}
+
+fn special_v4(v4: Ipv4Addr) -> Option<&'static str> {
+    let o = v4.octets();
+    if v4.is_unspecified() {
+        Some("unspecified")
+    } else if v4.is_loopback() {
+        Some("loopback")
+    } else if v4.is_link_local() {
+        Some("link-local")
+    } else if v4.is_private() {
+        Some("private")
+    } else if o[0] == 100 && (o[1] & 0xc0) == 64 {
+        Some("shared (carrier-grade NAT)")
+    } else if o[0] == 198 && (o[1] & 0xfe) == 18 {
+        Some("benchmarking")
+    } else if o[..3] == [192, 0, 0] {
+        Some("protocol assignments")
+    } else if o[..3] == [192, 0, 2] || o[..3] == [198, 51, 100] || o[..3] == [203, 0, 113] {
+        Some("documentation")
+    } else if v4.is_broadcast() || v4.is_multicast() || o[0] == 0 || o[0] >= 240 {
+        Some("reserved")
+    } else {
+        None
     }
 }
 
@@ -431,6 +458,25 @@ mod tests {
             ("::ffff:127.0.0.1", Some("loopback")),
             ("::ffff:169.254.169.254", Some("link-local")),
             ("255.255.255.255", Some("reserved")),
+            // IPv6 forms carrying an IPv4 address are classed by it.
+            ("64:ff9b::7f00:1", Some("loopback")),
+            ("64:ff9b::a9fe:a9fe", Some("link-local")),
+            ("64:ff9b::5db8:d70e", None),
+            ("2002:7f00:1::1", Some("loopback")),
+            ("2002:a00:1::", Some("private")),
+            ("2002:5db8:d70e::1", None),
+            // Forms that reach an IPv4 network the host cannot see are special themselves.
+            ("64:ff9b:1::a00:1", Some("NAT64 (local use)")),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", Some("Teredo")),
+            ("::127.0.0.1", Some("IPv4-compatible")),
+            ("::8.8.8.8", Some("IPv4-compatible")),
+            ("fec0::1", Some("site-local")),
+            ("2001:db8::1", Some("documentation")),
+            ("100::1", Some("reserved")),
+            ("198.18.0.1", Some("benchmarking")),
+            ("198.19.255.254", Some("benchmarking")),
+            ("192.0.0.8", Some("protocol assignments")),
+            ("192.0.2.1", Some("documentation")),
             ("93.184.215.14", None),
             ("2606:2800:21f:cb07:6820:80da:af6b:8b2c", None),
         ] {

@@ -17,7 +17,7 @@ use temporalio_common::protos::coresdk::activity_result::ActivityExecutionResult
 use temporalio_common::protos::coresdk::activity_task::{
     activity_task, ActivityCancelReason, ActivityTask, Cancel, Start,
 };
-use temporalio_common::protos::coresdk::{ActivityHeartbeat, ActivityTaskCompletion};
+use temporalio_common::protos::coresdk::ActivityTaskCompletion;
 use temporalio_common::protos::temporal::api::common::v1::Payloads;
 use temporalio_common::protos::temporal::api::failure::v1::{
     failure::FailureInfo, ApplicationFailureInfo, Failure,
@@ -26,6 +26,7 @@ use temporalio_sdk_core::Worker as CoreWorker;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
+use crate::heartbeats::ThrottledHeartbeats;
 use crate::payload;
 
 /// Failure type of a task whose activity type is not deployed on this host.
@@ -200,6 +201,8 @@ impl Dispatcher {
             Ok(a) => a,
             Err(e) => return failed(&ActivityFailure::new(INVALID_PAYLOAD, e.to_string(), true)),
         };
+        let heartbeats =
+            (!start.is_local).then(|| ThrottledHeartbeats::new(self.core.clone(), token.to_vec()));
         let call = CallContext {
             info,
             last_heartbeat_details: start
@@ -207,18 +210,19 @@ impl Dispatcher {
                 .first()
                 .and_then(payload::to_json_text),
             // A local activity has no heartbeats to send: it runs inside a workflow task.
-            heartbeats: (!start.is_local).then(|| {
-                Arc::new(CoreHeartbeats {
-                    core: self.core.clone(),
-                    token: token.to_vec(),
-                }) as Arc<dyn HeartbeatSink>
-            }),
+            heartbeats: heartbeats
+                .clone()
+                .map(|h| Arc::new(h) as Arc<dyn HeartbeatSink>),
             cancellation: cancellation.clone(),
         };
         let outcome = tokio::select! {
             r = self.runtime.invoke(&component, &args, call) => Some(r),
             _ = interrupt.notified() => None,
         };
+        // The last details the guest recorded reach Temporal before the task completes.
+        if let Some(h) = &heartbeats {
+            h.close();
+        }
         if let Some(r) = &outcome {
             // Before the task completes: a candidate aborted by this failure is gone before
             // the retry is scheduled.
@@ -320,24 +324,6 @@ pub async fn run(dispatcher: Arc<Dispatcher>) {
         }
     }
     tracing::info!("activity poller stopped");
-}
-
-/// Sends a guest's heartbeats to Temporal through the core worker, which throttles them.
-struct CoreHeartbeats {
-    core: Arc<CoreWorker>,
-    token: Vec<u8>,
-}
-
-impl HeartbeatSink for CoreHeartbeats {
-    fn heartbeat(&self, details: Option<String>) {
-        let details = details
-            .map(|d| vec![payload::from_json_text(&d)])
-            .unwrap_or_default();
-        self.core.record_activity_heartbeat(ActivityHeartbeat {
-            task_token: self.token.clone(),
-            details,
-        });
-    }
 }
 
 /// A host or guest failure as a Temporal application failure.

@@ -10,6 +10,7 @@
 
 pub mod activities;
 pub mod connection;
+pub mod heartbeats;
 pub mod payload;
 pub mod probe;
 pub mod server;

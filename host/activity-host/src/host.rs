@@ -380,8 +380,22 @@ impl Host {
     }
 
     /// Runs the Temporal worker until `shutdown` changes. Runs on the calling thread: the
-    /// SDK's workflow half is not `Send`.
-    pub async fn run_worker(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), HostError> {
+    /// SDK's workflow half is not `Send`. A worker that stops with an error is recorded for
+    /// `/healthz`, which then answers 503.
+    pub async fn run_worker(&self, shutdown: watch::Receiver<bool>) -> Result<(), HostError> {
+        let outcome = self.poll_until(shutdown).await;
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, "the worker stopped for good");
+            *self
+                .readiness
+                .worker_failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+        }
+        outcome
+    }
+
+    async fn poll_until(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), HostError> {
         let (temporal, settings) = (&self.config.workflow.temporal, &self.config.worker);
         self.readiness
             .worker_expected

@@ -18,6 +18,7 @@ mod docs;
 mod examples;
 mod fleet;
 mod fuzz;
+mod hardening;
 mod local_mode;
 mod oci;
 mod polyglot;

@@ -254,13 +254,13 @@ pub async fn authorize(
     let caller = match identify(&state, token).await {
         Ok(caller) => caller,
         Err(res) => {
-            drain(&state, request).await;
+            crate::guard::discard(request.into_body()).await;
             return res;
         }
     };
     tracing::Span::current().record("caller", caller.who.as_str());
     if !caller.role.allows(need) {
-        drain(&state, request).await;
+        crate::guard::discard(request.into_body()).await;
         return refuse(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -274,7 +274,7 @@ pub async fn authorize(
     let activity = activity_of(&route, request.uri().path());
     if let (Some(key), Some(activity)) = (&caller.key, &activity) {
         if !key.covers(activity) {
-            drain(&state, request).await;
+            crate::guard::discard(request.into_body()).await;
             return refuse(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -288,7 +288,7 @@ pub async fn authorize(
     }
     if need == Need::Invoke && method == "POST" && !route.ends_with("/cancel") {
         if let Err(wait) = rate_limit(&state, &caller, activity.as_deref()) {
-            drain(&state, request).await;
+            crate::guard::discard(request.into_body()).await;
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
             let mut res = refuse(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -354,13 +354,6 @@ async fn identify(state: &ApiState, token: Option<String>) -> Result<Caller, Res
         )),
         Err(e) => Err(e.into_response()),
     }
-}
-
-/// Reads what the client is sending before answering, so it gets the answer rather than a
-/// connection reset; no more than a deploy could send anyway.
-async fn drain(state: &ApiState, request: Request) {
-    let limit = state.registry.max_component_bytes();
-    let _ = axum::body::to_bytes(request.into_body(), limit).await;
 }
 
 #[cfg(test)]

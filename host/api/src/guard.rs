@@ -26,9 +26,31 @@ pub fn token_matches(presented: &str, expected: &str) -> bool {
     a.ct_eq(&b).into()
 }
 
-/// Most of an oversized body read (and dropped) before answering 413, so that a client
-/// still sending gets the answer instead of a reset connection.
-const MAX_DRAIN_BYTES: usize = 64 << 20;
+/// At most this much of a refused request's body is read before the answer, each piece
+/// dropped as it arrives ...
+const DISCARD_BYTES: usize = 1 << 20;
+/// ... and for no longer than this.
+const DISCARD_TIME: Duration = Duration::from_secs(1);
+
+/// Reads and drops what a refused client is still sending, so that a client that sent a
+/// small body reads the answer rather than a reset connection; nothing of it is kept, and a
+/// client still sending after [`DISCARD_BYTES`] or [`DISCARD_TIME`] is answered anyway (the
+/// connection then closes, unread): a refused request costs the host neither memory nor
+/// more than a moment.
+pub async fn discard(body: axum::body::Body) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut read = 0usize;
+    let _ = tokio::time::timeout(DISCARD_TIME, async {
+        while read <= DISCARD_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+                _ => break,
+            }
+        }
+    })
+    .await;
+}
 
 /// Refuses a body whose declared length is over the route's limit (a deploy's or a
 /// verify's `registry.max_component_bytes`, else `api.max_json_body_bytes`) with `413`, before any
@@ -59,7 +81,7 @@ pub async fn body_limit(
     };
     match declared {
         Some(n) if n > limit as u64 => {
-            let _ = axum::body::to_bytes(request.into_body(), MAX_DRAIN_BYTES).await;
+            discard(request.into_body()).await;
             ApiError {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 code,
@@ -96,6 +118,8 @@ pub struct Readiness {
     pub worker_expected: AtomicBool,
     /// The worker is polling its task queue.
     pub worker_polling: AtomicBool,
+    /// Why the worker stopped for good (an error, not a shutdown): `/healthz` answers 503.
+    pub worker_failed: std::sync::Mutex<Option<String>>,
 }
 
 /// How long `/readyz` waits for Temporal.

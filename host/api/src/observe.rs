@@ -34,7 +34,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let method = request.method().as_str().to_string();
+    let method = method_label(request.method()).to_string();
     let id = request
         .headers()
         .get(REQUEST_ID)
@@ -72,6 +72,22 @@ pub async fn observe(request: Request, next: Next) -> Response {
     metrics::histogram!(REQUEST_SECONDS, "method" => method, "route" => route)
         .record(elapsed.as_secs_f64());
     response
+}
+
+/// The `method` label: the methods the API routes, else `other`, so that a client sending
+/// made-up methods cannot grow the metrics without bound.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Installs the process-wide Prometheus recorder once and answers its handle: histograms

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use activity_runtime::Signature;
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{json, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -281,9 +281,25 @@ pub async fn docs_asset(Path(file): Path<String>) -> Response {
     }
 }
 
-/// `GET /healthz`.
+/// `GET /healthz`: `ok`, or `503` when this process's worker has stopped for good (an
+/// error it will not recover from; a worker not started yet is `/readyz`'s business), so
+/// that an orchestrator restarts the process.
 #[utoipa::path(get, operation_id = "healthz", path = "/healthz", tag = "operations",
-    responses((status = 200, description = "The process is up", body = String)))]
-pub async fn healthz() -> &'static str {
-    "ok"
+    responses((status = 200, description = "The process is up", body = String),
+        (status = 503, description = "The worker stopped for good: the body says why", body = String)))]
+pub async fn healthz(State(state): State<Arc<crate::ApiState>>) -> Response {
+    let failed = state
+        .readiness
+        .worker_failed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    match failed {
+        None => "ok".into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("worker stopped: {why}"),
+        )
+            .into_response(),
+    }
 }

@@ -1,0 +1,151 @@
+//! A shared host against callers it refuses: a refused request's body is neither kept nor
+//! read whole before the answer goes out.
+
+use crate::support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TOKEN: &str = "a-long-enough-admin-token";
+/// What each refused caller sends: more than any route takes (the deploy limit is 50 MiB
+/// by default, JSON routes take 1 MiB).
+const BODY: usize = 48 << 20;
+const CHUNK: usize = 64 << 10;
+
+/// Sends `head` and then a `BODY`-byte body on a plain connection to `base`, without
+/// waiting; answers the response's status line and how much of the body had been written
+/// when the response began to arrive.
+async fn refused_upload(base: &str, head: String) -> (String, usize) {
+    let address = base.trim_start_matches("http://").to_string();
+    let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let written = Arc::new(AtomicUsize::new(0));
+    let sender = tokio::spawn({
+        let written = written.clone();
+        async move {
+            let chunk = vec![b' '; CHUNK];
+            while written.load(Ordering::SeqCst) < BODY {
+                // The host may stop reading and close: then the rest is not sent.
+                if writer.write_all(&chunk).await.is_err() {
+                    break;
+                }
+                written.fetch_add(CHUNK, Ordering::SeqCst);
+            }
+        }
+    });
+    let mut response = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(120), reader.read(&mut response))
+        .await
+        .expect("an answer within two minutes")
+        .expect("the answer, not a reset connection");
+    let at_answer = written.load(Ordering::SeqCst);
+    sender.abort();
+    let text = String::from_utf8_lossy(&response[..n]).to_string();
+    let status = text.lines().next().unwrap_or_default().to_string();
+    (status, at_answer)
+}
+
+fn head(method: &str, path: &str, auth: Option<&str>) -> String {
+    let auth = auth
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         {auth}Content-Length: {BODY}\r\n\r\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_body_is_answered_before_it_is_read_whole() {
+    let (host, _http) = support::api_only(|c| c.api.admin_token = Some(TOKEN.into())).await;
+    let cases = [
+        // No token, on a deploy route (whose limit is larger than the body): 401 from the
+        // auth layer.
+        (head("PUT", "/api/v1/activities/Big", None), "401"),
+        // A wrong token.
+        (
+            head("PUT", "/api/v1/activities/Big", Some("wrong-token-of-same-size!")),
+            "401",
+        ),
+        // A declared length over the route's limit: 413 before any handler (before auth).
+        (head("POST", "/api/v1/workflows/user", None), "413"),
+        (head("POST", "/api/v1/workflows/user", Some(TOKEN)), "413"),
+    ];
+    for (head, status) in cases {
+        let (line, written) = refused_upload(&host.base, head.clone()).await;
+        let request = head.lines().next().unwrap_or_default();
+        assert!(line.contains(status), "{request}: answered {line:?}");
+        // Before: the host read (and kept) the whole body first. Now it reads at most a
+        // little of it; what the kernels' socket buffers took is the rest.
+        assert!(
+            written < BODY / 2,
+            "{request}: {written} of {BODY} bytes were taken before the answer"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn made_up_methods_do_not_grow_the_metrics() {
+    let (host, http) = support::api_only(|_| {}).await;
+    for i in 0..5 {
+        let method = reqwest::Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
+        let res = http
+            .request(method, format!("{}/api/v1/activities", host.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "MADEUP{i}");
+    }
+    let metrics = support::get_text(&http, format!("{}/metrics", host.base)).await;
+    let requests: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{"))
+        .collect();
+    assert!(
+        requests.iter().all(|l| !l.contains("MADEUP")),
+        "a label per made-up method: {requests:#?}"
+    );
+    assert!(
+        requests.iter().any(|l| l.contains("method=\"other\"")),
+        "made-up methods are counted as other: {requests:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthz_answers_503_once_the_worker_has_stopped_for_good() {
+    let server = tokio::task::spawn_blocking(test_support::DevServer::start)
+        .await
+        .unwrap()
+        .unwrap();
+    // A namespace the server does not have: the worker cannot poll, ever.
+    let host = support::start_host_with(&server, |c| {
+        c.workflow.temporal.namespace = "no-such-namespace".into();
+    });
+    let http = support::http();
+    let answer = test_support::eventually(Duration::from_secs(60), || async {
+        let res = http
+            .get(format!("{}/healthz", host.base))
+            .send()
+            .await
+            .ok()?;
+        let status = res.status().as_u16();
+        let text = res.text().await.ok()?;
+        (status == 503).then_some(text)
+    })
+    .await
+    .expect("/healthz turns 503");
+    assert!(
+        answer.starts_with("worker stopped: ") && answer.contains("no-such-namespace"),
+        "{answer}"
+    );
+    let ready = http
+        .get(format!("{}/readyz", host.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+}

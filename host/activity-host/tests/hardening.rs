@@ -68,7 +68,11 @@ async fn a_refused_body_is_answered_before_it_is_read_whole() {
         (head("PUT", "/api/v1/activities/Big", None), "401"),
         // A wrong token.
         (
-            head("PUT", "/api/v1/activities/Big", Some("wrong-token-of-same-size!")),
+            head(
+                "PUT",
+                "/api/v1/activities/Big",
+                Some("wrong-token-of-same-size!"),
+            ),
             "401",
         ),
         // A declared length over the route's limit: 413 before any handler (before auth).

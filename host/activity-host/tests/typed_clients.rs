@@ -89,6 +89,10 @@ async fn a_python_workflow_calls_the_host_through_generated_stubs() {
         String::from_utf8_lossy(&run.stderr)
     );
     let result: Value = serde_json::from_slice(&run.stdout).expect("the result as JSON");
+    eprintln!(
+        "python: {} ms from start to result (validate, create, notify, a refused create)",
+        result["elapsed_ms"]
+    );
     assert_eq!(result["stored"]["user_id"], "typed-1", "{result}");
     assert_eq!(result["stored"]["version"], 1, "{result}");
     assert_eq!(result["delivery"]["target"], "host-log", "{result}");
@@ -195,6 +199,10 @@ async fn a_typescript_workflow_calls_the_host_through_generated_stubs() {
     let run = support::run_ok(node).await;
     let result: Value = serde_json::from_slice(&run.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", support::output_text(&run)));
+    eprintln!(
+        "typescript: {} ms from start to result (validate, create, notify, a refused create)",
+        result["elapsed_ms"]
+    );
     assert_eq!(result["valid"], true, "{result}");
     assert_eq!(result["stored"]["user_id"], "typed-ts-1", "{result}");
     assert_eq!(result["stored"]["version"], 1, "{result}");

@@ -1,5 +1,6 @@
 // Starts UserWorkflow on the Go worker's task queue, waits for it and prints what it
-// answered as JSON: {"result": ...}, or {"error": {"type", "message"}} when it failed.
+// answered as JSON: {"result": ...}, or {"error": {"type", "message"}} when it failed, with
+// "elapsed_ms" from the start request to the answer.
 //
 //	go run ./cmd/starter -id ID -user-id ID -email EMAIL -name NAME -action create|update|delete
 package main
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"time"
 
 	"example.com/user-service/internal/application/workflow"
 	"go.temporal.io/sdk/client"
@@ -36,6 +38,7 @@ func main() {
 	}
 	defer c.Close()
 	ctx := context.Background()
+	started := time.Now()
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: *id, TaskQueue: *queue},
 		workflow.UserWorkflow, in)
 	if err != nil {
@@ -52,6 +55,8 @@ func main() {
 	default:
 		answer["result"] = out
 	}
+	// From the start request to the result, as this client saw it.
+	answer["elapsed_ms"] = time.Since(started).Milliseconds()
 	text, err := json.Marshal(answer)
 	if err != nil {
 		log.Fatal(err)

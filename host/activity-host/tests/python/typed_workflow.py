@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -54,10 +55,13 @@ async def main() -> None:
     address, queue, user_id = sys.argv[1], sys.argv[2], sys.argv[3]
     client = await Client.connect(address)
     async with Worker(client, task_queue=queue, workflows=[TypedUserWorkflow]):
+        started = time.monotonic()
         result = await client.execute_workflow(
             TypedUserWorkflow.run, user_id, id=f"typed-{user_id}", task_queue=queue
         )
-    print(json.dumps(result))
+        # From the start request to the result, as this client saw it.
+        elapsed_ms = round((time.monotonic() - started) * 1000)
+    print(json.dumps({**result, "elapsed_ms": elapsed_ms}))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,11 @@ const worker = await Worker.create({
   workflowsPath: fileURLToPath(new URL('./workflows.ts', import.meta.url)),
 });
 const client = new Client({ connection: await Connection.connect({ address }) });
+const started = performance.now();
 const result = await worker.runUntil(
   client.workflow.execute('typedUser', { taskQueue, workflowId: id, args: [id] }),
 );
-console.log(JSON.stringify(result));
+// From the start request to the result, as this client saw it.
+const elapsed_ms = Math.round(performance.now() - started);
+console.log(JSON.stringify({ ...result, elapsed_ms }));
 process.exit(0);

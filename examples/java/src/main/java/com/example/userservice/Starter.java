@@ -8,11 +8,13 @@ import io.temporal.client.WorkflowClient;
 import io.temporal.client.WorkflowFailedException;
 import io.temporal.client.WorkflowOptions;
 import io.temporal.failure.ApplicationFailure;
+import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
  * Starts UserWorkflow on the Java worker's task queue, waits for it and prints what it
- * answered as JSON: {"result": ...}, or {"error": {"type", "message"}} when it failed.
+ * answered as JSON: {"result": ...}, or {"error": {"type", "message"}} when it failed, with
+ * "elapsed_ms" from the start request to the answer.
  *
  * <pre>java ... com.example.userservice.Starter --id ID --user-id ID --email EMAIL --name NAME --action create|update|delete</pre>
  */
@@ -28,16 +30,19 @@ public final class Starter {
                 .build());
         UserInput input = new UserInput(
                 flags.get("user-id"), flags.get("email"), flags.get("name"), flags.getOrDefault("action", "create"));
-        Map<String, Object> answer;
+        Map<String, Object> answer = new LinkedHashMap<>();
+        long started = System.nanoTime();
         try {
             UserOutput output = workflow.run(input);
-            answer = Map.of("result", output);
+            answer.put("result", output);
         } catch (WorkflowFailedException e) {
             if (!(e.getCause() instanceof ApplicationFailure failure)) {
                 throw e;
             }
-            answer = Map.of("error", Map.of("type", failure.getType(), "message", failure.getOriginalMessage()));
+            answer.put("error", Map.of("type", failure.getType(), "message", failure.getOriginalMessage()));
         }
+        // From the start request to the result, as this client saw it.
+        answer.put("elapsed_ms", (System.nanoTime() - started) / 1_000_000);
         System.out.println(new ObjectMapper().writeValueAsString(answer));
         System.exit(0);
     }

@@ -153,3 +153,82 @@ async fn healthz_answers_503_once_the_worker_has_stopped_for_good() {
         .unwrap();
     assert_eq!(ready.status(), 503);
 }
+
+/// `POST /api/v1/workflows/user` with `body` (and an `Idempotency-Key`): its status and answer.
+async fn post_start(
+    http: &reqwest::Client,
+    base: &str,
+    body: &serde_json::Value,
+    key: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut request = http
+        .post(format!("{base}/api/v1/workflows/user"))
+        .json(body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let res = request.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_different_request_for_an_open_run_is_refused_not_dropped() {
+    let server = tokio::task::spawn_blocking(test_support::DevServer::start)
+        .await
+        .unwrap()
+        .unwrap();
+    // No worker polls: every run stays open.
+    let host = support::start_host_at(&server.address, |_| {}, false);
+    let http = support::http();
+    let base = host.base.clone();
+    test_support::eventually(Duration::from_secs(60), || async {
+        let res = http.get(format!("{base}/readyz")).send().await.ok()?;
+        (res.status() == 200).then_some(())
+    })
+    .await
+    .expect("the API gets ready");
+    let update = |email: &str| {
+        serde_json::json!({"user_id": "u1", "email": email, "name": "A", "action": "update"})
+    };
+    let (status, first) = post_start(&http, &base, &update("a@b.io"), None).await;
+    assert_eq!(status, 201, "{first}");
+    // The same request again: the same run.
+    let (status, again) = post_start(&http, &base, &update("a@b.io"), None).await;
+    assert_eq!((status, &again["run_id"]), (200, &first["run_id"]), "{again}");
+    // Another update of the same user while the first is open: refused, not answered with
+    // the first run's ids (the second payload was dropped before).
+    let (status, other) = post_start(&http, &base, &update("c@d.io"), None).await;
+    assert_eq!(status, 409, "{other}");
+    assert_eq!(other["error"]["code"], "request_conflict", "{other}");
+    // An Idempotency-Key is bound to its request.
+    let (status, keyed) = post_start(&http, &base, &update("c@d.io"), Some("k-1")).await;
+    assert_eq!(status, 201, "{keyed}");
+    let (status, retried) = post_start(&http, &base, &update("c@d.io"), Some("k-1")).await;
+    assert_eq!((status, &retried["run_id"]), (200, &keyed["run_id"]), "{retried}");
+    let (status, reused) = post_start(&http, &base, &update("e@f.io"), Some("k-1")).await;
+    assert_eq!(status, 422, "{reused}");
+    assert_eq!(reused["error"]["code"], "idempotency_key_reused", "{reused}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keyed_request_retried_after_its_run_closed_finds_that_run() {
+    let session = support::Session::start().await;
+    let (http, base) = (&session.http, &session.base);
+    let create = serde_json::json!({"user_id": "keyed-1", "email": "k@b.io", "name": "K", "action": "create"});
+    let (status, first) = post_start(http, base, &create, Some("once")).await;
+    assert_eq!(status, 201, "{first}");
+    let (id, run) = (
+        first["workflow_id"].as_str().unwrap(),
+        first["run_id"].as_str().unwrap(),
+    );
+    let closed = support::wait_closed(http, base, id, run).await;
+    assert_eq!(closed["status"], "COMPLETED", "{closed}");
+    // Retried after it closed: that run, not a second one (which notified twice before).
+    let (status, retried) = post_start(http, base, &create, Some("once")).await;
+    assert_eq!((status, &retried["run_id"]), (200, &first["run_id"]), "{retried}");
+    let mut other = create.clone();
+    other["email"] = "x@y.io".into();
+    let (status, reused) = post_start(http, base, &other, Some("once")).await;
+    assert_eq!(status, 422, "{reused}");
+}

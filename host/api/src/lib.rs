@@ -14,6 +14,7 @@ mod json;
 pub mod observe;
 pub mod openapi;
 mod settings;
+mod start;
 mod users;
 pub mod verify;
 pub mod views;
@@ -147,7 +148,7 @@ pub fn router_and_openapi(state: ApiState) -> (Router, utoipa::openapi::OpenApi)
         .routes(routes!(codegen::codegen))
         .routes(routes!(invoke::invoke))
         .routes(routes!(invoke::execution))
-        .routes(routes!(workflows::start, workflows::list))
+        .routes(routes!(start::start, workflows::list))
         .routes(routes!(workflows::show))
         .routes(routes!(workflows::cancel))
         .routes(routes!(access::create_key, access::list_keys))

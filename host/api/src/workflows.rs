@@ -1,13 +1,13 @@
-//! `POST /api/v1/workflows/user` and `GET /api/v1/workflows/user/{workflow_id}`.
+//! `GET /api/v1/workflows/user`, `GET /api/v1/workflows/user/{workflow_id}` and its cancel;
+//! the start is in `start`.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use activity_worker::workflow::{Action, ActivityMode, UserRequest};
 use activity_worker::UserWorkflow;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::{Extension, Json};
+use axum::http::StatusCode;
+use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use temporalio_client::errors::{WorkflowGetResultError, WorkflowInteractionError};
@@ -17,19 +17,12 @@ use temporalio_client::{
     Client, WorkflowDescribeOptions, WorkflowExecutionInfo, WorkflowExecutionStatus,
     WorkflowGetResultOptions, WorkflowHandle, WorkflowQueryOptions, WorkflowSignalOptions,
 };
-use temporalio_common::protos::temporal::api::common::v1::{Memo, Payloads, WorkflowType};
-use temporalio_common::protos::temporal::api::enums::v1::{
-    TaskQueueKind, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
-};
 use temporalio_common::protos::temporal::api::failure::v1::{failure::FailureInfo, Failure};
-use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
-use temporalio_common::protos::temporal::api::workflowservice::v1::{
-    ListWorkflowExecutionsRequest, StartWorkflowExecutionRequest,
-};
+use temporalio_common::protos::temporal::api::workflowservice::v1::ListWorkflowExecutionsRequest;
 
-use crate::json::{ApiJson, ApiPath, ApiQuery};
+use crate::json::{ApiPath, ApiQuery};
 use crate::users::{check_id, check_run_id};
-use crate::views::{CancelSent, FailureView, Started, WorkflowPage, WorkflowSummary, WorkflowView};
+use crate::views::{CancelSent, FailureView, WorkflowPage, WorkflowSummary, WorkflowView};
 use crate::{ApiError, ApiState, ErrorBody};
 
 /// The workflow type the routes start.
@@ -40,178 +33,6 @@ pub(crate) const IDENTITY: &str = "activity-host-api";
 const PROGRESS_QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Most runs one page of `GET /api/v1/workflows/user` lists.
 pub const MAX_PAGE_SIZE: i32 = 100;
-
-/// Header whose value makes a request's workflow id unique beyond `user_id` and `action`.
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-
-/// The body of `POST /api/v1/workflows/user`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StartUserWorkflow {
-    /// 1 to 255 printable ASCII bytes, no '/'.
-    user_id: String,
-    /// Required for create and update.
-    #[serde(default)]
-    email: String,
-    /// Required for create and update.
-    #[serde(default)]
-    name: String,
-    /// `create`, `update` or `delete`.
-    #[schema(value_type = ActionName)]
-    action: Action,
-    /// `remote`: each activity is a Temporal activity on the task queue, run by any host;
-    /// `local`: in-process on the host that runs the workflow (Temporal local activities, in
-    /// the same sandbox). Default: `api.activity_mode`. Recorded in the run's input.
-    #[serde(default)]
-    #[schema(value_type = Option<ActivityModeName>)]
-    activity_mode: Option<ActivityMode>,
-}
-
-/// Where `UserWorkflow` runs its activities.
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub enum ActivityModeName {
-    /// Temporal activities on the task queue.
-    Remote,
-    /// Temporal local activities on the workflow's host.
-    Local,
-}
-
-/// What `UserWorkflow` does.
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub enum ActionName {
-    /// Validate, create, notify.
-    Create,
-    /// Validate, update, notify.
-    Update,
-    /// Delete, notify.
-    Delete,
-}
-
-/// The workflow id of a request: `user-{user_id}-{action}`, plus `-{key}` with an
-/// `Idempotency-Key`. A retried request maps to the same id and finds the same run.
-pub fn workflow_id(user_id: &str, action: Action, key: Option<&str>) -> String {
-    match key {
-        Some(k) => format!("user-{user_id}-{}-{k}", action.as_str()),
-        None => format!("user-{user_id}-{}", action.as_str()),
-    }
-}
-
-fn validate(body: &StartUserWorkflow) -> Result<(), ApiError> {
-    check_id("user_id", &body.user_id)?;
-    if body.action != Action::Delete {
-        for (field, value) in [("email", &body.email), ("name", &body.name)] {
-            if value.trim().is_empty() {
-                return Err(ApiError::bad_request(
-                    "missing_field",
-                    format!("{field} is required for action {}", body.action.as_str()),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Starts `UserWorkflow`; a running workflow with the same id is answered instead of a new one.
-#[utoipa::path(post, operation_id = "start_user_workflow", path = "/api/v1/workflows/user", tag = "workflows",
-    request_body(content = StartUserWorkflow, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the workflow id unique beyond user_id and action")),
-    responses(
-        (status = 201, description = "Started", body = Started),
-        (status = 200, description = "A run with this id is open: its ids", body = Started),
-        (status = 400, description = "Missing, empty, unknown or mistyped field; malformed JSON", body = ErrorBody),
-        (status = 413, description = "Body over api.max_json_body_bytes", body = ErrorBody),
-        (status = 415, description = "Not application/json", body = ErrorBody),
-        (status = 503, description = "Temporal unavailable", body = ErrorBody)))]
-pub async fn start(
-    State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<crate::auth::Caller>,
-    headers: HeaderMap,
-    ApiJson(body): ApiJson<StartUserWorkflow>,
-) -> Result<(StatusCode, Json<Started>), ApiError> {
-    validate(&body)?;
-    let key = match headers.get(IDEMPOTENCY_KEY) {
-        Some(v) => {
-            let k = v.to_str().map_err(|_| {
-                ApiError::bad_request("invalid_header", "Idempotency-Key must be ASCII")
-            })?;
-            check_id("Idempotency-Key", k)?;
-            Some(k.to_string())
-        }
-        None => None,
-    };
-    let id = workflow_id(&body.user_id, body.action, key.as_deref());
-    let request = UserRequest {
-        user_id: body.user_id,
-        email: body.email,
-        name: body.name,
-        action: body.action,
-        activity_mode: body.activity_mode.unwrap_or(state.settings.activity_mode),
-    };
-    let input = serde_json::to_value(&request).map_err(|e| ApiError::internal(e.to_string()))?;
-    // The raw start answers whether a run was started or an open one found (conflict
-    // policy "use existing"), which the typed start does not say.
-    let start = StartWorkflowExecutionRequest {
-        namespace: state.temporal.namespace.clone(),
-        workflow_id: id.clone(),
-        workflow_type: Some(WorkflowType {
-            name: WORKFLOW_TYPE.into(),
-        }),
-        task_queue: Some(TaskQueue {
-            name: state.temporal.task_queue.clone(),
-            kind: TaskQueueKind::Normal as i32,
-            normal_name: String::new(),
-        }),
-        input: Some(Payloads {
-            payloads: vec![activity_worker::payload::from_json(&input)],
-        }),
-        identity: IDENTITY.into(),
-        request_id: uuid::Uuid::new_v4().to_string(),
-        workflow_id_reuse_policy: WorkflowIdReusePolicy::AllowDuplicate as i32,
-        workflow_id_conflict_policy: WorkflowIdConflictPolicy::UseExisting as i32,
-        // Who started it, visible in the Web UI and every client's describe.
-        memo: Some(Memo {
-            fields: [(
-                "started_by".to_string(),
-                activity_worker::payload::from_json(&Value::String(caller.who.clone())),
-            )]
-            .into(),
-        }),
-        request_eager_execution: state.settings.eager_workflow_start,
-        ..Default::default()
-    };
-    let answer =
-        WorkflowService::start_workflow_execution(&mut state.client()?, start.into_request())
-            .await
-            .map_err(|e| rpc_error(&format!("could not start workflow {id}"), e))?
-            .into_inner();
-    // The client has handed an eager first task to this process's worker already.
-    let eager = answer.eager_workflow_task.is_some();
-    metrics::counter!(crate::observe::WORKFLOW_STARTS, "eager" => if eager { "true" } else { "false" })
-        .increment(1);
-    tracing::info!(
-        workflow_id = id.as_str(),
-        run_id = answer.run_id.as_str(),
-        started = answer.started,
-        eager,
-        by = caller.who.as_str(),
-        "UserWorkflow started or found running"
-    );
-    Ok((
-        if answer.started {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
-        Json(Started {
-            workflow_id: id,
-            run_id: answer.run_id,
-        }),
-    ))
-}
 
 /// A failed Temporal call: what a client can fix is a 4xx, anything else a 503.
 pub(crate) fn rpc_error(context: &str, status: temporalio_client::tonic::Status) -> ApiError {

@@ -10,6 +10,7 @@
 
 mod artifact;
 mod auth;
+mod capped;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -395,18 +396,17 @@ impl OciClient {
                 limit: max_bytes,
             });
         }
-        // pull_blob checks the bytes against the descriptor's digest as they stream.
-        let mut bytes = Vec::with_capacity(size as usize);
-        client
-            .pull_blob(image, &layer, &mut bytes)
-            .await
-            .map_err(fail)?;
-        if bytes.len() as u64 > max_bytes {
-            return Err(OciError::TooLarge {
-                size: bytes.len() as u64,
-                limit: max_bytes,
-            });
+        // pull_blob checks the bytes against the descriptor's digest as they stream; the
+        // sink stops a registry that sends more than the descriptor declares at that size.
+        let mut sink = capped::Capped::new(size);
+        let pulled = client.pull_blob(image, &layer, &mut sink).await;
+        if sink.overflowed {
+            return Err(OciError::DigestMismatch(format!(
+                "the registry sent more than the {size} bytes the layer's descriptor declares"
+            )));
         }
+        pulled.map_err(fail)?;
+        let bytes = sink.bytes;
         let layer_digest = sha256_digest(&bytes);
         if layer_digest != layer.digest {
             return Err(OciError::DigestMismatch(format!(
@@ -455,10 +455,10 @@ fn classify(
                 message: error_chain(&e),
             }
         }
-        OciDistributionError::ServerError { code, url, message } => match code {
-            401 | 403 => unauthorized(format!("{code} at {url}: {message}")),
-            404 => not_found(message),
-            _ => OciError::Registry {
+        OciDistributionError::ServerError { code, url, message } => match (code, clip(&message)) {
+            (401 | 403, message) => unauthorized(format!("{code} at {url}: {message}")),
+            (404, message) => not_found(message),
+            (_, message) => OciError::Registry {
                 registry,
                 message: format!("{code} at {url}: {message}"),
             },
@@ -467,7 +467,7 @@ fn classify(
             let codes: Vec<String> = envelope
                 .errors
                 .iter()
-                .map(|e| format!("{:?}: {}", e.code, e.message))
+                .map(|e| format!("{:?}: {}", e.code, clip(&e.message)))
                 .collect();
             let text = format!("{} at {url}", codes.join("; "));
             let has = |needle: &str| codes.iter().any(|c| c.to_uppercase().contains(needle));
@@ -487,6 +487,23 @@ fn classify(
             message: error_chain(&other),
         },
     }
+}
+
+/// Most characters of a registry's own words passed on to a caller.
+const ECHO_CHARS: usize = 200;
+
+/// A registry's message as a caller may see it: printable characters only, at most
+/// [`ECHO_CHARS`] of them (a registry's error body is its own, not ours to relay whole).
+fn clip(message: &str) -> String {
+    let mut out: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(ECHO_CHARS)
+        .collect();
+    if message.chars().count() > ECHO_CHARS {
+        out.push_str(" [...]");
+    }
+    out
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -524,6 +541,13 @@ mod tests {
         for bad in ["", "oci://", "UPPER/Case:tag", "x/y@sha256:short"] {
             assert!(ArtifactRef::parse(bad).is_err(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn a_registrys_words_are_clipped_and_printable() {
+        assert_eq!(clip("not\nfound\u{1b}[31m"), "not found [31m");
+        let long = "x".repeat(10_000);
+        assert_eq!(clip(&long).len(), ECHO_CHARS + " [...]".len());
     }
 
     #[test]

@@ -512,6 +512,13 @@ impl Registry {
             .blocking(move |s| s.blob(&digest))
             .await?
             .ok_or_else(|| stored("its component file is missing".into()))?;
+        if ComponentDigest::of(&bytes) != record.digest {
+            return Err(stored(
+                "its component file does not hash to its digest (torn or altered); \
+                 deploy the same component again to repair it"
+                    .into(),
+            ));
+        }
         let component = self
             .runtime
             .load(record.spec.clone(), &bytes)
@@ -584,6 +591,16 @@ impl Registry {
         if let Some(current) = versions.iter().find(|v| Some(v.seq) == active) {
             if current.digest == digest && current.spec == spec && current.source == request.source
             {
+                // The same version again: its file is written again if it no longer hashes
+                // to its digest, and it is served if loading it had failed.
+                let stored = digest.clone();
+                self.blocking(move |s| s.put_blob(&stored, &bytes)).await?;
+                if self.get(name).is_none() {
+                    self.serve(
+                        name,
+                        Served::compiled(current.seq, component, self.executes),
+                    );
+                }
                 return Ok(DeployOutcome {
                     changed: false,
                     version: VersionView::of(current, active),

@@ -213,3 +213,46 @@ async fn a_restarted_host_serves_the_same_versions_without_compiling() {
     names.sort();
     assert_eq!(names, ["Other", "Probe"]);
 }
+
+#[tokio::test]
+async fn a_torn_component_file_is_refused_at_load_and_repaired_by_the_same_deploy() {
+    let f = Fixture::new();
+    let component = bytes(test_components::VALIDATE_USER);
+    let digest = {
+        let (registry, _) = f.registry();
+        let deployed = registry
+            .deploy("Probe", component.clone(), request())
+            .await
+            .unwrap();
+        deployed.version.digest
+    };
+    // A crash or a disk left half the file.
+    let file = f
+        .dir
+        .path()
+        .join("modules")
+        .join(format!("{}.wasm", digest.hex()));
+    let whole = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &whole[..whole.len() / 2]).unwrap();
+
+    let (restarted, _) = f.registry();
+    let failures = restarted.load_all().await.unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let message = failures[0].to_string();
+    assert!(message.contains("does not hash to its digest"), "{message}");
+    assert!(
+        restarted.get("Probe").is_none(),
+        "a torn component is served"
+    );
+
+    // The same deploy again writes the file whole and serves the version.
+    let again = restarted
+        .deploy("Probe", component, request())
+        .await
+        .unwrap();
+    assert!(!again.changed, "the same version, not a new one");
+    assert_eq!(std::fs::read(&file).unwrap(), whole);
+    assert_eq!(restarted.get("Probe").unwrap().digest(), &digest);
+    let (third, _) = f.registry();
+    assert!(third.load_all().await.unwrap().is_empty());
+}

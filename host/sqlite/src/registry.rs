@@ -188,14 +188,23 @@ const SELECT: &str =
 
 impl RegistryStore for SqliteRegistryStore {
     fn put_blob(&self, digest: &ComponentDigest, bytes: &[u8]) -> Result<(), StoreError> {
+        use std::io::Write;
         let path = self.blob_path(digest);
-        if path.exists() {
-            return Ok(());
+        // A file already there is kept only when it still hashes to its name.
+        if let Ok(held) = std::fs::read(&path) {
+            if ComponentDigest::of(&held) == *digest {
+                return Ok(());
+            }
+            tracing::warn!(path = %path.display(), "a component file did not hash to its digest; writing it again");
         }
-        // Written whole under another name, then renamed: a crash leaves no partial blob.
+        // Written whole under another name, flushed to the disk, then renamed and the
+        // directory flushed: a crash leaves the old file or the whole new one.
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, bytes)?;
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
         std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(&self.blobs)?.sync_all()?;
         Ok(())
     }
 

@@ -268,16 +268,15 @@ pub async fn deploy(
 
 /// `GET /api/v1/activities`.
 #[utoipa::path(get, operation_id = "list_activities", path = "/api/v1/activities", tag = "activities",
-    responses((status = 200, description = "Activity types and their active versions", body = Vec<ActivitySummary>)))]
+    responses((status = 200, description = "Activity types and their active versions (a key limited to some types: those)", body = Vec<ActivitySummary>)))]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
 ) -> Result<Json<Vec<ActivitySummary>>, ApiError> {
-    state
-        .registry
-        .list()
-        .await
-        .map(Json)
-        .map_err(registry_error)
+    let mut types = state.registry.list().await.map_err(registry_error)?;
+    // A key limited to some types sees those only.
+    types.retain(|t| caller.covers(&t.name));
+    Ok(Json(types))
 }
 
 /// `GET /api/v1/activities/{name}`.

@@ -63,6 +63,11 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("DELETE", "/api/v1/secrets/{name}", Need::Admin),
 ];
 
+/// The routes that name no activity type which a key limited to some types may call: each
+/// answers with those types only. Every other such route (workflows, users, notifications,
+/// keys, secrets) is refused to it.
+pub const SCOPE_FILTERED: &[&str] = &["/api/v1/activities", "/api/v1/codegen/{lang}"];
+
 /// What `route` (the router's pattern) needs for `method`; `None` for a route not listed.
 pub fn need_of(method: &str, route: &str) -> Option<Need> {
     ROUTES
@@ -91,6 +96,12 @@ impl Caller {
             role: Role::Admin,
             key: None,
         }
+    }
+
+    /// True when the caller may see or act on activity type `name`: always, but for a key
+    /// limited to other types.
+    pub fn covers(&self, name: &str) -> bool {
+        self.key.as_ref().is_none_or(|k| k.covers(name))
     }
 
     fn of_key(key: ApiKey) -> Self {
@@ -272,14 +283,20 @@ pub async fn authorize(
         );
     }
     let activity = activity_of(&route, request.uri().path());
-    if let (Some(key), Some(activity)) = (&caller.key, &activity) {
-        if !key.covers(activity) {
+    if let Some(key) = caller.key.as_ref().filter(|k| !k.activities.is_empty()) {
+        // A key limited to activity types reaches only what is about them: its types'
+        // routes, and the lists that answer with its types only.
+        let in_scope = match &activity {
+            Some(activity) => key.covers(activity),
+            None => SCOPE_FILTERED.contains(&route.as_str()),
+        };
+        if !in_scope {
             crate::guard::discard(request.into_body()).await;
             return refuse(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 format!(
-                    "{} may act only on {}",
+                    "{} may act only on activity types {}, not call {method} {route}",
                     caller.who,
                     key.activities.join(", ")
                 ),

@@ -6,7 +6,9 @@ use activity_codegen::{Activity, CodegenError, Lang};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 
+use crate::auth::Caller;
 use crate::json::ApiPath;
 use crate::{ApiError, ApiState, ErrorBody};
 
@@ -20,10 +22,12 @@ use crate::{ApiError, ApiState, ErrorBody};
     responses(
         (status = 200, description = "The module's source", body = String, content_type = "text/plain"),
         (status = 400, description = "Unknown language, invalid name or parameter", body = ErrorBody),
+        (status = 403, description = "A named type is outside the key's activity types", body = ErrorBody),
         (status = 404, description = "An activity type is not deployed", body = ErrorBody),
         (status = 422, description = "A type has no JSON mapping", body = ErrorBody)))]
 pub async fn codegen(
     State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
     ApiPath(lang): ApiPath<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -44,8 +48,18 @@ pub async fn codegen(
             }
         }
     }
+    // A key limited to some activity types gets stubs for those only.
+    if let Some(name) = names.iter().find(|n| !caller.covers(n)) {
+        return Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: format!("{} may not see activity type {name}", caller.who),
+        });
+    }
     let held = if names.is_empty() {
-        state.registry.signatures()
+        let mut all = state.registry.signatures();
+        all.retain(|(name, _)| caller.covers(name));
+        all
     } else {
         names
             .iter()

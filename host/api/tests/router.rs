@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use activity_api::auth::{KeyCache, ROUTES};
+use activity_api::auth::{KeyCache, ROUTES, SCOPE_FILTERED};
 use activity_api::{ApiSettings, ApiState, ClientSlot};
 use activity_registry::access::{AccessStore, Need, Role};
 use activity_registry::Registry;
@@ -348,33 +348,88 @@ async fn every_route_answers_each_role_as_the_table_says() {
     }
     assert_eq!(checked, ROUTES.len() * 5);
 
-    // A key limited to one activity type acts on it only.
-    let (_, scoped) = create_key(
-        &app,
-        json!({"name": "scoped", "role": "invoker", "activities": ["Other"]}),
-    )
-    .await;
-    let (status, body) = send(
-        &app,
-        route_request("POST", "/api/v1/activities/{name}/invoke", Some(&scoped)),
-    )
-    .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let (status, _) = send(
-        &app,
-        route_request("GET", "/api/v1/activities", Some(&scoped)),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-
     // Keys are listed without their tokens.
     let (status, body) = send(&app, route_request("GET", "/api/v1/keys", Some(TOKEN))).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body.as_array().unwrap().len(), 5, "{body}");
-    assert!(
-        !body.to_string().contains(&scoped),
-        "a token is listed: {body}"
-    );
+    assert_eq!(body.as_array().unwrap().len(), 4, "{body}");
+    for (_, token) in &callers {
+        if let Some(token) = token {
+            assert!(
+                !body.to_string().contains(token),
+                "a token is listed: {body}"
+            );
+        }
+    }
+}
+
+/// `GET` of `path` with `token`: its status and body text.
+async fn get_text(app: &axum::Router, path: &str, token: &str) -> (StatusCode, String) {
+    let request = Request::get(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// A key limited to activity types reaches only what is about them, whatever its role: every
+/// route of the table that names another type, or none (workflows, users, notifications,
+/// keys, secrets), answers it `403`; the activity list and codegen answer with its types only.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_limited_to_activity_types_reaches_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, _) = registry(dir.path(), true);
+    let app = router(registry);
+    let (status, body) = send(&app, deploy_request(Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let limited = |to: &str| json!({"name": to, "role": "admin", "activities": [to]});
+    let (_, other) = create_key(&app, limited("Other")).await;
+    let (_, own) = create_key(&app, limited("ValidateUser")).await;
+
+    // What the lists show each key, before the loop below removes the type.
+    let (status, body) = get_text(&app, "/api/v1/activities", &other).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "[]"));
+    let (status, body) = get_text(&app, "/api/v1/activities", &own).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("\"ValidateUser\""), "{body}");
+    // No type it may see is deployed: codegen says so as it does on an empty host.
+    let (status, body) = get_text(&app, "/api/v1/codegen/python", &other).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(!body.contains("ValidateUser"), "{body}");
+    let (status, body) = get_text(&app, "/api/v1/codegen/python", &own).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("ValidateUser"), "{body}");
+    let named = "/api/v1/codegen/python?name=ValidateUser";
+    let (status, body) = get_text(&app, named, &other).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    let mut refused = 0;
+    for (method, route, need) in ROUTES {
+        if *need == Need::Public {
+            continue;
+        }
+        let (status, body) = send(&app, route_request(method, route, Some(&other))).await;
+        if SCOPE_FILTERED.contains(route) {
+            assert!(
+                status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                "{method} {route}: {status} {body}"
+            );
+        } else {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {route}: {body}");
+            assert_eq!(body["error"]["code"], "forbidden", "{body}");
+            refused += 1;
+        }
+        if route.starts_with("/api/v1/activities/{name}") {
+            let (status, body) = send(&app, route_request(method, route, Some(&own))).await;
+            assert!(
+                status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                "{method} {route} with its own type: {status} {body}"
+            );
+        }
+    }
+    assert!(refused > 20, "{refused} routes refused");
 }
 
 #[tokio::test(flavor = "multi_thread")]

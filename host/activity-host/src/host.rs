@@ -497,6 +497,8 @@ impl Host {
         let listener = tokio::net::TcpListener::bind(&address)
             .await
             .map_err(|e| api_error(e.to_string()))?;
+        let listener =
+            activity_api::listener::CappedListener::new(listener, self.config.api.max_connections);
         tracing::info!(address = address.as_str(), ops_only, "HTTP listening");
         let router = if ops_only {
             activity_api::ops_router(state)
@@ -505,7 +507,8 @@ impl Host {
         };
         let failure = Arc::new(std::sync::Mutex::new(None));
         let failed = failure.clone();
-        axum::serve(listener, router)
+        let service = router.into_make_service_with_connect_info::<activity_api::listener::Peer>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 tokio::select! {
                     _ = shutdown.wait_for(|stop| *stop) => {}

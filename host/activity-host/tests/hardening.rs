@@ -188,14 +188,16 @@ async fn a_different_request_for_an_open_run_is_refused_not_dropped() {
     })
     .await
     .expect("the API gets ready");
-    let update = |email: &str| {
-        serde_json::json!({"user_id": "u1", "email": email, "name": "A", "action": "update"})
-    };
+    let update = |email: &str| serde_json::json!({"user_id": "u1", "email": email, "name": "A", "action": "update"});
     let (status, first) = post_start(&http, &base, &update("a@b.io"), None).await;
     assert_eq!(status, 201, "{first}");
     // The same request again: the same run.
     let (status, again) = post_start(&http, &base, &update("a@b.io"), None).await;
-    assert_eq!((status, &again["run_id"]), (200, &first["run_id"]), "{again}");
+    assert_eq!(
+        (status, &again["run_id"]),
+        (200, &first["run_id"]),
+        "{again}"
+    );
     // Another update of the same user while the first is open: refused, not answered with
     // the first run's ids (the second payload was dropped before).
     let (status, other) = post_start(&http, &base, &update("c@d.io"), None).await;
@@ -205,10 +207,17 @@ async fn a_different_request_for_an_open_run_is_refused_not_dropped() {
     let (status, keyed) = post_start(&http, &base, &update("c@d.io"), Some("k-1")).await;
     assert_eq!(status, 201, "{keyed}");
     let (status, retried) = post_start(&http, &base, &update("c@d.io"), Some("k-1")).await;
-    assert_eq!((status, &retried["run_id"]), (200, &keyed["run_id"]), "{retried}");
+    assert_eq!(
+        (status, &retried["run_id"]),
+        (200, &keyed["run_id"]),
+        "{retried}"
+    );
     let (status, reused) = post_start(&http, &base, &update("e@f.io"), Some("k-1")).await;
     assert_eq!(status, 422, "{reused}");
-    assert_eq!(reused["error"]["code"], "idempotency_key_reused", "{reused}");
+    assert_eq!(
+        reused["error"]["code"], "idempotency_key_reused",
+        "{reused}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -226,9 +235,42 @@ async fn a_keyed_request_retried_after_its_run_closed_finds_that_run() {
     assert_eq!(closed["status"], "COMPLETED", "{closed}");
     // Retried after it closed: that run, not a second one (which notified twice before).
     let (status, retried) = post_start(http, base, &create, Some("once")).await;
-    assert_eq!((status, &retried["run_id"]), (200, &first["run_id"]), "{retried}");
+    assert_eq!(
+        (status, &retried["run_id"]),
+        (200, &first["run_id"]),
+        "{retried}"
+    );
     let mut other = create.clone();
     other["email"] = "x@y.io".into();
     let (status, reused) = post_start(http, base, &other, Some("once")).await;
     assert_eq!(status, 422, "{reused}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_api_keys_from_one_address_get_429_before_any_lookup() {
+    let (host, http) = support::api_only(|c| {
+        c.api.admin_token = Some(TOKEN.into());
+        c.api.quotas.failed_auth_per_minute = Some(1);
+    })
+    .await;
+    let url = format!("{}/api/v1/activities", host.base);
+    let get = |token: String| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let res = http.get(url).bearer_auth(token).send().await.unwrap();
+            let retry = res.headers().get("retry-after").cloned();
+            (res.status().as_u16(), retry, res.text().await.unwrap())
+        }
+    };
+    let made_up = |n: u32| format!("ahk_{n:016x}_{}", "0".repeat(64));
+    let (status, _, body) = get(made_up(1)).await;
+    assert_eq!(status, 401, "{body}");
+    // One a minute from this address: the next unknown key is not looked up.
+    let (status, retry, body) = get(made_up(2)).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("too_many_failed_auths"), "{body}");
+    assert!(retry.is_some(), "no Retry-After");
+    // The admin token needs no lookup: still served.
+    let (status, _, body) = get(TOKEN.into()).await;
+    assert_eq!(status, 200, "{body}");
 }

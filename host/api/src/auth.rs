@@ -141,6 +141,15 @@ impl KeyCache {
         &self.store
     }
 
+    /// Whether `token` was read from the store less than [`KEY_CACHE`] ago.
+    fn cached(&self, token: &str) -> bool {
+        self.cached.lock().is_ok_and(|cached| {
+            cached
+                .get(&token_hash(token))
+                .is_some_and(|(at, _)| at.elapsed() < KEY_CACHE)
+        })
+    }
+
     /// The live (not revoked) key whose token is `token`.
     async fn find(&self, token: &str) -> Result<Option<ApiKey>, ApiError> {
         let hash = token_hash(token);
@@ -171,6 +180,10 @@ impl KeyCache {
     }
 }
 
+/// Buckets kept; past it, those untouched for a minute are dropped, and all of them if
+/// that is not enough: callers' addresses cannot grow the map without bound.
+const BUCKETS_KEPT: usize = 10_000;
+
 /// A token bucket per key: `per_minute` calls a minute, bursts up to that many.
 #[derive(Default)]
 pub struct RateLimits {
@@ -182,17 +195,35 @@ impl RateLimits {
     /// Written here rather than taken from a crate: a dozen lines, and the answer needs the
     /// exact wait for `Retry-After`.
     pub fn take(&self, key: &str, per_minute: u32) -> Result<(), Duration> {
+        self.bucket(key, per_minute, true)
+    }
+
+    /// Whether `key`'s bucket of `per_minute` has a call left, without taking it.
+    pub fn peek(&self, key: &str, per_minute: u32) -> Result<(), Duration> {
+        self.bucket(key, per_minute, false)
+    }
+
+    fn bucket(&self, key: &str, per_minute: u32, take: bool) -> Result<(), Duration> {
         let Ok(mut buckets) = self.buckets.lock() else {
             return Ok(());
         };
         let capacity = f64::from(per_minute.max(1));
         let rate = capacity / 60.0;
         let now = Instant::now();
+        if buckets.len() >= BUCKETS_KEPT && !buckets.contains_key(key) {
+            // A bucket untouched for a minute is full again: forgetting it changes nothing.
+            buckets.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
+            if buckets.len() >= BUCKETS_KEPT {
+                buckets.clear();
+            }
+        }
         let (tokens, at) = buckets.entry(key.to_string()).or_insert((capacity, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(capacity);
         *at = now;
         if *tokens >= 1.0 {
-            *tokens -= 1.0;
+            if take {
+                *tokens -= 1.0;
+            }
             Ok(())
         } else {
             Err(Duration::from_secs_f64((1.0 - *tokens) / rate))
@@ -220,6 +251,19 @@ fn activity_of(route: &str, path: &str) -> Option<String> {
         .find(|(r, _)| *r == "{name}")
         .filter(|_| route.starts_with("/api/v1/activities/"))
         .map(|(_, p)| p.to_string())
+}
+
+/// `429` with `Retry-After`: `what`, and when to try again.
+fn too_many(code: &'static str, what: &str, wait: Duration) -> Response {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let mut res = refuse(
+        StatusCode::TOO_MANY_REQUESTS,
+        code,
+        format!("{what}; retry in {secs} s"),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    res
 }
 
 fn refuse(status: StatusCode, code: &'static str, message: String) -> Response {
@@ -262,7 +306,11 @@ pub async fn authorize(
         return next.run(request).await;
     }
     let token = bearer(&request);
-    let caller = match identify(&state, token).await {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<crate::listener::Peer>>()
+        .map(|c| c.0 .0.ip());
+    let caller = match identify(&state, token, peer).await {
         Ok(caller) => caller,
         Err(res) => {
             crate::guard::discard(request.into_body()).await;
@@ -306,15 +354,7 @@ pub async fn authorize(
     if need == Need::Invoke && method == "POST" && !route.ends_with("/cancel") {
         if let Err(wait) = rate_limit(&state, &caller, activity.as_deref()) {
             crate::guard::discard(request.into_body()).await;
-            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            let mut res = refuse(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("over the rate limit; retry in {secs} s"),
-            );
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            return res;
+            return too_many("rate_limited", "over the rate limit", wait);
         }
     }
     request.extensions_mut().insert(caller);
@@ -339,8 +379,15 @@ fn rate_limit(state: &ApiState, caller: &Caller, activity: Option<&str>) -> Resu
     Ok(())
 }
 
-/// Who presents the request's bearer token: the anonymous admin with auth off.
-async fn identify(state: &ApiState, token: Option<String>) -> Result<Caller, Response> {
+/// Who presents the request's bearer token: the anonymous admin with auth off. An API-key
+/// token matching no live key counts against its client address (`peer`); past
+/// `api.quotas.failed_auth_per_minute`, a token not in the cache gets `429` before any
+/// store lookup.
+async fn identify(
+    state: &ApiState,
+    token: Option<String>,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Caller, Response> {
     let Some(admin_token) = state.settings.admin_token.as_deref() else {
         return Ok(Caller::anonymous());
     };
@@ -358,8 +405,28 @@ async fn identify(state: &ApiState, token: Option<String>) -> Result<Caller, Res
             key: None,
         });
     }
+    let failures = peer
+        .zip(state.settings.quotas.failed_auth_per_minute)
+        .map(|(peer, limit)| (format!("failed-auth:{peer}"), limit));
     let found = match &state.keys {
-        Some(keys) if token.starts_with("ahk_") => keys.find(&token).await,
+        Some(keys) if token.starts_with("ahk_") => {
+            if let Some((bucket, limit)) = &failures {
+                if !keys.cached(&token) {
+                    if let Err(wait) = state.rates.peek(bucket, *limit) {
+                        return Err(too_many(
+                            "too_many_failed_auths",
+                            "too many unknown API keys from this address",
+                            wait,
+                        ));
+                    }
+                }
+            }
+            let found = keys.find(&token).await;
+            if let (Ok(None), Some((bucket, limit))) = (&found, &failures) {
+                let _ = state.rates.take(bucket, *limit);
+            }
+            found
+        }
         _ => Ok(None),
     };
     match found {

@@ -11,6 +11,7 @@ mod error;
 pub mod guard;
 mod invoke;
 mod json;
+pub mod listener;
 pub mod observe;
 pub mod openapi;
 mod settings;

@@ -26,6 +26,9 @@ pub struct ApiSettings {
     pub request_timeout_ms: u64,
     /// Largest JSON body, in bytes.
     pub max_json_body_bytes: usize,
+    /// Most connections open at once; the next waits in the kernel's accept queue until one
+    /// closes.
+    pub max_connections: usize,
     /// `POST /api/v1/activities/{name}/invoke` defaults.
     pub invoke: InvokeSettings,
     /// Where `UserWorkflow` runs its activities when a start request does not say:
@@ -46,6 +49,7 @@ impl Default for ApiSettings {
             quotas: QuotaSettings::default(),
             request_timeout_ms: 60_000,
             max_json_body_bytes: 1 << 20,
+            max_connections: 1024,
             invoke: InvokeSettings::default(),
             activity_mode: ActivityMode::Remote,
             eager_workflow_start: true,
@@ -85,6 +89,7 @@ impl ApiSettings {
         InvalidSetting::at_least_one(&[
             ("api.request_timeout_ms", self.request_timeout_ms),
             ("api.max_json_body_bytes", self.max_json_body_bytes as u64),
+            ("api.max_connections", self.max_connections as u64),
             ("api.invoke.start_to_close_ms", i.start_to_close_ms),
             ("api.invoke.schedule_to_close_ms", i.schedule_to_close_ms),
             ("api.invoke.wait_ms", i.wait_ms),
@@ -109,13 +114,26 @@ impl ApiSettings {
 
 /// `api.quotas`: calls a minute (invokes and workflow starts), answered `429` with
 /// `Retry-After` beyond them. Unset: no limit.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QuotaSettings {
     /// Per caller (an API key's own `per_minute` comes first).
     pub per_key_per_minute: Option<u32>,
     /// Per activity type invoked, whoever calls.
     pub per_activity_per_minute: Option<u32>,
+    /// API-key tokens that match no live key, per client address: past it, a token the
+    /// host has not just seen is answered `429` without a store lookup.
+    pub failed_auth_per_minute: Option<u32>,
+}
+
+impl Default for QuotaSettings {
+    fn default() -> Self {
+        Self {
+            per_key_per_minute: None,
+            per_activity_per_minute: None,
+            failed_auth_per_minute: Some(60),
+        }
+    }
 }
 
 /// `api.invoke`: options of a standalone activity that a request does not set.

@@ -218,19 +218,18 @@ async fn the_go_example_runs_the_seeds_workflow_on_hosted_activities() {
 
     // The same starter against the host's own task queue starts the native UserWorkflow
     // (same type name, same input): the baseline the Go and Java workflows are read against.
-    let native = programs
-        .command(
-            &programs.starter,
-            &[
-                ("address", &session.server.address),
-                ("task-queue", &session.host.task_queue),
-                ("id", "native-create"),
-                ("user-id", "native-1"),
-                ("email", "native@example.com"),
-                ("name", "Native"),
-                ("action", "create"),
-            ],
-        );
+    let native = programs.command(
+        &programs.starter,
+        &[
+            ("address", &session.server.address),
+            ("task-queue", &session.host.task_queue),
+            ("id", "native-create"),
+            ("user-id", "native-1"),
+            ("email", "native@example.com"),
+            ("name", "Native"),
+            ("action", "create"),
+        ],
+    );
     let out = run_ok(native).await;
     let answer: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", support::output_text(&out)));

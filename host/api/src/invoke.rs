@@ -63,6 +63,8 @@ pub struct InvokeOptions {
     pub start_to_close_ms: Option<u64>,
     /// Timeout of the whole execution, in milliseconds.
     pub schedule_to_close_ms: Option<u64>,
+    /// Heartbeat timeout of each attempt, in milliseconds, 0 for none.
+    pub heartbeat_timeout_ms: Option<u64>,
     /// Attempts, 0 for unlimited.
     pub maximum_attempts: Option<u32>,
 }
@@ -150,6 +152,9 @@ pub async fn invoke(
         }),
         schedule_to_close_timeout: Duration::from_millis(schedule_to_close).try_into().ok(),
         start_to_close_timeout: Duration::from_millis(start_to_close).try_into().ok(),
+        heartbeat_timeout: Some(options.heartbeat_timeout_ms.unwrap_or(d.heartbeat_timeout_ms))
+            .filter(|ms| *ms > 0)
+            .and_then(|ms| Duration::from_millis(ms).try_into().ok()),
         retry_policy: Some(RetryPolicy {
             maximum_attempts: attempts,
             ..Default::default()

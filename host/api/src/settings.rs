@@ -144,6 +144,9 @@ pub struct InvokeSettings {
     pub start_to_close_ms: u64,
     /// Schedule-to-close timeout of the whole execution, retries included, in milliseconds.
     pub schedule_to_close_ms: u64,
+    /// Heartbeat timeout of each attempt, in milliseconds, 0 for none. The host heartbeats
+    /// for every running guest, so an attempt whose host died is retried after this.
+    pub heartbeat_timeout_ms: u64,
     /// Attempts, 0 for unlimited (bounded by the schedule-to-close timeout).
     pub maximum_attempts: u32,
     /// How long the request waits for the result before answering `202` with the id to poll,
@@ -156,6 +159,7 @@ impl Default for InvokeSettings {
         Self {
             start_to_close_ms: 30_000,
             schedule_to_close_ms: 120_000,
+            heartbeat_timeout_ms: 10_000,
             maximum_attempts: 3,
             wait_ms: 30_000,
         }

@@ -26,7 +26,7 @@ use temporalio_sdk_core::Worker as CoreWorker;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
-use crate::heartbeats::ThrottledHeartbeats;
+use crate::heartbeats::{ThrottledHeartbeats, FORWARD_INTERVAL};
 use crate::payload;
 
 /// Failure type of a task whose activity type is not deployed on this host.
@@ -201,14 +201,38 @@ impl Dispatcher {
             Ok(a) => a,
             Err(e) => return failed(&ActivityFailure::new(INVALID_PAYLOAD, e.to_string(), true)),
         };
-        let heartbeats =
-            (!start.is_local).then(|| ThrottledHeartbeats::new(self.core.clone(), token.to_vec()));
+        let last_heartbeat_details = start
+            .heartbeat_details
+            .first()
+            .and_then(payload::to_json_text);
+        let heartbeats = (!start.is_local).then(|| {
+            ThrottledHeartbeats::new(
+                self.core.clone(),
+                token.to_vec(),
+                last_heartbeat_details.clone(),
+            )
+        });
+        // With a heartbeat timeout, the host heartbeats for the guest while it runs: a live
+        // guest that does not heartbeat is not timed out, and a host that dies is noticed
+        // after the heartbeat timeout instead of the start-to-close timeout.
+        let keep_alive = heartbeats
+            .clone()
+            .zip(set_duration(&start.heartbeat_timeout))
+            .map(|(h, timeout)| {
+                let every = (timeout / 3).clamp(FORWARD_INTERVAL, Duration::from_secs(10));
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(every);
+                    // The first tick is at once: the attempt has just started.
+                    tick.tick().await;
+                    loop {
+                        tick.tick().await;
+                        h.keep_alive();
+                    }
+                })
+            });
         let call = CallContext {
             info,
-            last_heartbeat_details: start
-                .heartbeat_details
-                .first()
-                .and_then(payload::to_json_text),
+            last_heartbeat_details,
             // A local activity has no heartbeats to send: it runs inside a workflow task.
             heartbeats: heartbeats
                 .clone()
@@ -219,6 +243,9 @@ impl Dispatcher {
             r = self.runtime.invoke(&component, &args, call) => Some(r),
             _ = interrupt.notified() => None,
         };
+        if let Some(k) = keep_alive {
+            k.abort();
+        }
         // The last details the guest recorded reach Temporal before the task completes.
         if let Some(h) = &heartbeats {
             h.close();

@@ -39,12 +39,15 @@ struct State {
     scheduled: bool,
     /// The task is completing: nothing more is sent.
     closed: bool,
+    /// The latest details known: the guest's last, else those the attempt started with.
+    latest: Option<String>,
 }
 
 impl ThrottledHeartbeats {
-    /// For the task `token` of `core`.
-    pub fn new(core: Arc<CoreWorker>, token: Vec<u8>) -> Self {
-        Self::forwarding_to(
+    /// For the task `token` of `core`, whose attempt started with the details `initial`
+    /// (the last ones a previous attempt recorded).
+    pub fn new(core: Arc<CoreWorker>, token: Vec<u8>, initial: Option<String>) -> Self {
+        let heartbeats = Self::forwarding_to(
             FORWARD_INTERVAL,
             Box::new(move |details: Option<String>| {
                 let details = details
@@ -55,7 +58,17 @@ impl ThrottledHeartbeats {
                     details,
                 });
             }),
-        )
+        );
+        heartbeats.0.state.lock().unwrap().latest = initial;
+        heartbeats
+    }
+
+    /// A heartbeat of the host's own for a guest that is still running, with the latest
+    /// details known (Temporal keeps the details of each heartbeat, so an empty one would
+    /// erase the guest's).
+    pub fn keep_alive(&self) {
+        let latest = self.0.state.lock().unwrap().latest.clone();
+        self.heartbeat(latest);
     }
 
     fn forwarding_to(interval: Duration, forward: Forward) -> Self {
@@ -93,6 +106,9 @@ impl HeartbeatSink for ThrottledHeartbeats {
             let mut state = self.0.state.lock().unwrap();
             if state.closed {
                 return;
+            }
+            if details.is_some() {
+                state.latest.clone_from(&details);
             }
             match state.sent {
                 Some(sent) if now.duration_since(sent) < self.0.interval => {
@@ -171,6 +187,25 @@ mod tests {
         assert!(
             sends <= 2 + intervals,
             "{sends} sends in {intervals} intervals"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_keep_alive_repeats_the_latest_details_and_never_erases_them() {
+        let (heartbeats, sent) = recorded();
+        heartbeats.0.state.lock().unwrap().latest = Some("{\"step\":3}".into());
+        heartbeats.keep_alive();
+        heartbeats.heartbeat(Some("{\"step\":4}".into()));
+        heartbeats.heartbeat(None);
+        heartbeats.close();
+        heartbeats.keep_alive();
+        assert_eq!(
+            *sent.lock().unwrap(),
+            vec![Some("{\"step\":3}".to_string()), None]
+        );
+        assert_eq!(
+            heartbeats.0.state.lock().unwrap().latest.as_deref(),
+            Some("{\"step\":4}")
         );
     }
 

@@ -249,6 +249,10 @@ impl WorkerSettings {
 pub struct ActivityCallSettings {
     /// Start-to-close timeout of each attempt, in milliseconds.
     pub start_to_close_ms: u64,
+    /// Heartbeat timeout of each remote attempt, in milliseconds (0: none). The host
+    /// heartbeats for every running guest, so an attempt whose host died is retried after
+    /// this, not after the start-to-close timeout.
+    pub heartbeat_timeout_ms: u64,
     /// First retry interval, in milliseconds.
     pub initial_interval_ms: u64,
     /// Growth factor of the retry interval.
@@ -263,6 +267,7 @@ impl Default for ActivityCallSettings {
     fn default() -> Self {
         Self {
             start_to_close_ms: 30_000,
+            heartbeat_timeout_ms: 10_000,
             initial_interval_ms: 1000,
             backoff_coefficient: 2.0,
             maximum_interval_ms: 30_000,
@@ -275,6 +280,11 @@ impl ActivityCallSettings {
     /// Start-to-close timeout of each attempt.
     pub fn start_to_close(&self) -> Duration {
         Duration::from_millis(self.start_to_close_ms)
+    }
+
+    /// Heartbeat timeout of each remote attempt, if any.
+    pub fn heartbeat_timeout(&self) -> Option<Duration> {
+        (self.heartbeat_timeout_ms > 0).then(|| Duration::from_millis(self.heartbeat_timeout_ms))
     }
 
     /// First retry interval.

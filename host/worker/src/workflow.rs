@@ -176,6 +176,7 @@ impl ActivityCallSettings {
     fn options(&self) -> ActivityOptions {
         ActivityOptions::with_start_to_close_timeout(self.start_to_close())
             .retry_policy(self.retry_policy())
+            .maybe_heartbeat_timeout(self.heartbeat_timeout())
             .build()
     }
 

@@ -15,6 +15,8 @@ public class UserWorkflowImpl implements UserWorkflow {
     private final Activities activities = new Activities(ActivityOptions.newBuilder()
             .setTaskQueue(Activities.TASK_QUEUE)
             .setStartToCloseTimeout(Duration.ofSeconds(30))
+            // The host heartbeats for every running guest: a host that dies is noticed in 10 s.
+            .setHeartbeatTimeout(Duration.ofSeconds(10))
             .setRetryOptions(RetryOptions.newBuilder().setMaximumAttempts(3).build())
             .build());
 

@@ -152,9 +152,13 @@ pub async fn invoke(
         }),
         schedule_to_close_timeout: Duration::from_millis(schedule_to_close).try_into().ok(),
         start_to_close_timeout: Duration::from_millis(start_to_close).try_into().ok(),
-        heartbeat_timeout: Some(options.heartbeat_timeout_ms.unwrap_or(d.heartbeat_timeout_ms))
-            .filter(|ms| *ms > 0)
-            .and_then(|ms| Duration::from_millis(ms).try_into().ok()),
+        heartbeat_timeout: Some(
+            options
+                .heartbeat_timeout_ms
+                .unwrap_or(d.heartbeat_timeout_ms),
+        )
+        .filter(|ms| *ms > 0)
+        .and_then(|ms| Duration::from_millis(ms).try_into().ok()),
         retry_policy: Some(RetryPolicy {
             maximum_attempts: attempts,
             ..Default::default()

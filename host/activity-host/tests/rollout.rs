@@ -250,9 +250,12 @@ async fn a_ramp_splits_runs_and_a_failing_candidate_is_aborted_on_every_host() {
     for i in 0..30 {
         let id = format!("unruly-{i}");
         let name = if i % 3 == 0 { "trap" } else { "Fine" };
-        fleet
-            .start_series(&id, fleet.series(user(&format!("u{i}"), name), 1, false))
-            .await;
+        let mut series = fleet.series(user(&format!("u{i}"), name), 1, false);
+        // A trapped call retries until the abort reaches its host, however slow the
+        // machine: a budget of attempts 200 ms apart, five minutes' worth. (20 attempts,
+        // 4 s, ran out under load before a host had seen the abort's minimum of calls.)
+        series.call.maximum_attempts = 1500;
+        fleet.start_series(&id, series).await;
         started.push(id);
     }
     // Every host drops the candidate; measured from the abort event's time.

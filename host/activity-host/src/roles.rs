@@ -13,11 +13,28 @@ use crate::dev_server;
 use crate::host::{shutdown_signal, Host};
 use crate::live_reload::LiveReload;
 
-/// A shutdown flag set on Ctrl-C or SIGTERM.
-fn shutdown_flag() -> watch::Receiver<bool> {
+/// A shutdown flag set on Ctrl-C or SIGTERM, after `api.shutdown_delay_ms` during which
+/// `/readyz` answers 503 and everything else is still served.
+fn shutdown_flag(host: &Host) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
+    let readiness = host.readiness.clone();
+    let delay = std::time::Duration::from_millis(host.config.api.shutdown_delay_ms);
     tokio::spawn(async move {
         shutdown_signal().await;
+        readiness
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if !delay.is_zero() {
+            tracing::info!(
+                delay_ms = delay.as_millis() as u64,
+                "shutting down: /readyz answers 503 while requests are still served"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                // A second signal: stop now.
+                _ = shutdown_signal() => {}
+            }
+        }
         tracing::info!("shutting down: finishing requests and running activities");
         let _ = tx.send(true);
     });
@@ -41,7 +58,7 @@ pub async fn dev(config: Config, reload: Option<LiveReload>) -> anyhow::Result<(
         let t = host.config.workflow.temporal.clone();
         tokio::spawn(async move { dev_server::warn_if_slow_dispatch(&t).await });
     }
-    let shutdown = shutdown_flag();
+    let shutdown = shutdown_flag(&host);
     let api = {
         let host = host.clone();
         let shutdown = shutdown.clone();
@@ -89,7 +106,7 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
     if host.config.activities.deploy_reference {
         host.deploy_reference_activities().await?;
     }
-    let shutdown = shutdown_flag();
+    let shutdown = shutdown_flag(&host);
     let ops = {
         let (host, shutdown) = (host.clone(), shutdown.clone());
         tokio::spawn(async move { host.serve_ops(shutdown).await })
@@ -107,7 +124,7 @@ pub async fn server(config: Config) -> anyhow::Result<()> {
     if host.config.activities.deploy_reference {
         host.deploy_reference_activities().await?;
     }
-    host.serve_api(shutdown_flag()).await?;
+    host.serve_api(shutdown_flag(&host)).await?;
     Ok(())
 }
 

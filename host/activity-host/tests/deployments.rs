@@ -172,6 +172,10 @@ fn the_kubernetes_manifests_validate_strictly_and_their_config_loads() {
         .arg("--strict")
         .args(&files));
     let mut kinds = BTreeSet::new();
+    // What a pod's shutdown may take, from the ConfigMap: the drain delay, the worker's
+    // graceful shutdown and the longest activity.
+    let mut shutdown_ms = None;
+    let mut deployments = Vec::new();
     for file in &files {
         for doc in serde_yaml::Deserializer::from_str(&std::fs::read_to_string(file).unwrap()) {
             let v: Value = serde::Deserialize::deserialize(doc).unwrap();
@@ -180,7 +184,16 @@ fn the_kubernetes_manifests_validate_strictly_and_their_config_loads() {
                 // The configuration it carries is one the host accepts.
                 let tmp = tempfile::tempdir().unwrap();
                 let config = tmp.path().join("config.yaml");
-                std::fs::write(&config, v["data"]["config.yaml"].as_str().unwrap()).unwrap();
+                let text = v["data"]["config.yaml"].as_str().unwrap();
+                let c: Value = serde_yaml::from_str(text).unwrap();
+                let delay = c["api"]["shutdown_delay_ms"].as_u64().unwrap_or(0);
+                assert!(delay > 0, "no api.shutdown_delay_ms in the ConfigMap");
+                shutdown_ms = Some(
+                    delay
+                        + c["worker"]["graceful_shutdown_ms"].as_u64().unwrap()
+                        + c["runtime"]["limits"]["max_execution_ms"].as_u64().unwrap(),
+                );
+                std::fs::write(&config, text).unwrap();
                 run(
                     std::process::Command::new(env!("CARGO_BIN_EXE_activity-host"))
                         .args(["config", "show", "--config"])
@@ -195,15 +208,26 @@ fn the_kubernetes_manifests_validate_strictly_and_their_config_loads() {
             if v["kind"] == "Deployment" {
                 let spec = &v["spec"]["template"]["spec"];
                 let grace = spec["terminationGracePeriodSeconds"].as_u64().unwrap();
-                // Longer than the longest activity plus the worker's shutdown grace.
-                assert!(grace * 1000 > 60_000 + 5_000, "{grace}");
                 let c = &spec["containers"][0];
+                let pre_stop = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+                    .as_u64()
+                    .expect("a preStop sleep");
+                deployments.push((file.display().to_string(), grace, pre_stop));
                 for probe in ["livenessProbe", "readinessProbe"] {
                     assert!(c[probe]["httpGet"]["path"].is_string(), "{probe}");
                 }
                 assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
             }
         }
+    }
+    // Kubernetes kills a pod at the grace period: it must cover the preStop sleep and the
+    // whole shutdown.
+    let shutdown_ms = shutdown_ms.expect("a ConfigMap");
+    for (file, grace, pre_stop) in &deployments {
+        assert!(
+            grace * 1000 > pre_stop * 1000 + shutdown_ms,
+            "{file}: terminationGracePeriodSeconds {grace} does not cover a {pre_stop} s preStop and a {shutdown_ms} ms shutdown"
+        );
     }
     for kind in [
         "ConfigMap",

@@ -120,13 +120,17 @@ pub struct Readiness {
     pub worker_polling: AtomicBool,
     /// Why the worker stopped for good (an error, not a shutdown): `/healthz` answers 503.
     pub worker_failed: std::sync::Mutex<Option<String>>,
+    /// The process is shutting down: `/readyz` answers 503 while requests are still served,
+    /// so a load balancer stops sending new ones before the listener closes.
+    pub draining: AtomicBool,
 }
 
 /// How long `/readyz` waits for Temporal.
 const TEMPORAL_CHECK: Duration = Duration::from_secs(2);
 
 /// `GET /readyz`: `200` when Temporal answers, the registry is loaded and (in a process
-/// with a worker) the worker polls; otherwise `503` naming what is not ready.
+/// with a worker) the worker polls, and the process is not shutting down; otherwise `503`
+/// naming what is not ready.
 #[utoipa::path(get, operation_id = "readyz", path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Temporal answers, the registry is loaded, the worker (if any) polls", body = crate::views::ReadinessView),
@@ -164,7 +168,8 @@ pub async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
         (true, true) => "polling",
         (true, false) => "not polling",
     };
-    let ready = temporal == "ok" && registry == "loaded" && worker != "not polling";
+    let draining = r.draining.load(Ordering::Relaxed);
+    let ready = temporal == "ok" && registry == "loaded" && worker != "not polling" && !draining;
     let server = state.client.server().cloned();
     let limitations = server
         .iter()
@@ -176,6 +181,7 @@ pub async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
         temporal,
         registry: registry.into(),
         worker: worker.into(),
+        draining,
         server,
         limitations,
     };

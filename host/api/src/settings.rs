@@ -29,6 +29,10 @@ pub struct ApiSettings {
     /// Most connections open at once; the next waits in the kernel's accept queue until one
     /// closes.
     pub max_connections: usize,
+    /// On SIGTERM, how long `/readyz` answers 503 while everything is still served, before
+    /// the listener closes and the worker stops polling, in milliseconds: time for a load
+    /// balancer to take the host out.
+    pub shutdown_delay_ms: u64,
     /// `POST /api/v1/activities/{name}/invoke` defaults.
     pub invoke: InvokeSettings,
     /// Where `UserWorkflow` runs its activities when a start request does not say:
@@ -50,6 +54,7 @@ impl Default for ApiSettings {
             request_timeout_ms: 60_000,
             max_json_body_bytes: 1 << 20,
             max_connections: 1024,
+            shutdown_delay_ms: 0,
             invoke: InvokeSettings::default(),
             activity_mode: ActivityMode::Remote,
             eager_workflow_start: true,

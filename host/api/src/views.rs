@@ -112,6 +112,10 @@ pub struct ReadinessView {
     pub registry: String,
     /// `polling`, `not polling`, or `not in this process`.
     pub worker: String,
+    /// True once the process is shutting down (`api.shutdown_delay_ms` before the listener
+    /// closes).
+    #[serde(default)]
+    pub draining: bool,
     /// The Temporal server's version and the namespace's capabilities, once read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<activity_worker::server::ServerFacts>,

@@ -93,6 +93,26 @@ async fn a_refused_body_is_answered_before_it_is_read_whole() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_client_sending_a_few_mib_too_many_reads_its_413_not_a_reset() {
+    let (host, http) = support::api_only(|_| {}).await;
+    // 8 MiB against the 1 MiB JSON limit, sent by an ordinary client that writes the whole
+    // body while it waits for the answer.
+    let body = format!("{{\"user_id\":\"{}\"}}", "x".repeat(8 << 20));
+    for _ in 0..3 {
+        let res = http
+            .post(format!("{}/api/v1/workflows/user", host.base))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("the answer, not a reset connection");
+        assert_eq!(res.status(), 413);
+        let answer: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(answer["error"]["code"], "body_too_large", "{answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn made_up_methods_do_not_grow_the_metrics() {
     let (host, http) = support::api_only(|_| {}).await;
     for i in 0..5 {

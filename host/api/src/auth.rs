@@ -313,13 +313,13 @@ pub async fn authorize(
     let caller = match identify(&state, token, peer).await {
         Ok(caller) => caller,
         Err(res) => {
-            crate::guard::discard(request.into_body()).await;
+            crate::guard::discard(request.into_body());
             return res;
         }
     };
     tracing::Span::current().record("caller", caller.who.as_str());
     if !caller.role.allows(need) {
-        crate::guard::discard(request.into_body()).await;
+        crate::guard::discard(request.into_body());
         return refuse(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -339,7 +339,7 @@ pub async fn authorize(
             None => SCOPE_FILTERED.contains(&route.as_str()),
         };
         if !in_scope {
-            crate::guard::discard(request.into_body()).await;
+            crate::guard::discard(request.into_body());
             return refuse(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -353,7 +353,7 @@ pub async fn authorize(
     }
     if need == Need::Invoke && method == "POST" && !route.ends_with("/cancel") {
         if let Err(wait) = rate_limit(&state, &caller, activity.as_deref()) {
-            crate::guard::discard(request.into_body()).await;
+            crate::guard::discard(request.into_body());
             return too_many("rate_limited", "over the rate limit", wait);
         }
     }

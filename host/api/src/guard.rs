@@ -26,30 +26,33 @@ pub fn token_matches(presented: &str, expected: &str) -> bool {
     a.ct_eq(&b).into()
 }
 
-/// At most this much of a refused request's body is read before the answer, each piece
+/// At most this much of a refused request's body is read after the answer, each piece
 /// dropped as it arrives ...
-const DISCARD_BYTES: usize = 1 << 20;
+const LINGER_BYTES: usize = 16 << 20;
 /// ... and for no longer than this.
-const DISCARD_TIME: Duration = Duration::from_secs(1);
+const LINGER_TIME: Duration = Duration::from_secs(10);
 
-/// Reads and drops what a refused client is still sending, so that a client that sent a
-/// small body reads the answer rather than a reset connection; nothing of it is kept, and a
-/// client still sending after [`DISCARD_BYTES`] or [`DISCARD_TIME`] is answered anyway (the
-/// connection then closes, unread): a refused request costs the host neither memory nor
-/// more than a moment.
-pub async fn discard(body: axum::body::Body) {
+/// Lets the answer to a refused request go out at once, and reads and drops what the client
+/// is still sending, in the background, for at most [`LINGER_BYTES`] and [`LINGER_TIME`] (a
+/// lingering close, as web servers do): closing with the body unread would reset the
+/// connection, and a client still sending would see the reset instead of the answer.
+/// Nothing of the body is kept: a refused request costs the host no memory, and a client
+/// that sends more than that, or for longer, has its connection closed.
+pub fn discard(body: axum::body::Body) {
     use http_body_util::BodyExt;
     let mut body = body;
-    let mut read = 0usize;
-    let _ = tokio::time::timeout(DISCARD_TIME, async {
-        while read <= DISCARD_BYTES {
-            match body.frame().await {
-                Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
-                _ => break,
+    tokio::spawn(async move {
+        let mut read = 0usize;
+        let _ = tokio::time::timeout(LINGER_TIME, async {
+            while read <= LINGER_BYTES {
+                match body.frame().await {
+                    Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+                    _ => break,
+                }
             }
-        }
-    })
-    .await;
+        })
+        .await;
+    });
 }
 
 /// Refuses a body whose declared length is over the route's limit (a deploy's or a
@@ -81,7 +84,7 @@ pub async fn body_limit(
     };
     match declared {
         Some(n) if n > limit as u64 => {
-            discard(request.into_body()).await;
+            discard(request.into_body());
             ApiError {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 code,

@@ -251,10 +251,10 @@ async fn a_ramp_splits_runs_and_a_failing_candidate_is_aborted_on_every_host() {
         let id = format!("unruly-{i}");
         let name = if i % 3 == 0 { "trap" } else { "Fine" };
         let mut series = fleet.series(user(&format!("u{i}"), name), 1, false);
-        // A trapped call retries until the abort reaches its host, however slow the
-        // machine: a budget of attempts 200 ms apart, five minutes' worth. (20 attempts,
-        // 4 s, ran out under load before a host had seen the abort's minimum of calls.)
-        series.call.maximum_attempts = 1500;
+        // A trapped call retries until the abort reaches its host: 150 attempts 200 ms
+        // apart, 30 s, however slow the machine. A run still trapping after that was pinned
+        // to the aborted candidate (a host that had not heard of the abort re-pinned it).
+        series.call.maximum_attempts = 150;
         fleet.start_series(&id, series).await;
         started.push(id);
     }

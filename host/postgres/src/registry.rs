@@ -325,11 +325,20 @@ impl RegistryStore for PostgresRegistryStore {
         self.db.block_on(async {
             let client = self.client().await?;
             // The insert returns nothing when another host pinned first; then read its pin.
+            // A chosen candidate is pinned only while it is still the candidate: a host that
+            // has not yet heard of an abort must not pin a run to the aborted version after
+            // the abort dropped its pins. `FOR SHARE` waits for a rollout change in flight
+            // and reads the row it committed (or holds the change back until this pin is in,
+            // for it to drop).
             let inserted = client
                 .query_opt(
                     "INSERT INTO registry_pins (activity, key, seq, at_ms)
                      SELECT $1, $2,
-                            COALESCE($3, (SELECT seq FROM registry_active WHERE activity = $1)),
+                            COALESCE(
+                                (SELECT $3::BIGINT FROM registry_rollouts WHERE activity = $1
+                                   AND (state::jsonb -> 'candidate' ->> 'seq')::BIGINT = $3
+                                 FOR SHARE),
+                                (SELECT seq FROM registry_active WHERE activity = $1)),
                             $4
                      ON CONFLICT (activity, key) DO NOTHING RETURNING seq",
                     &[&activity, &key, &seq.map(|s| s as i64), &(at_ms as i64)],

@@ -363,10 +363,16 @@ impl RegistryStore for SqliteRegistryStore {
         at_ms: u64,
     ) -> Result<u64, StoreError> {
         let conn = self.conn()?;
-        // `WHERE true` keeps SQLite from reading `ON CONFLICT` as part of the SELECT.
+        // A chosen candidate is pinned only while it is still the candidate: a host that has
+        // not yet heard of an abort must not pin a run to the aborted version after the
+        // abort dropped its pins. `WHERE true` keeps SQLite from reading `ON CONFLICT` as
+        // part of the SELECT.
         conn.prepare_cached(
             "INSERT INTO pins (activity, key, seq, at_ms)
-             SELECT ?1, ?2, COALESCE(?3, (SELECT seq FROM active WHERE activity = ?1)), ?4
+             SELECT ?1, ?2, COALESCE(
+                 (SELECT ?3 FROM rollouts WHERE activity = ?1
+                    AND json_extract(state, '$.candidate.seq') = ?3),
+                 (SELECT seq FROM active WHERE activity = ?1)), ?4
              WHERE true
              ON CONFLICT (activity, key) DO NOTHING",
         )

@@ -92,6 +92,15 @@ pub fn rollouts_pins_and_events(s: &dyn RegistryStore) {
         1,
         "the abort drops its pins"
     );
+    // A host that has not heard of the abort yet chooses the aborted candidate for a new
+    // run: the run is pinned to the active version instead, never to the aborted one.
+    assert_eq!(
+        s.pin(name, "run:late", Some(v2.seq), 1500)
+            .expect("late pin"),
+        v1.seq,
+        "a run pinned to an aborted candidate"
+    );
+    assert_eq!(s.pin_count(name).expect("count"), 2);
     let kinds: Vec<EventKind> = s
         .events(name, 10)
         .expect("events")
@@ -113,8 +122,8 @@ pub fn rollouts_pins_and_events(s: &dyn RegistryStore) {
     .expect("promote");
     assert_eq!(s.versions(name).expect("versions").1, Some(v2.seq));
 
-    assert_eq!(s.sweep_pins(2000).expect("sweep"), 0);
-    assert_eq!(s.sweep_pins(6000).expect("sweep"), 1);
+    assert_eq!(s.sweep_pins(1000).expect("sweep"), 0);
+    assert_eq!(s.sweep_pins(6000).expect("sweep"), 2);
     assert_eq!(s.pin_count(name).expect("count"), 0);
 
     s.pin(name, "run:c", Some(v1.seq), 7000).expect("pin c");

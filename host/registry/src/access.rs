@@ -253,6 +253,50 @@ pub trait AccessStore: Send + Sync + 'static {
     fn remove_secret(&self, name: &str) -> Result<bool, StoreError>;
 }
 
+impl crate::Registry {
+    /// Reads the secrets again and hands their values to the runtime's egress (on start,
+    /// after a change through this host, and on every reconcile). A secret that does not
+    /// open with this host's key is left out, with a warning naming it.
+    pub async fn reload_secrets(&self) {
+        let Some((store, key)) = self.access.clone() else {
+            return;
+        };
+        let sealed = match tokio::task::spawn_blocking(move || store.secrets()).await {
+            Ok(Ok(sealed)) => sealed,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read secrets");
+                return;
+            }
+            Err(_) => return,
+        };
+        let mut opened = std::collections::BTreeMap::new();
+        for secret in sealed {
+            let value = match key.as_deref().map(|k| k.open(&secret.name, &secret.sealed)) {
+                Some(Ok(value)) => value,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "secret left out");
+                    continue;
+                }
+                None => {
+                    tracing::warn!(
+                        secret = secret.name.as_str(),
+                        "secret left out: this host has no secrets key"
+                    );
+                    continue;
+                }
+            };
+            opened.insert(
+                secret.name,
+                activity_runtime::egress::Secret {
+                    value,
+                    hosts: secret.hosts,
+                },
+            );
+        }
+        self.runtime.egress().set_secrets(opened);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,207 @@
+//! One call's version: the active one, the run's pin, or a ramp's candidate; and each call
+//! counted for the rollout metric and the automatic abort.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use activity_runtime::{ActivityComponent, ActivityFailure, CallKey, ComponentDigest};
+
+use crate::serving::HeldVersion;
+use crate::{metric, now_ms, rollout, Registry, RegistryError, AUTOMATIC_ABORT};
+
+/// Which version a call ran, for the metric's `role` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallRole {
+    /// The ramp's candidate.
+    Candidate,
+    /// The active version.
+    Active,
+    /// An older version a run is pinned to.
+    Pinned,
+}
+
+impl CallRole {
+    fn of(is_candidate: bool, is_active: bool) -> Self {
+        match (is_candidate, is_active) {
+            (true, _) => Self::Candidate,
+            (false, true) => Self::Active,
+            (false, false) => Self::Pinned,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Candidate => "candidate",
+            Self::Active => "active",
+            Self::Pinned => "pinned",
+        }
+    }
+}
+
+impl Registry {
+    /// The version one call runs: with no rollout, the active one; else the run's pin, or
+    /// (for a run's first call of the type) the ramp's choice, pinned when the policy pins.
+    pub(crate) async fn resolve_call(
+        &self,
+        name: &str,
+        key: &CallKey,
+    ) -> Option<Arc<ActivityComponent>> {
+        let (active_seq, active) = {
+            let serving = self.serving.read().ok()?;
+            let served = serving.get(name)?;
+            (served.seq, served.component.clone())
+        };
+        let (state, candidate) = match self.rollouts.held.read().ok()?.get(name) {
+            Some(t) => (
+                t.state,
+                t.candidate
+                    .as_ref()
+                    .map(|c| (c.seq, c.digest.clone(), c.component.clone())),
+            ),
+            None => return active,
+        };
+        if !state.policy.pins() && candidate.is_none() {
+            return active;
+        }
+        let ramp_key = key.workflow_id.as_deref().unwrap_or(&key.activity_id);
+        // The candidate, or `None`: the active version (the store's, for a pin: a host that
+        // has not caught up with a deploy yet must not pin new runs to the old version).
+        let chosen = match (&candidate, state.candidate) {
+            (Some((seq, digest, _)), Some(c))
+                if rollout::in_ramp(digest, ramp_key, c.ramp_percent) =>
+            {
+                Some(*seq)
+            }
+            _ => None,
+        };
+        let seq = if state.policy.pins() {
+            self.pinned(name, key, chosen).await.unwrap_or(active_seq)
+        } else {
+            chosen.unwrap_or(active_seq)
+        };
+        if seq == active_seq {
+            return active;
+        }
+        if let Some((cseq, _, component)) = &candidate {
+            if *cseq == seq {
+                return component.clone();
+            }
+        }
+        match self.older_version(name, seq).await {
+            Some(component) => Some(component),
+            None => active,
+        }
+    }
+
+    /// The version `key`'s run is pinned to, pinning it to `chosen` (`None`: the store's
+    /// active version) when it has none yet. When the store cannot be reached the call goes
+    /// to `chosen`, with a warning.
+    async fn pinned(&self, name: &str, key: &CallKey, chosen: Option<u64>) -> Option<u64> {
+        let pin_key = rollout::pin_key(
+            key.workflow_id.as_deref(),
+            key.run_id.as_deref(),
+            &key.activity_id,
+        );
+        let generation = self.rollouts.generation.load(Ordering::SeqCst);
+        let cache_key = (name.to_string(), generation, pin_key.clone());
+        if let Some(seq) = self
+            .rollouts
+            .pins
+            .lock()
+            .ok()
+            .and_then(|mut p| p.get(&cache_key).copied())
+        {
+            return Some(seq);
+        }
+        let n = name.to_string();
+        match self
+            .blocking(move |s| s.pin(&n, &pin_key, chosen, now_ms()))
+            .await
+        {
+            Ok(seq) => {
+                if let Ok(mut p) = self.rollouts.pins.lock() {
+                    p.put(cache_key, seq);
+                }
+                Some(seq)
+            }
+            Err(e) => {
+                tracing::warn!(activity = name, error = %e, "cannot read or write the run's pin; using the rollout's choice");
+                chosen
+            }
+        }
+    }
+
+    /// A version that is neither active nor the candidate, for a run pinned to it.
+    async fn older_version(&self, name: &str, seq: u64) -> Option<Arc<ActivityComponent>> {
+        let key = (name.to_string(), seq);
+        if let Some(c) = self
+            .rollouts
+            .older
+            .lock()
+            .ok()
+            .and_then(|mut o| o.get(&key).cloned())
+        {
+            return Some(c);
+        }
+        match self.load_seq(name, seq).await {
+            Ok(HeldVersion {
+                component: Some(component),
+                ..
+            }) => {
+                if let Ok(mut o) = self.rollouts.older.lock() {
+                    o.put(key, component.clone());
+                }
+                Some(component)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(activity = name, seq, error = %e, "cannot load the version a run is pinned to; using the active one");
+                None
+            }
+        }
+    }
+
+    /// Counts a call for the rollout metric and, for a candidate, the automatic abort.
+    pub(crate) async fn count_call(
+        &self,
+        name: &str,
+        digest: &ComponentDigest,
+        failure: Option<&ActivityFailure>,
+    ) {
+        let is_active = self
+            .serving
+            .read()
+            .is_ok_and(|s| s.get(name).is_some_and(|a| &a.digest == digest));
+        let candidate_seq = self.rollouts.held.read().ok().and_then(|t| {
+            t.get(name)
+                .and_then(|t| t.candidate.as_ref())
+                .filter(|c| &c.digest == digest)
+                .map(|c| c.seq)
+        });
+        metrics::counter!(
+            metric::ROLLOUT_CALLS,
+            "activity_type" => name.to_string(),
+            "version" => digest.as_str().to_string(),
+            "role" => CallRole::of(candidate_seq.is_some(), is_active).as_str(),
+            "outcome" => if failure.is_some() { "failed" } else { "ok" }
+        )
+        .increment(1);
+        let Some(seq) = candidate_seq else { return };
+        let failed = failure.is_some_and(rollout::counts_against_candidate);
+        let reason = self
+            .rollouts
+            .outcomes
+            .lock()
+            .ok()
+            .and_then(|mut o| o.record(name, seq, failed, &self.rollouts.settings.auto_abort));
+        if let Some(reason) = reason {
+            match self
+                .abort_candidate(name, AUTOMATIC_ABORT, Some(reason), Some(seq))
+                .await
+            {
+                Ok(()) | Err(RegistryError::NoCandidate(_)) => {}
+                Err(e) => tracing::error!(activity = name, error = %e, "automatic abort failed"),
+            }
+        }
+    }
+}

@@ -176,11 +176,12 @@ RUNS ?= 3
 test-under-load: stress-ng
 	bash scripts/under-load.sh $(RUNS) $(MAKE) test
 
-bench: guests
+bench: guests postgres
 	cargo bench -p activity-runtime --bench invoke
 	cargo bench -p activity-registry --bench deploy
 	cargo bench -p activity-registry --bench density
 	cargo bench -p activity-registry --bench rollout
+	cargo bench -p activity-registry --bench join
 
 # activity-host against plain Temporal SDK workers (Python, native Rust) on one dev server;
 # writes docs/BENCHMARKS.md's end-to-end section and docs/bench-e2e.svg. About 5 minutes.

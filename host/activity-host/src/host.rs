@@ -253,14 +253,15 @@ impl Host {
         }
     }
 
-    /// Loads every deployed activity's active version (from the compiled cache when it can),
-    /// keeps re-reading the store every `registry.reconcile_ms`, and watches
+    /// Serves every deployed activity's active version at once and loads them in the
+    /// background (each from a compiled cache when it can; a call arriving first loads its
+    /// own), keeps re-reading the store every `registry.reconcile_ms`, and watches
     /// `activities.watch_dir` when set.
     pub async fn start_registry(&self) -> Result<(), HostError> {
         self.registry.reload_secrets().await;
         let failures = self
             .registry
-            .load_all()
+            .open()
             .await
             .map_err(|e| HostError::Registry(e.to_string()))?;
         for f in failures {
@@ -269,6 +270,16 @@ impl Host {
         self.readiness
             .registry_loaded
             .store(true, Ordering::Relaxed);
+        let registry = self.registry.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let failures = registry.warm_up().await;
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                failed = failures.len(),
+                "every served activity loaded"
+            );
+        });
         {
             // The fleet table: who is alive and which digest each serves (processes sharing
             // one SQLite data directory, or every host of a PostgreSQL fleet).

@@ -19,6 +19,7 @@ mod examples;
 mod fleet;
 mod fuzz;
 mod hardening;
+mod joining;
 mod liveness;
 mod local_mode;
 mod oci;

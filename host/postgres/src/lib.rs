@@ -60,6 +60,14 @@ CREATE TABLE IF NOT EXISTS registry_blobs (
     digest TEXT PRIMARY KEY,
     bytes  BYTEA NOT NULL
 );
+-- Compiled code shared between the hosts of a fleet, by engine settings and component
+-- digest, sealed with the fleet's secrets key (it is native code).
+CREATE TABLE IF NOT EXISTS registry_artifacts (
+    engine TEXT  NOT NULL,
+    digest TEXT  NOT NULL,
+    sealed BYTEA NOT NULL,
+    PRIMARY KEY (engine, digest)
+);
 CREATE TABLE IF NOT EXISTS registry_versions (
     activity       TEXT   NOT NULL,
     seq            BIGINT NOT NULL,

@@ -96,6 +96,45 @@ impl RegistryStore for PostgresRegistryStore {
         })
     }
 
+    fn artifact(
+        &self,
+        engine: &str,
+        digest: &ComponentDigest,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.block_on(async {
+            let row = self
+                .client()
+                .await?
+                .query_opt(
+                    "SELECT sealed FROM registry_artifacts WHERE engine = $1 AND digest = $2",
+                    &[&engine, &digest.as_str()],
+                )
+                .await
+                .map_err(db)?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn put_artifact(
+        &self,
+        engine: &str,
+        digest: &ComponentDigest,
+        sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        self.db.block_on(async {
+            self.client()
+                .await?
+                .execute(
+                    "INSERT INTO registry_artifacts (engine, digest, sealed) VALUES ($1, $2, $3)
+                     ON CONFLICT (engine, digest) DO UPDATE SET sealed = excluded.sealed",
+                    &[&engine, &digest.as_str(), &sealed],
+                )
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+    }
+
     fn add_version(
         &self,
         activity: &str,

@@ -181,8 +181,12 @@ pub enum SecretError {
     Unsealable(String),
 }
 
-/// The key secrets are sealed with (ChaCha20-Poly1305, from `ring`).
-pub struct SecretsKey(LessSafeKey);
+/// The key secrets are sealed with (ChaCha20-Poly1305, from `ring`), and the key derived
+/// from it that authenticates the compiled artifacts hosts share (HMAC-SHA256).
+pub struct SecretsKey {
+    aead: LessSafeKey,
+    artifacts: ring::hmac::Key,
+}
 
 impl std::fmt::Debug for SecretsKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -195,7 +199,20 @@ impl SecretsKey {
     pub fn from_hex(text: &str) -> Result<Self, SecretError> {
         let bytes = hex::decode(text.trim()).map_err(|_| SecretError::BadKey)?;
         let key = UnboundKey::new(&CHACHA20_POLY1305, &bytes).map_err(|_| SecretError::BadKey)?;
-        Ok(Self(LessSafeKey::new(key)))
+        // A key of its own for artifacts: the secrets key as an HMAC key over a label.
+        let label = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes),
+            b"activity-host compiled artifacts v1",
+        );
+        Ok(Self {
+            aead: LessSafeKey::new(key),
+            artifacts: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, label.as_ref()),
+        })
+    }
+
+    /// The key that authenticates shared compiled artifacts.
+    pub(crate) fn artifacts(&self) -> &ring::hmac::Key {
+        &self.artifacts
     }
 
     /// Seals `value` for secret `name` (the name is bound in as associated data, so a sealed
@@ -206,7 +223,7 @@ impl SecretsKey {
             .fill(&mut nonce)
             .map_err(|_| SecretError::BadKey)?;
         let mut data = value.as_bytes().to_vec();
-        self.0
+        self.aead
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(name.as_bytes()),
@@ -227,7 +244,7 @@ impl SecretsKey {
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| fail())?;
         let mut data = data.to_vec();
         let plain = self
-            .0
+            .aead
             .open_in_place(nonce, Aad::from(name.as_bytes()), &mut data)
             .map_err(|_| fail())?;
         String::from_utf8(plain.to_vec()).map_err(|_| fail())

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use activity_runtime::{ActivityComponent, ActivityFailure, CallKey, ComponentDigest};
 
-use crate::serving::HeldVersion;
 use crate::{metric, now_ms, rollout, Registry, RegistryError, AUTOMATIC_ABORT};
 
 /// Which version a call ran, for the metric's `role` label.
@@ -49,19 +48,21 @@ impl Registry {
         let (active_seq, active) = {
             let serving = self.serving.read().ok()?;
             let served = serving.get(name)?;
-            (served.seq, served.component.clone())
+            (served.seq, served.loadable(self.executes))
         };
-        let (state, candidate) = match self.rollouts.held.read().ok()?.get(name) {
-            Some(t) => (
+        let held = self.rollouts.held.read().ok()?.get(name).map(|t| {
+            (
                 t.state,
                 t.candidate
                     .as_ref()
-                    .map(|c| (c.seq, c.digest.clone(), c.component.clone())),
-            ),
-            None => return active,
+                    .map(|c| (c.seq, c.digest.clone(), c.component())),
+            )
+        });
+        let Some((state, candidate)) = held else {
+            return self.materialize(name, active).await;
         };
         if !state.policy.pins() && candidate.is_none() {
-            return active;
+            return self.materialize(name, active).await;
         }
         let ramp_key = key.workflow_id.as_deref().unwrap_or(&key.activity_id);
         // The candidate, or `None`: the active version (the store's, for a pin: a host that
@@ -80,7 +81,7 @@ impl Registry {
             chosen.unwrap_or(active_seq)
         };
         if seq == active_seq {
-            return active;
+            return self.materialize(name, active).await;
         }
         if let Some((cseq, _, component)) = &candidate {
             if *cseq == seq {
@@ -89,7 +90,7 @@ impl Registry {
         }
         match self.older_version(name, seq).await {
             Some(component) => Some(component),
-            None => active,
+            None => self.materialize(name, active).await,
         }
     }
 
@@ -143,17 +144,14 @@ impl Registry {
         {
             return Some(c);
         }
-        match self.load_seq(name, seq).await {
-            Ok(HeldVersion {
-                component: Some(component),
-                ..
-            }) => {
+        match self.load_seq(name, seq).await.map(|held| held.component()) {
+            Ok(Some(component)) => {
                 if let Ok(mut o) = self.rollouts.older.lock() {
                     o.put(key, component.clone());
                 }
                 Some(component)
             }
-            Ok(_) => None,
+            Ok(None) => None,
             Err(e) => {
                 tracing::error!(activity = name, seq, error = %e, "cannot load the version a run is pinned to; using the active one");
                 None

@@ -124,6 +124,8 @@ impl Registry {
             })
             .await?
         };
+        // The other hosts load this compilation instead of compiling again.
+        self.share(&component).await;
         let candidate = as_candidate.then_some(Candidate {
             seq: record.seq,
             ramp_percent: ramp,

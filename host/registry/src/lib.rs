@@ -7,6 +7,7 @@
 //! `Arc`). A failed deploy changes nothing.
 
 pub mod access;
+mod artifacts;
 mod calls;
 mod deploys;
 mod error;
@@ -190,12 +191,7 @@ impl Registry {
 
 impl ActivityCatalog for Registry {
     fn get(&self, activity_type: &str) -> Option<Arc<ActivityComponent>> {
-        self.serving
-            .read()
-            .ok()?
-            .get(activity_type)?
-            .component
-            .clone()
+        self.serving.read().ok()?.get(activity_type)?.component()
     }
 
     fn names(&self) -> Vec<String> {

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use activity_runtime::{ActivityComponent, ActivitySpec, ComponentDigest, Signature};
+use futures::StreamExt;
+use tokio::sync::OnceCell;
 
 use crate::views::HostServing;
 use crate::{
@@ -20,18 +22,69 @@ pub(crate) struct HeldVersion {
     pub(crate) digest: ComponentDigest,
     pub(crate) spec: ActivitySpec,
     pub(crate) signature: Arc<Signature>,
-    /// The compiled component; `None` on a host that only checks calls (the `server` role).
-    pub(crate) component: Option<Arc<ActivityComponent>>,
+    /// The compiled component, once loaded: at a deploy, by the warm-up after a start, or
+    /// by the version's first call, whichever comes first. Never on a host that only checks
+    /// calls (the `server` role).
+    compiled: Arc<OnceCell<Arc<ActivityComponent>>>,
+}
+
+/// A held version's compiled component, or what loading it needs.
+pub(crate) enum Loadable {
+    /// Loaded.
+    Ready(Arc<ActivityComponent>),
+    /// Not loaded yet.
+    Pending(Box<Pending>),
+    /// Never loaded on this host (the `server` role).
+    Never,
+}
+
+/// A version not loaded yet: what [`Registry::materialize`] loads it from.
+pub(crate) struct Pending {
+    seq: u64,
+    digest: ComponentDigest,
+    spec: ActivitySpec,
+    cell: Arc<OnceCell<Arc<ActivityComponent>>>,
 }
 
 impl HeldVersion {
+    /// A version just compiled; its component kept when `keep` (a host that executes).
     pub(crate) fn compiled(seq: u64, component: ActivityComponent, keep: bool) -> Self {
         Self {
             seq,
             digest: component.digest().clone(),
             spec: component.spec().clone(),
             signature: component.signature().clone(),
-            component: keep.then(|| Arc::new(component)),
+            compiled: Arc::new(OnceCell::new_with(keep.then(|| Arc::new(component)))),
+        }
+    }
+
+    /// A version known by its stored signature, loaded later (or never).
+    fn described(record: &VersionRecord, signature: &Signature) -> Self {
+        Self {
+            seq: record.seq,
+            digest: record.digest.clone(),
+            spec: record.spec.clone(),
+            signature: Arc::new(signature.clone()),
+            compiled: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// The compiled component, if loaded.
+    pub(crate) fn component(&self) -> Option<Arc<ActivityComponent>> {
+        self.compiled.get().cloned()
+    }
+
+    /// The compiled component, or what loading it needs on a host that executes.
+    pub(crate) fn loadable(&self, executes: bool) -> Loadable {
+        match self.compiled.get() {
+            Some(c) => Loadable::Ready(c.clone()),
+            None if !executes => Loadable::Never,
+            None => Loadable::Pending(Box::new(Pending {
+                seq: self.seq,
+                digest: self.digest.clone(),
+                spec: self.spec.clone(),
+                cell: self.compiled.clone(),
+            })),
         }
     }
 }
@@ -64,20 +117,30 @@ impl Registry {
         }
     }
 
-    /// Loads every active version (from the compiled cache when possible). Versions that no
-    /// longer load are skipped with an error in the log and listed in the answer.
+    /// [`open`](Self::open), then [`warm_up`](Self::warm_up): every active version loaded
+    /// (from a compiled cache when possible). Versions that no longer load are not served,
+    /// with an error in the log, and listed in the answer.
     pub async fn load_all(&self) -> Result<Vec<RegistryError>, RegistryError> {
+        let mut failures = self.open().await?;
+        failures.extend(self.warm_up().await);
+        Ok(failures)
+    }
+
+    /// Serves every active version at once, described by the signature stored with it; each
+    /// is loaded by [`warm_up`](Self::warm_up) or by its first call, whichever comes first.
+    /// A version stored without a signature is loaded now. Versions that do not load are
+    /// not served, with an error in the log, and listed in the answer.
+    pub async fn open(&self) -> Result<Vec<RegistryError>, RegistryError> {
         let active = self.blocking(|s| s.active()).await?;
         let mut failures = Vec::new();
         for record in active {
             let name = record.spec.activity_type.clone();
-            match self.load_version(&record).await {
-                Ok(served) => {
-                    let compiled = served.component.as_ref();
-                    let cached = compiled.map(|c| c.loaded_from_cache());
-                    tracing::info!(activity = name.as_str(), version = %record.digest, ?cached, "activity loaded");
-                    self.serve(&name, served);
-                }
+            let held = match &record.signature {
+                Some(signature) => Ok(HeldVersion::described(&record, signature)),
+                None => self.load_version(&record).await,
+            };
+            match held {
+                Ok(held) => self.serve(&name, held),
                 Err(e) => {
                     tracing::error!(activity = name.as_str(), error = %e, "active version does not load; the activity is not served");
                     failures.push(e);
@@ -86,6 +149,76 @@ impl Registry {
         }
         self.sync_rollouts().await?;
         Ok(failures)
+    }
+
+    /// Loads every served version not loaded yet, as many at once as the machine has cores
+    /// (from this host's compiled cache, else an artifact another host shared, else
+    /// compiled). A version that does not load stops being served; the answer says why.
+    pub async fn warm_up(&self) -> Vec<RegistryError> {
+        let pending: Vec<(String, Box<Pending>)> = self
+            .serving
+            .read()
+            .map(|s| {
+                s.iter()
+                    .filter_map(|(name, held)| match held.loadable(self.executes) {
+                        Loadable::Pending(p) => Some((name.clone(), p)),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let loads = futures::stream::iter(pending).map(|(name, pending)| async move {
+            let seq = pending.seq;
+            (name, seq, self.load_pending(pending).await)
+        });
+        let mut loads = std::pin::pin!(loads.buffer_unordered(at_once));
+        let mut failures = Vec::new();
+        while let Some((name, seq, loaded)) = loads.next().await {
+            let Err(e) = loaded else { continue };
+            tracing::error!(activity = name.as_str(), error = %e, "active version does not load; the activity is not served");
+            if let Ok(mut s) = self.serving.write() {
+                if s.get(&name).is_some_and(|held| held.seq == seq) {
+                    s.remove(&name);
+                    metrics::gauge!(metric::SERVED).set(s.len() as f64);
+                }
+            }
+            failures.push(e);
+        }
+        failures
+    }
+
+    /// The component of `loadable`, loading it now if nothing has yet (`None`: a host that
+    /// does not execute, or the version does not load, with an error in the log).
+    pub(crate) async fn materialize(
+        &self,
+        name: &str,
+        loadable: Loadable,
+    ) -> Option<Arc<ActivityComponent>> {
+        match loadable {
+            Loadable::Ready(c) => Some(c),
+            Loadable::Never => None,
+            Loadable::Pending(p) => match self.load_pending(p).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(activity = name, error = %e, "the version a call needs does not load");
+                    None
+                }
+            },
+        }
+    }
+
+    /// Loads a pending version once, however many calls and the warm-up ask at once.
+    async fn load_pending(&self, p: Box<Pending>) -> Result<Arc<ActivityComponent>, RegistryError> {
+        let component = p
+            .cell
+            .get_or_try_init(|| async {
+                let component = self.compile_stored(&p.spec, &p.digest).await?;
+                tracing::info!(activity = p.spec.activity_type.as_str(), version = %p.digest, from = ?component.compiled_from(), "activity loaded");
+                Ok::<_, RegistryError>(Arc::new(component))
+            })
+            .await?;
+        Ok(component.clone())
     }
 
     /// Version `seq` of `name`, loaded.
@@ -110,36 +243,9 @@ impl Registry {
         record: &VersionRecord,
     ) -> Result<HeldVersion, RegistryError> {
         if let (false, Some(signature)) = (self.executes, &record.signature) {
-            return Ok(HeldVersion {
-                seq: record.seq,
-                digest: record.digest.clone(),
-                spec: record.spec.clone(),
-                signature: Arc::new(signature.clone()),
-                component: None,
-            });
+            return Ok(HeldVersion::described(record, signature));
         }
-        let digest = record.digest.clone();
-        let stored = |message: String| RegistryError::Stored {
-            name: record.spec.activity_type.clone(),
-            digest: record.digest.clone(),
-            message,
-        };
-        let bytes = self
-            .blocking(move |s| s.blob(&digest))
-            .await?
-            .ok_or_else(|| stored("its component file is missing".into()))?;
-        if ComponentDigest::of(&bytes) != record.digest {
-            return Err(stored(
-                "its component file does not hash to its digest (torn or altered); \
-                 deploy the same component again to repair it"
-                    .into(),
-            ));
-        }
-        let component = self
-            .runtime
-            .load(record.spec.clone(), &bytes)
-            .await
-            .map_err(|e| stored(e.to_string()))?;
+        let component = self.compile_stored(&record.spec, &record.digest).await?;
         Ok(HeldVersion::compiled(record.seq, component, self.executes))
     }
 

@@ -93,6 +93,23 @@ pub trait RegistryStore: Send + Sync + 'static {
     fn put_blob(&self, digest: &ComponentDigest, bytes: &[u8]) -> Result<(), StoreError>;
     /// The bytes stored under `digest`.
     fn blob(&self, digest: &ComponentDigest) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The compiled artifact (sealed, as [`put_artifact`](Self::put_artifact) stored it) of
+    /// component `digest` under `engine` (the engine's settings and the sealing key's id),
+    /// when one is shared.
+    fn artifact(
+        &self,
+        engine: &str,
+        digest: &ComponentDigest,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Shares a compiled artifact with the other hosts of this store, replacing one stored
+    /// under the same engine and digest. A store whose hosts share a compiled directory
+    /// already (SQLite: one machine) may keep nothing.
+    fn put_artifact(
+        &self,
+        engine: &str,
+        digest: &ComponentDigest,
+        sealed: &[u8],
+    ) -> Result<(), StoreError>;
     /// Appends a version to `activity`'s history, and makes it active when `activate`, in
     /// one transaction. Returns the record with its sequence number.
     fn add_version(

@@ -10,6 +10,14 @@ use wasmtime::Engine;
 
 use crate::ComponentDigest;
 
+/// A name for `engine`'s compilation settings (and wasmtime's version): artifacts compiled
+/// under one key load in any engine with the same key.
+pub fn engine_key(engine: &Engine) -> String {
+    let mut hasher = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
 /// Compiled artifacts under one directory.
 #[derive(Debug, Clone)]
 pub struct CompiledCache {
@@ -19,11 +27,14 @@ pub struct CompiledCache {
 impl CompiledCache {
     /// A cache in `root`, in a subdirectory for this engine's compilation settings.
     pub fn new(root: &Path, engine: &Engine) -> std::io::Result<Self> {
-        let mut hasher = DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        let dir = root.join(format!("{:016x}", hasher.finish()));
+        let dir = root.join(engine_key(engine));
         std::fs::create_dir_all(&dir)?;
         Ok(Self { dir })
+    }
+
+    /// True when an artifact for `digest` is on disk.
+    pub fn contains(&self, digest: &ComponentDigest) -> bool {
+        self.path(digest).exists()
     }
 
     fn path(&self, digest: &ComponentDigest) -> PathBuf {
@@ -54,9 +65,37 @@ impl CompiledCache {
     /// so a crash never leaves a half-written artifact.
     pub fn store(&self, digest: &ComponentDigest, component: &Component) -> std::io::Result<()> {
         let bytes = component.serialize().map_err(std::io::Error::other)?;
+        self.write(digest, &bytes)
+    }
+
+    fn write(&self, digest: &ComponentDigest, bytes: &[u8]) -> std::io::Result<()> {
         let path = self.path(digest);
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, &path)
     }
+}
+
+/// Loads an artifact another host compiled (what `Component::serialize` wrote there) into
+/// `engine`; kept in `cache`, when there is one, and loaded from there (mapped, not copied).
+/// wasmtime refuses an artifact compiled for other engine settings.
+pub(crate) fn deserialize(
+    engine: &Engine,
+    cache: Option<&CompiledCache>,
+    digest: &ComponentDigest,
+    artifact: &[u8],
+) -> wasmtime::Result<Component> {
+    // SAFETY: the caller authenticated the artifact's origin (`Runtime::load_shared`): it is
+    // `Component::serialize` output of a host the fleet trusts. wasmtime checks that it was
+    // compiled for this engine's settings and refuses it otherwise.
+    let component = unsafe { Component::deserialize(engine, artifact) }?;
+    let Some(cache) = cache else {
+        return Ok(component);
+    };
+    if let Err(e) = cache.write(digest, artifact) {
+        tracing::warn!(%digest, error = %e, "could not cache the shared compiled component");
+        return Ok(component);
+    }
+    // Mapped from the file, its pages shared with later loads, rather than held copied.
+    Ok(cache.load(engine, digest).unwrap_or(component))
 }

@@ -40,7 +40,7 @@ pub use engine::EngineConfig;
 pub use failure::{kinds, ActivityFailure};
 pub use grants::Grants;
 pub use limits::ActivityLimits;
-pub use load::{ActivityComponent, LoadError};
+pub use load::{ActivityComponent, CompiledFrom, LoadError};
 pub use settings::{InvalidSetting, RuntimeSettings};
 pub use wit_json::{Param, Signature, WitType};
 
@@ -155,6 +155,7 @@ pub struct Runtime {
     engine: Engine,
     linker: std::sync::RwLock<Linker<ActivityState>>,
     cache: Option<CompiledCache>,
+    engine_key: String,
     key_value: Option<Arc<dyn KeyValueBackend>>,
     observer: Option<Arc<dyn GuestObserver>>,
     compilations: Arc<AtomicU64>,
@@ -168,6 +169,7 @@ impl Runtime {
     /// Builds the engine, the linker and the cache, and starts the epoch ticker.
     pub fn new(config: &RuntimeConfig) -> Result<Self, RuntimeError> {
         let engine = engine::build_engine(&config.engine)?;
+        let engine_key = cache::engine_key(&engine);
         let linker = build_linker(&engine)?;
         let cache = config
             .cache_dir
@@ -187,6 +189,7 @@ impl Runtime {
             engine,
             linker: std::sync::RwLock::new(linker),
             cache,
+            engine_key,
             key_value: None,
             observer: None,
             compilations: Arc::new(AtomicU64::new(0)),
@@ -223,6 +226,12 @@ impl Runtime {
     /// The wasmtime engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The name of this engine's compilation settings: compiled artifacts are shared between
+    /// hosts under it ([`ActivityComponent::serialized`], [`Runtime::load_shared`]).
+    pub fn engine_key(&self) -> &str {
+        &self.engine_key
     }
 
     /// Calls of `activity_type` running on this host now (holding a turn under its

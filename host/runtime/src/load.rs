@@ -80,7 +80,18 @@ pub struct ActivityComponent {
     pub(crate) signature: Arc<Signature>,
     pub(crate) grants: Arc<crate::Grants>,
     pub(crate) config: Arc<WasiConfigVariables>,
-    pub(crate) from_cache: bool,
+    pub(crate) origin: CompiledFrom,
+}
+
+/// Where a loaded component's machine code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompiledFrom {
+    /// Compiled by this runtime.
+    Compiled,
+    /// This host's on-disk compiled cache.
+    LocalCache,
+    /// An artifact another host compiled for the same engine settings.
+    Shared,
 }
 
 impl ActivityComponent {
@@ -104,9 +115,24 @@ impl ActivityComponent {
         &self.signature
     }
 
-    /// True when the compiled code came from the on-disk cache rather than a compilation.
+    /// True when the compiled code came from a cache (this host's, or an artifact shared
+    /// by another host) rather than a compilation.
     pub fn loaded_from_cache(&self) -> bool {
-        self.from_cache
+        self.origin != CompiledFrom::Compiled
+    }
+
+    /// Where the compiled code came from.
+    pub fn compiled_from(&self) -> CompiledFrom {
+        self.origin
+    }
+
+    /// The compiled code in wasmtime's serialized form, for another host with the same
+    /// engine settings ([`Runtime::engine_key`]) to load with [`Runtime::load_shared`].
+    pub fn serialized(&self) -> Result<Vec<u8>, LoadError> {
+        self.pre
+            .component()
+            .serialize()
+            .map_err(|e| LoadError::Invalid(format!("cannot serialize the compiled code: {e:#}")))
     }
 }
 
@@ -160,17 +186,39 @@ impl Runtime {
         spec: ActivitySpec,
         bytes: &[u8],
     ) -> Result<ActivityComponent, LoadError> {
+        self.load_shared(spec, bytes, None).await
+    }
+
+    /// Like [`Runtime::load`], taking the machine code from `shared` (what
+    /// [`ActivityComponent::serialized`] gave on a host with the same
+    /// [`Runtime::engine_key`]) when this host's cache does not have it. An artifact that
+    /// does not load is ignored and the component compiled.
+    ///
+    /// `shared` is native code run in this process: pass only an artifact whose origin is
+    /// authenticated (the registry seals artifacts with the fleet's secrets key).
+    pub async fn load_shared(
+        &self,
+        spec: ActivitySpec,
+        bytes: &[u8],
+        shared: Option<Vec<u8>>,
+    ) -> Result<ActivityComponent, LoadError> {
         check_header(bytes)?;
         let digest = ComponentDigest::of(bytes);
-        let (component, from_cache) = self.compile(&digest, bytes).await?;
-        self.prepare(spec, digest, component, from_cache)
+        let (component, origin) = self.compile(&digest, bytes, shared).await?;
+        self.prepare(spec, digest, component, origin)
+    }
+
+    /// True when this host's compiled cache holds the code for `digest`.
+    pub fn is_cached(&self, digest: &ComponentDigest) -> bool {
+        self.cache.as_ref().is_some_and(|c| c.contains(digest))
     }
 
     async fn compile(
         &self,
         digest: &ComponentDigest,
         bytes: &[u8],
-    ) -> Result<(Component, bool), LoadError> {
+        shared: Option<Vec<u8>>,
+    ) -> Result<(Component, CompiledFrom), LoadError> {
         let engine = self.engine.clone();
         let cache = self.cache.clone();
         let digest = digest.clone();
@@ -179,7 +227,15 @@ impl Runtime {
         // Compilation is CPU-bound and can take a second: keep it off the async threads.
         tokio::task::spawn_blocking(move || {
             if let Some(c) = cache.as_ref().and_then(|c| c.load(&engine, &digest)) {
-                return Ok((c, true));
+                return Ok((c, CompiledFrom::LocalCache));
+            }
+            if let Some(artifact) = shared {
+                match crate::cache::deserialize(&engine, cache.as_ref(), &digest, &artifact) {
+                    Ok(c) => return Ok((c, CompiledFrom::Shared)),
+                    Err(e) => {
+                        tracing::warn!(%digest, error = %e, "ignoring a shared compiled artifact that does not load; compiling")
+                    }
+                }
             }
             let component = Component::new(&engine, &bytes)
                 .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
@@ -189,7 +245,7 @@ impl Runtime {
                     tracing::warn!(%digest, error = %e, "could not cache the compiled component");
                 }
             }
-            Ok((component, false))
+            Ok((component, CompiledFrom::Compiled))
         })
         .await
         .map_err(|e| LoadError::Invalid(format!("compilation did not finish: {e}")))?
@@ -200,7 +256,7 @@ impl Runtime {
         spec: ActivitySpec,
         digest: ComponentDigest,
         component: Component,
-        from_cache: bool,
+        origin: CompiledFrom,
     ) -> Result<ActivityComponent, LoadError> {
         let ty = component.component_type();
         let mut type_only = Vec::new();
@@ -294,7 +350,7 @@ impl Runtime {
             export,
             export_name,
             signature: Arc::new(signature),
-            from_cache,
+            origin,
         })
     }
 }

@@ -216,6 +216,25 @@ impl RegistryStore for SqliteRegistryStore {
         }
     }
 
+    // The processes sharing a SQLite index run on one machine and share its compiled
+    // directory (`registry.compiled_cache_dir`): nothing to share through the index.
+    fn artifact(
+        &self,
+        _engine: &str,
+        _digest: &ComponentDigest,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+
+    fn put_artifact(
+        &self,
+        _engine: &str,
+        _digest: &ComponentDigest,
+        _sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     fn add_version(
         &self,
         activity: &str,

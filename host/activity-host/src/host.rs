@@ -482,6 +482,22 @@ impl Host {
                         if let Some(facts) = host.server_facts(&c).await {
                             slot.set_server(facts);
                         }
+                        let (t, every) = (
+                            &host.config.workflow.temporal,
+                            host.config.worker.backlog_poll_ms,
+                        );
+                        if every > 0 {
+                            let backlog = activity_worker::backlog::watch(
+                                c,
+                                t.namespace.clone(),
+                                t.task_queue.clone(),
+                                Duration::from_millis(every),
+                            );
+                            tokio::select! {
+                                _ = backlog => {}
+                                _ = stop.wait_for(|s| *s) => {}
+                            }
+                        }
                     }
                     Err(e) => {
                         let _ = failed_tx.send(e);

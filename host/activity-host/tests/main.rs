@@ -5,6 +5,7 @@ mod support;
 
 mod api;
 mod authoring;
+mod autoscaling;
 mod browser;
 mod builds;
 mod cli;

@@ -35,6 +35,10 @@ pub const ACTIVITY_NOT_DEPLOYED: &str = "ActivityNotDeployed";
 pub const INVALID_PAYLOAD: &str = "InvalidPayload";
 /// Activity tasks this host is running.
 pub const SLOTS_IN_USE: &str = "activity_task_slots_in_use";
+/// Activity tasks this host runs at most (`worker.max_concurrent_activities`).
+pub const SLOTS_MAX: &str = "activity_task_slots_max";
+/// Activity tasks this host could take now: the maximum less those running.
+pub const SLOTS_AVAILABLE: &str = "activity_task_slots_available";
 /// Activity tasks refused because their type is not deployed, by `activity_type`.
 pub const NOT_DEPLOYED: &str = "activity_tasks_not_deployed_total";
 /// Source written on every failure the host reports.
@@ -57,6 +61,8 @@ pub struct Dispatcher {
     task_queue: String,
     cancel_grace: Duration,
     running: Mutex<HashMap<Vec<u8>, Running>>,
+    /// Activity tasks run at once at most.
+    slots: usize,
 }
 
 impl Dispatcher {
@@ -68,8 +74,10 @@ impl Dispatcher {
         namespace: String,
         task_queue: String,
         cancel_grace: Duration,
+        slots: usize,
     ) -> Self {
-        Self {
+        metrics::gauge!(SLOTS_MAX).set(slots as f64);
+        let dispatcher = Self {
             core,
             runtime,
             catalog,
@@ -77,7 +85,16 @@ impl Dispatcher {
             task_queue,
             cancel_grace,
             running: Mutex::default(),
-        }
+            slots,
+        };
+        dispatcher.slots_in_use(0);
+        dispatcher
+    }
+
+    /// Keeps the slot gauges true with `in_use` tasks running.
+    fn slots_in_use(&self, in_use: usize) {
+        metrics::gauge!(SLOTS_IN_USE).set(in_use as f64);
+        metrics::gauge!(SLOTS_AVAILABLE).set(self.slots.saturating_sub(in_use) as f64);
     }
 
     fn dispatch(self: &Arc<Self>, task: ActivityTask) {
@@ -99,7 +116,7 @@ impl Dispatcher {
                     interrupt: interrupt.clone(),
                 },
             );
-            metrics::gauge!(SLOTS_IN_USE).set(r.len() as f64);
+            self.slots_in_use(r.len());
         }
         let span = tracing::info_span!(
             "activity",
@@ -125,7 +142,7 @@ impl Dispatcher {
                 let result = me.execute(&token, start, cancellation, interrupt).await;
                 if let Ok(mut r) = me.running.lock() {
                     r.remove(&token);
-                    metrics::gauge!(SLOTS_IN_USE).set(r.len() as f64);
+                    me.slots_in_use(r.len());
                 }
                 let completion = ActivityTaskCompletion {
                     task_token: token,

@@ -9,6 +9,7 @@
 //! are served without a restart.
 
 pub mod activities;
+pub mod backlog;
 pub mod connection;
 pub mod heartbeats;
 pub mod payload;
@@ -174,6 +175,7 @@ impl HostWorker {
             temporal.namespace.clone(),
             temporal.task_queue.clone(),
             settings.cancel_grace(),
+            settings.max_concurrent_activities,
         ));
         let sdk = Worker::new_from_core_options(core, client.options().clone(), options)
             .map_err(|e| WorkerError::Create(e.to_string()))?;

@@ -171,6 +171,9 @@ pub struct WorkerSettings {
     pub cancel_grace_ms: u64,
     /// Milliseconds shutdown waits for running activities.
     pub graceful_shutdown_ms: u64,
+    /// Milliseconds between reads of the task queue's backlog for the autoscaler's metrics
+    /// (`task_queue_backlog_tasks`, ...), by every role with a Temporal connection; 0: none.
+    pub backlog_poll_ms: u64,
     /// Timeouts and retries `UserWorkflow` gives each activity.
     pub user_workflow: ActivityCallSettings,
 }
@@ -188,6 +191,7 @@ impl Default for WorkerSettings {
             max_worker_activities_per_second: None,
             cancel_grace_ms: 5000,
             graceful_shutdown_ms: 30_000,
+            backlog_poll_ms: 10_000,
             user_workflow: ActivityCallSettings::default(),
         }
     }

@@ -17,11 +17,11 @@ mod access;
 mod fleet;
 mod keyvalue;
 mod registry;
+pub mod tls;
 
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
 
 pub use access::PostgresAccess;
 pub use fleet::PostgresFleet;
@@ -41,14 +41,29 @@ pub enum PgError {
     #[error("PostgreSQL unavailable: {0}")]
     Pool(String),
     /// A statement failed.
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", with_causes(.0))]
     Query(#[from] tokio_postgres::Error),
 }
 
 impl From<deadpool_postgres::PoolError> for PgError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        PgError::Pool(e.to_string())
+        PgError::Pool(with_causes(&e))
     }
+}
+
+/// `e` and the errors under it, joined: tokio-postgres says only "db error" and leaves the
+/// server's message (`no pg_hba.conf entry ...`) to its source.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// How long a statement may wait for a connection from the pool.
@@ -130,14 +145,11 @@ CREATE TABLE IF NOT EXISTS kv (
 
 /// Connects a pool of `size` connections to `url` and creates the schema.
 pub async fn connect(url: &str, size: usize) -> Result<Pool, PgError> {
-    let config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e: tokio_postgres::Error| PgError::Url(e.to_string()))?;
-    let mut config = config;
+    let tls::Target { mut config, tls } = tls::target(url)?;
     config.connect_timeout(CONNECT_WAIT);
     let manager = Manager::from_config(
         config,
-        NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -196,7 +208,10 @@ pub async fn listen(url: String, changed: tokio::sync::mpsc::Sender<Option<Strin
         .with_min_delay(Duration::from_millis(200))
         .with_max_delay(Duration::from_secs(5))
         .without_max_times();
-    let connect = || tokio_postgres::connect(&url, NoTls);
+    let connect = || async {
+        let tls::Target { config, tls } = tls::target(&url).map_err(|e| e.to_string())?;
+        config.connect(tls).await.map_err(|e| with_causes(&e))
+    };
     loop {
         let connected = connect
             .retry(backoff)

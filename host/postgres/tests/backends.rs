@@ -197,3 +197,86 @@ async fn rollouts_pins_and_events() {
     ));
     blocking(move || test_support::store_contract::rollouts_pins_and_events(store.as_ref())).await;
 }
+
+/// Connects with `url` and answers the error, if any, as text.
+async fn refusal(url: &str) -> Option<String> {
+    match connect(url, 1).await {
+        Ok(pool) => {
+            pool.get()
+                .await
+                .unwrap()
+                .execute("SELECT 1", &[])
+                .await
+                .unwrap();
+            None
+        }
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_is_used_and_checked_as_the_urls_sslmode_says() {
+    // A CA, a server certificate it issued for localhost and 127.0.0.1, and a rogue CA.
+    let certs = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new("sh")
+        .arg(test_support::repo().join("deployments/make-certs.sh"))
+        .arg(certs.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let file = |name: &str| certs.path().join(name).display().to_string();
+    let pg = Postgres::start_tls_only(
+        &certs.path().join("frontend.pem"),
+        &certs.path().join("frontend.key"),
+    )
+    .expect("postgres with TLS");
+    let base = |host: &str| format!("postgres://activity@{host}:{}/postgres", pg.port);
+    let local = base("127.0.0.1");
+    // Not authenticated but encrypted: the default (prefer) and require.
+    for url in [local.clone(), format!("{local}?sslmode=require")] {
+        assert_eq!(refusal(&url).await, None, "{url}");
+    }
+    // Checked against the CA: the chain (verify-ca, or require with a root), and the name.
+    let ca = file("ca.pem");
+    for mode in ["verify-ca", "verify-full", "require"] {
+        let url = format!("{local}?sslmode={mode}&sslrootcert={ca}");
+        assert_eq!(refusal(&url).await, None, "{url}");
+    }
+    // Refused: plain text, a server the rogue CA did not issue, a name the certificate lacks.
+    let plain = refusal(&format!("{local}?sslmode=disable"))
+        .await
+        .expect("plain text is refused");
+    assert!(plain.contains("no encryption"), "{plain}");
+    let rogue = file("rogue-ca.pem");
+    for mode in ["verify-ca", "verify-full"] {
+        let url = format!("{local}?sslmode={mode}&sslrootcert={rogue}");
+        let e = refusal(&url).await.expect("a rogue CA is refused");
+        assert!(e.contains("certificate"), "{e}");
+    }
+    let other_name = format!(
+        "{}?hostaddr=127.0.0.1&sslrootcert={ca}",
+        base("db.elsewhere.example")
+    );
+    let e = refusal(&format!("{other_name}&sslmode=verify-full"))
+        .await
+        .expect("a certificate for another name is refused");
+    assert!(e.contains("certificate"), "{e}");
+    assert_eq!(
+        refusal(&format!("{other_name}&sslmode=verify-ca")).await,
+        None,
+        "verify-ca does not check the name"
+    );
+
+    // The registry's notifications listen over the same TLS.
+    let (tx, mut changes) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(listen(
+        format!("{local}?sslmode=verify-full&sslrootcert={ca}"),
+        tx,
+    ));
+    let first = tokio::time::timeout(Duration::from_secs(30), changes.recv()).await;
+    assert_eq!(
+        first.ok().flatten(),
+        Some(None),
+        "the catch-up signal over TLS"
+    );
+}

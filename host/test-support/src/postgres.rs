@@ -100,6 +100,39 @@ fn is_root() -> bool {
 impl Postgres {
     /// Creates a cluster and starts it on a free port.
     pub fn start() -> Result<Self, PostgresError> {
+        let mut pg = Self::create()?;
+        pg.start_again()?;
+        Ok(pg)
+    }
+
+    /// Creates a cluster that accepts TCP connections only over TLS, with the server
+    /// certificate `cert` and its key `key` (PEM files), and starts it on a free port.
+    pub fn start_tls_only(cert: &Path, key: &Path) -> Result<Self, PostgresError> {
+        let mut pg = Self::create()?;
+        let data = pg.data_dir();
+        for (from, to) in [(cert, "server.crt"), (key, "server.key")] {
+            let target = data.join(to);
+            std::fs::copy(from, &target)?;
+            std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+            if pg.run_as.is_some() {
+                let (uid, gid) = user_ids("postgres").unwrap_or((0, 0));
+                std::os::unix::fs::chown(&target, Some(uid), Some(gid))?;
+            }
+        }
+        let conf = data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf)?;
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text)?;
+        // The socket for local tools; over TCP, TLS or nothing.
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )?;
+        pg.start_again()?;
+        Ok(pg)
+    }
+
+    fn create() -> Result<Self, PostgresError> {
         let bin = postgres_bin()?;
         let dir = tempfile::tempdir()?;
         let run_as = if is_root() {
@@ -111,7 +144,7 @@ impl Postgres {
         } else {
             None
         };
-        let mut pg = Self {
+        let pg = Self {
             bin,
             run_as,
             dir,
@@ -138,7 +171,6 @@ impl Postgres {
                 String::from_utf8_lossy(&out.stderr)
             )));
         }
-        pg.start_again()?;
         Ok(pg)
     }
 

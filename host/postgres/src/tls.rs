@@ -72,8 +72,8 @@ pub fn target(url: &str) -> Result<Target, PgError> {
         _ => tokio_postgres::config::SslMode::Require,
     });
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier: Arc<dyn ServerCertVerifier> = match (check, root.as_deref()) {
-        (Check::Nothing, _) => Arc::new(Unchecked(provider.clone())),
+    let chain = match (check, root.as_deref()) {
+        (Check::Nothing, _) => None,
         (_, None) => {
             return Err(PgError::Url(format!(
                 "sslmode={} needs sslrootcert: a PEM file of the CA certificates to trust, or \
@@ -81,18 +81,17 @@ pub fn target(url: &str) -> Result<Target, PgError> {
                 mode.unwrap_or_default()
             )))
         }
-        (check, Some(root)) => {
-            let roots = Arc::new(roots(root)?);
-            let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        (_, Some(root)) => Some(
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots(root)?), provider.clone())
                 .build()
-                .map_err(|e| PgError::Url(format!("sslrootcert: {e}")))?;
-            if check == Check::Chain {
-                Arc::new(ChainOnly(webpki))
-            } else {
-                webpki
-            }
-        }
+                .map_err(|e| PgError::Url(format!("sslrootcert: {e}")))?,
+        ),
     };
+    let verifier = Arc::new(ServerCheck {
+        chain,
+        name: check == Check::ChainAndName,
+        provider: provider.clone(),
+    });
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| PgError::Url(format!("TLS: {e}")))?
@@ -180,53 +179,19 @@ fn roots(root: &str) -> Result<RootCertStore, PgError> {
     Ok(store)
 }
 
-/// Accepts any certificate; the handshake's signatures are still checked (libpq's `prefer`
-/// and `require` without a root certificate: encrypted, not authenticated).
+/// What a connection checks of the server's certificate: nothing (libpq's `prefer`, and
+/// `require` without a root: encrypted, not authenticated), its chain (`verify-ca`), or its
+/// chain and name (`verify-full`). The handshake's signatures are checked in every case.
 #[derive(Debug)]
-struct Unchecked(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.0.signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.0.signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct ServerCheck {
+    /// The chain's verifier; `None`: no check.
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    /// Whether the certificate must name the host.
+    name: bool,
+    provider: Arc<CryptoProvider>,
 }
 
-/// Checks the chain and not the name (libpq's `verify-ca`).
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for ServerCheck {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -235,13 +200,13 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if !self.name => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -252,7 +217,8 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -261,11 +227,14 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

@@ -294,3 +294,39 @@ async fn unknown_api_keys_from_one_address_get_429_before_any_lookup() {
     let (status, _, body) = get(TOKEN.into()).await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn activity_types_a_caller_makes_up_do_not_become_metric_labels() {
+    use test_support::caller::{self, CallRequest};
+
+    let session = support::Session::start().await;
+    let queue = format!("caller-{}", test_support::free_port());
+    let _caller = caller::start_caller_worker(&session.server.address, &queue);
+    let client = activity_worker::connect(&session.server.address, "default")
+        .await
+        .unwrap();
+    // Any Temporal client may schedule any type name on the host's queue.
+    let made_up = format!("MadeUp{}", test_support::free_port());
+    for i in 0..5 {
+        let mut request =
+            CallRequest::new(&format!("{made_up}x{i}"), vec![], &session.host.task_queue);
+        request.maximum_attempts = 1;
+        let result = caller::call(&client, &queue, &format!("{made_up}-{i}"), request).await;
+        assert!(
+            result
+                .failures
+                .iter()
+                .any(|(k, _)| k == "ActivityNotDeployed"),
+            "{result:?}"
+        );
+    }
+    let metrics = support::get_text(&session.http, format!("{}/metrics", session.base)).await;
+    let counted = metrics
+        .lines()
+        .find(|l| l.starts_with("activity_tasks_not_deployed_total"))
+        .expect("the refusals are counted");
+    assert!(
+        !metrics.contains(&made_up),
+        "a made-up type became a label: {counted}"
+    );
+}

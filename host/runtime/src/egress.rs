@@ -293,9 +293,14 @@ pub struct EgressRecord {
     /// Names of the secrets substituted into it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// The metric's `host` label: bounded by the activity's grants (see
+    /// [`Grants::host_label`](crate::Grants::host_label)), not by what the guest asks for.
+    #[serde(skip)]
+    pub(crate) host_label: String,
 }
 
-/// Outgoing requests by `activity_type`, `host` and `outcome`.
+/// Outgoing requests by `activity_type`, `host` (the host when a grant names it, the pattern
+/// it matched when a wildcard did, `not-granted` else) and `outcome`.
 pub const EGRESS_REQUESTS: &str = "activity_egress_requests_total";
 
 /// The host's egress: settings, resolver, connector, secrets and the audit trail.
@@ -411,7 +416,7 @@ impl Egress {
         }
         metrics::counter!(EGRESS_REQUESTS,
             "activity_type" => record.activity_type.clone(),
-            "host" => record.host.clone(),
+            "host" => record.host_label.clone(),
             "outcome" => record.outcome.clone())
         .increment(1);
         if let Ok(mut audit) = self.audit.lock() {

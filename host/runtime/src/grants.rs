@@ -34,6 +34,21 @@ impl Grants {
         }
     }
 
+    /// What metrics call a request's host: the host when a grant names it, the pattern it
+    /// matched when a wildcard did (`*.example.com`, `*`), [`NOT_GRANTED`] when none did. So
+    /// the label's values are bounded by the grants, whatever hosts a guest tries.
+    pub fn host_label(&self, host: &str, port: Option<u16>) -> String {
+        let matched = self
+            .allowed_hosts
+            .iter()
+            .find(|pattern| HostPattern::parse(pattern).matches(host, port));
+        match matched {
+            Some(pattern) if pattern.contains('*') => pattern.trim().to_string(),
+            Some(_) => host.trim_matches(['[', ']']).to_ascii_lowercase(),
+            None => NOT_GRANTED.to_string(),
+        }
+    }
+
     /// True when `authority` (`host` or `host:port`) matches an allowed host pattern.
     pub fn allows_host(&self, host: &str, port: Option<u16>) -> bool {
         self.allowed_hosts
@@ -41,6 +56,9 @@ impl Grants {
             .any(|pattern| HostPattern::parse(pattern).matches(host, port))
     }
 }
+
+/// The metric label of a request to a host no grant names.
+pub const NOT_GRANTED: &str = "not-granted";
 
 /// One entry of an outgoing-HTTP allowlist.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,5 +226,30 @@ mod tests {
             Err(ImportRefusal::NotOffered { hint: None })
         ));
         assert!(check_import("wasi:http/outgoing-handler@0.2.0", &Grants::hosts(&["x"])).is_ok());
+    }
+
+    #[test]
+    fn the_host_label_is_bounded_by_the_grants() {
+        let grants = Grants::hosts(&["api.example.com", "*.hooks.example.com", "10.0.0.1:8080"]);
+        assert_eq!(
+            grants.host_label("API.example.com", Some(443)),
+            "api.example.com"
+        );
+        assert_eq!(
+            grants.host_label("a1.hooks.example.com", Some(443)),
+            "*.hooks.example.com"
+        );
+        assert_eq!(grants.host_label("10.0.0.1", Some(8080)), "10.0.0.1");
+        // Whatever a guest tries beyond its grants is one value.
+        for tried in ["evil.example.net", "x.api.example.com", "10.0.0.1"] {
+            assert_eq!(grants.host_label(tried, Some(9999)), NOT_GRANTED, "{tried}");
+        }
+        let everything = Grants::hosts(&["*"]);
+        for i in 0..100 {
+            assert_eq!(
+                everything.host_label(&format!("h{i}.example.org"), Some(443)),
+                "*"
+            );
+        }
     }
 }

@@ -71,6 +71,7 @@ impl AllowlistHooks {
             request_bytes: 0,
             response_bytes: 0,
             secrets: Vec::new(),
+            host_label: String::new(),
         };
         Self {
             grants,
@@ -120,6 +121,7 @@ impl WasiHttpHooks for AllowlistHooks {
                 .to_string();
             let tls = uri.scheme() == Some(&Scheme::HTTPS);
             record.port = uri.port_u16().or(Some(if tls { 443 } else { 80 }));
+            record.host_label = grants.host_label(&record.host, record.port);
             match send(&grants, &egress, request, options, tls, &mut record).await {
                 Ok((response, io, counter)) => {
                     record.status = Some(response.status().as_u16());

@@ -124,11 +124,13 @@ impl Host {
             let url = config.registry.postgres_url.clone().unwrap_or_default();
             let shown = config.masked_postgres_url().unwrap_or_default();
             Some(
-                activity_postgres::connect(&url, config.registry.postgres_pool_size)
-                    .await
-                    .map_err(|e| {
-                        storage("PostgreSQL database", std::path::Path::new(&shown), &e)
-                    })?,
+                activity_postgres::connect_with(
+                    &url,
+                    config.registry.postgres_pool_size,
+                    Duration::from_millis(config.registry.postgres_statement_timeout_ms),
+                )
+                .await
+                .map_err(|e| storage("PostgreSQL database", std::path::Path::new(&shown), &e))?,
             )
         } else {
             None

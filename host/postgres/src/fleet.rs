@@ -14,8 +14,8 @@ pub struct PostgresFleet {
     db: Db,
 }
 
-fn db(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Database(format!("PostgreSQL: {e}"))
+fn db(e: impl Into<crate::PgError>) -> StoreError {
+    StoreError::Database(e.into().to_string())
 }
 
 impl PostgresFleet {
@@ -33,7 +33,8 @@ impl FleetStore for PostgresFleet {
         started_at_ms: u64,
         serving: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
-        let serving = serde_json::to_string(serving).map_err(db)?;
+        let serving =
+            serde_json::to_string(serving).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.db.block_on(async {
             self.db
                 .client()

@@ -15,8 +15,8 @@ pub struct PostgresKeyValue {
     db: Db,
 }
 
-fn backend(e: impl std::fmt::Display) -> KeyValueError {
-    KeyValueError::Backend(format!("PostgreSQL: {e}"))
+fn backend(e: impl Into<crate::PgError>) -> KeyValueError {
+    KeyValueError::Backend(e.into().to_string())
 }
 
 impl PostgresKeyValue {

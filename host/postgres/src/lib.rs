@@ -143,10 +143,45 @@ CREATE TABLE IF NOT EXISTS kv (
 );
 ";
 
-/// Connects a pool of `size` connections to `url` and creates the schema.
+/// Longest a statement may run before the server cancels it, unless the URL's `options`
+/// set `statement_timeout` (the host's `registry.postgres_statement_timeout_ms`).
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects a pool of `size` connections to `url` and creates the schema, statements
+/// cancelled after [`STATEMENT_TIMEOUT`].
 pub async fn connect(url: &str, size: usize) -> Result<Pool, PgError> {
+    connect_with(url, size, STATEMENT_TIMEOUT).await
+}
+
+/// The TCP and statement limits every connection gets: a statement runs at most
+/// `statement_timeout` and waits for a lock at most as long (unless the URL's `options` set
+/// them); a peer that vanishes without closing is noticed within about 30 s (keepalives), so
+/// neither a pooled connection nor the `LISTEN` one hangs on a dead server.
+fn limit(config: &mut tokio_postgres::Config, statement_timeout: Duration) {
+    let ms = statement_timeout.as_millis();
+    let mut options = config.get_options().unwrap_or_default().to_string();
+    for setting in ["statement_timeout", "lock_timeout"] {
+        if !options.contains(setting) {
+            options = format!("{options} -c {setting}={ms}").trim().to_string();
+        }
+    }
+    config
+        .options(options)
+        .connect_timeout(CONNECT_WAIT)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(15))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3);
+}
+
+/// [`connect`] with another statement timeout.
+pub async fn connect_with(
+    url: &str,
+    size: usize,
+    statement_timeout: Duration,
+) -> Result<Pool, PgError> {
     let tls::Target { mut config, tls } = tls::target(url)?;
-    config.connect_timeout(CONNECT_WAIT);
+    limit(&mut config, statement_timeout);
     let manager = Manager::from_config(
         config,
         tls,
@@ -209,7 +244,8 @@ pub async fn listen(url: String, changed: tokio::sync::mpsc::Sender<Option<Strin
         .with_max_delay(Duration::from_secs(5))
         .without_max_times();
     let connect = || async {
-        let tls::Target { config, tls } = tls::target(&url).map_err(|e| e.to_string())?;
+        let tls::Target { mut config, tls } = tls::target(&url).map_err(|e| e.to_string())?;
+        limit(&mut config, STATEMENT_TIMEOUT);
         config.connect(tls).await.map_err(|e| with_causes(&e))
     };
     loop {

@@ -27,7 +27,7 @@ impl From<PgError> for StoreError {
 }
 
 fn db(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Database(format!("PostgreSQL: {e}"))
+    PgError::from(e).into()
 }
 
 const SELECT: &str =

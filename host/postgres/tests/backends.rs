@@ -280,3 +280,32 @@ async fn tls_is_used_and_checked_as_the_urls_sslmode_says() {
         "the catch-up signal over TLS"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_statement_stuck_behind_a_lock_is_cancelled_with_the_servers_reason() {
+    let pg = Postgres::start().expect("postgres");
+    let pool = activity_postgres::connect_with(&pg.url(), 2, Duration::from_millis(500))
+        .await
+        .expect("connect");
+    let store = Arc::new(PostgresRegistryStore::new(pool));
+    // Another session holds the table the store reads, and does not let go.
+    let (holder, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE registry_active IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let s = store.clone();
+    let answer = tokio::time::timeout(Duration::from_secs(30), blocking(move || s.active()))
+        .await
+        .expect("the statement is cancelled, not left waiting");
+    let e = answer.expect_err("a locked table").to_string();
+    assert!(
+        e.contains("lock timeout") || e.contains("statement timeout"),
+        "{e}"
+    );
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    assert!(blocking(move || store.active()).await.unwrap().is_empty());
+}

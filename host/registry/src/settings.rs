@@ -25,6 +25,9 @@ pub struct RegistrySettings {
     pub postgres_url: Option<String>,
     /// Connections in the PostgreSQL pool.
     pub postgres_pool_size: usize,
+    /// Longest a PostgreSQL statement runs, or waits for a lock, before the server cancels it
+    /// (milliseconds; the URL's `options` may set its own).
+    pub postgres_statement_timeout_ms: u64,
     /// How deploys reach calls (`registry.rollout`).
     pub rollout: RolloutSettings,
     /// The key secrets are sealed with: 64 hex digits (32 bytes); set it through the
@@ -114,6 +117,10 @@ impl RegistrySettings {
                 "registry.postgres_pool_size",
                 self.postgres_pool_size as u64,
             ),
+            (
+                "registry.postgres_statement_timeout_ms",
+                self.postgres_statement_timeout_ms,
+            ),
             ("registry.reconcile_ms", self.reconcile_ms),
         ])?;
         self.rollout.validate()?;
@@ -169,6 +176,7 @@ impl Default for RegistrySettings {
             keyvalue_backend: None,
             postgres_url: None,
             postgres_pool_size: 16,
+            postgres_statement_timeout_ms: 10_000,
             rollout: RolloutSettings::default(),
             secrets_key: None,
             secrets_key_file: None,

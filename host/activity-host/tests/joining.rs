@@ -1,13 +1,16 @@
-//! A host joining a fleet on a PostgreSQL registry: it serves at once and loads what another
-//! host compiled (sealed with the fleet's secrets key) instead of compiling it again; an
-//! artifact that does not open with its key (another key, altered) is compiled instead.
+//! One host of a fleet on a PostgreSQL registry. Joining: it serves at once and loads what
+//! another host compiled (sealed with the fleet's secrets key) instead of compiling it again;
+//! an artifact that does not open with its key (another key, altered) is compiled instead.
+//! A store outage: a pinned run never switches version; a call whose version cannot be known
+//! is retried, not run on the active version.
 
 use std::sync::Arc;
 
 use activity_postgres::{connect, PostgresAccess, PostgresRegistryStore};
 use activity_registry::access::SecretsKey;
+use activity_registry::rollout::RolloutPolicy;
 use activity_registry::{DeployRequest, Registry};
-use activity_runtime::{ActivityCatalog, CallContext, CallKey, CompiledFrom, Runtime};
+use activity_runtime::{ActivityCatalog, CallContext, CallKey, CompiledFrom, Runtime, Unresolved};
 use activity_runtime::{ComponentDigest, RuntimeConfig};
 use serde_json::json;
 use test_support::Postgres;
@@ -120,4 +123,62 @@ async fn a_joining_host_serves_at_once_and_loads_what_another_host_compiled() {
     assert_eq!(warmed(&repairing, &repairing_runtime).await, 1);
     let (next, next_runtime, _d6) = host(&pg, Some(&key)).await;
     assert_eq!(warmed(&next, &next_runtime).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pinned_run_never_switches_version_while_the_store_is_unreachable() {
+    let mut pg = Postgres::start().expect("postgres");
+    let (registry, _runtime, _dir) = host(&pg, None).await;
+    let pinned = || DeployRequest {
+        deployed_by: "test".into(),
+        rollout: Some(RolloutPolicy::Pinned),
+        ..Default::default()
+    };
+    let v1 = registry
+        .deploy("Pinned", variant("v1"), pinned())
+        .await
+        .unwrap()
+        .version
+        .digest;
+    let run = |id: &str| CallKey {
+        workflow_id: Some(id.into()),
+        run_id: Some(format!("{id}-run")),
+        activity_id: "1".into(),
+    };
+    let digest = |r: activity_runtime::Resolved| r.map(|c| c.digest().clone());
+    assert_eq!(
+        digest(registry.resolve("Pinned", &run("old")).await),
+        Ok(v1.clone())
+    );
+    let v2 = registry
+        .deploy("Pinned", variant("v2"), pinned())
+        .await
+        .unwrap()
+        .version
+        .digest;
+    assert_ne!(v1, v2);
+
+    pg.stop();
+    // The old run keeps v1 (the pin this host read before the deploy), not the active v2.
+    assert_eq!(
+        digest(registry.resolve("Pinned", &run("old")).await),
+        Ok(v1.clone())
+    );
+    // A run this host has no pin for cannot be told which version it had: retried.
+    let unknown = registry.resolve("Pinned", &run("unknown")).await;
+    assert!(
+        matches!(&unknown, Err(Unresolved::Unavailable(why)) if why.contains("pinned")),
+        "{:?}",
+        unknown.map(|c| c.digest().clone())
+    );
+
+    pg.start_again().expect("postgres again");
+    assert_eq!(
+        digest(registry.resolve("Pinned", &run("unknown")).await),
+        Ok(v2)
+    );
+    assert_eq!(
+        digest(registry.resolve("Pinned", &run("old")).await),
+        Ok(v1)
+    );
 }

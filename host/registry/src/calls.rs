@@ -2,11 +2,14 @@
 //! counted for the rollout metric and the automatic abort.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use activity_runtime::{ActivityComponent, ActivityFailure, CallKey, ComponentDigest};
+use activity_runtime::{ActivityFailure, CallKey, ComponentDigest, Resolved, Unresolved};
 
 use crate::{metric, now_ms, rollout, Registry, RegistryError, AUTOMATIC_ABORT};
+
+fn unavailable(why: &str) -> Unresolved {
+    Unresolved::Unavailable(why.to_string())
+}
 
 /// Which version a call ran, for the metric's `role` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,23 +43,26 @@ impl CallRole {
 impl Registry {
     /// The version one call runs: with no rollout, the active one; else the run's pin, or
     /// (for a run's first call of the type) the ramp's choice, pinned when the policy pins.
-    pub(crate) async fn resolve_call(
-        &self,
-        name: &str,
-        key: &CallKey,
-    ) -> Option<Arc<ActivityComponent>> {
+    /// A run whose version cannot be known or loaded now is answered
+    /// [`Unresolved::Unavailable`], never another version.
+    pub(crate) async fn resolve_call(&self, name: &str, key: &CallKey) -> Resolved {
         let (active_seq, active) = {
-            let serving = self.serving.read().ok()?;
-            let served = serving.get(name)?;
+            let serving = self
+                .serving
+                .read()
+                .map_err(|_| unavailable("lock poisoned"))?;
+            let served = serving.get(name).ok_or(Unresolved::NotDeployed)?;
             (served.seq, served.loadable(self.executes))
         };
-        let held = self.rollouts.held.read().ok()?.get(name).map(|t| {
-            (
-                t.state,
-                t.candidate
-                    .as_ref()
-                    .map(|c| (c.seq, c.digest.clone(), c.component())),
-            )
+        let held = self.rollouts.held.read().ok().and_then(|held| {
+            held.get(name).map(|t| {
+                (
+                    t.state,
+                    t.candidate
+                        .as_ref()
+                        .map(|c| (c.seq, c.digest.clone(), c.component())),
+                )
+            })
         });
         let Some((state, candidate)) = held else {
             return self.materialize(name, active).await;
@@ -76,7 +82,7 @@ impl Registry {
             _ => None,
         };
         let seq = if state.policy.pins() {
-            self.pinned(name, key, chosen).await.unwrap_or(active_seq)
+            self.pinned(name, key, chosen).await?.unwrap_or(active_seq)
         } else {
             chosen.unwrap_or(active_seq)
         };
@@ -85,34 +91,39 @@ impl Registry {
         }
         if let Some((cseq, _, component)) = &candidate {
             if *cseq == seq {
-                return component.clone();
+                return component.clone().ok_or(Unresolved::NotDeployed);
             }
         }
-        match self.older_version(name, seq).await {
-            Some(component) => Some(component),
-            None => self.materialize(name, active).await,
-        }
+        self.older_version(name, seq).await
     }
 
-    /// The version `key`'s run is pinned to, pinning it to `chosen` (`None`: the store's
-    /// active version) when it has none yet. When the store cannot be reached the call goes
-    /// to `chosen`, with a warning.
-    async fn pinned(&self, name: &str, key: &CallKey, chosen: Option<u64>) -> Option<u64> {
+    /// The version `key`'s run is pinned to (`None`: the store's active version), pinning it
+    /// to `chosen` when it has none yet. Pins are cached per host; when the store cannot be
+    /// reached, a pin cached before the latest change still answers (pins change only by an
+    /// abort or a rollback), and a run with none cached is [`Unresolved::Unavailable`].
+    async fn pinned(
+        &self,
+        name: &str,
+        key: &CallKey,
+        chosen: Option<u64>,
+    ) -> Result<Option<u64>, Unresolved> {
         let pin_key = rollout::pin_key(
             key.workflow_id.as_deref(),
             key.run_id.as_deref(),
             &key.activity_id,
         );
         let generation = self.rollouts.generation.load(Ordering::SeqCst);
-        let cache_key = (name.to_string(), generation, pin_key.clone());
-        if let Some(seq) = self
+        let cache_key = (name.to_string(), pin_key.clone());
+        let cached = self
             .rollouts
             .pins
             .lock()
             .ok()
-            .and_then(|mut p| p.get(&cache_key).copied())
-        {
-            return Some(seq);
+            .and_then(|mut p| p.get(&cache_key).copied());
+        if let Some((at, seq)) = cached {
+            if at == generation {
+                return Ok(Some(seq));
+            }
         }
         let n = name.to_string();
         match self
@@ -121,19 +132,27 @@ impl Registry {
         {
             Ok(seq) => {
                 if let Ok(mut p) = self.rollouts.pins.lock() {
-                    p.put(cache_key, seq);
+                    p.put(cache_key, (generation, seq));
                 }
-                Some(seq)
+                Ok(Some(seq))
             }
-            Err(e) => {
-                tracing::warn!(activity = name, error = %e, "cannot read or write the run's pin; using the rollout's choice");
-                chosen
-            }
+            Err(e) => match cached {
+                Some((_, seq)) => {
+                    tracing::warn!(activity = name, seq, error = %e, "cannot read the run's pin; using the one this host read before");
+                    Ok(Some(seq))
+                }
+                None => {
+                    tracing::warn!(activity = name, error = %e, "cannot read or write the run's pin; the call is retried");
+                    Err(unavailable(&format!(
+                        "the registry's store cannot say which version this run is pinned to: {e}"
+                    )))
+                }
+            },
         }
     }
 
     /// A version that is neither active nor the candidate, for a run pinned to it.
-    async fn older_version(&self, name: &str, seq: u64) -> Option<Arc<ActivityComponent>> {
+    async fn older_version(&self, name: &str, seq: u64) -> Resolved {
         let key = (name.to_string(), seq);
         if let Some(c) = self
             .rollouts
@@ -142,19 +161,21 @@ impl Registry {
             .ok()
             .and_then(|mut o| o.get(&key).cloned())
         {
-            return Some(c);
+            return Ok(c);
         }
         match self.load_seq(name, seq).await.map(|held| held.component()) {
             Ok(Some(component)) => {
                 if let Ok(mut o) = self.rollouts.older.lock() {
                     o.put(key, component.clone());
                 }
-                Some(component)
+                Ok(component)
             }
-            Ok(None) => None,
+            Ok(None) => Err(Unresolved::NotDeployed),
             Err(e) => {
-                tracing::error!(activity = name, seq, error = %e, "cannot load the version a run is pinned to; using the active one");
-                None
+                tracing::error!(activity = name, seq, error = %e, "cannot load the version a run is pinned to; the call is retried");
+                Err(unavailable(&format!(
+                    "version {seq}, which this run is pinned to, does not load: {e}"
+                )))
             }
         }
     }

@@ -205,7 +205,7 @@ impl ActivityCatalog for Registry {
         &'a self,
         activity_type: &'a str,
         key: &'a CallKey,
-    ) -> CatalogFuture<'a, Option<Arc<ActivityComponent>>> {
+    ) -> CatalogFuture<'a, activity_runtime::Resolved> {
         Box::pin(self.resolve_call(activity_type, key))
     }
 

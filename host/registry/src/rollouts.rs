@@ -41,8 +41,8 @@ pub(crate) struct Rollouts {
     /// Bumped on every change of what serves: cached pins of an earlier generation are
     /// read from the store again.
     pub(crate) generation: AtomicU64,
-    /// (activity type, generation, pin key) -> version.
-    pub(crate) pins: Mutex<LruCache<(String, u64, String), u64>>,
+    /// (activity type, pin key) -> (the generation it was read in, version).
+    pub(crate) pins: Mutex<LruCache<(String, String), (u64, u64)>>,
     /// Versions neither active nor candidate, compiled for runs pinned to them.
     pub(crate) older: Mutex<LruCache<(String, u64), Arc<ActivityComponent>>>,
     /// The automatic abort's window of candidate outcomes.

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use activity_runtime::{ActivityComponent, ActivitySpec, ComponentDigest, Signature};
+use activity_runtime::Unresolved;
+use activity_runtime::{ActivityComponent, ActivitySpec, ComponentDigest, Resolved, Signature};
 use futures::StreamExt;
 use tokio::sync::OnceCell;
 
@@ -110,10 +111,22 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// Serves `served` as `name`'s version. The version it replaces, when loaded, is kept with
+    /// the older versions: runs pinned to it go on without loading it again (or reaching the
+    /// store).
     pub(crate) fn serve(&self, name: &str, served: HeldVersion) {
-        if let Ok(mut s) = self.serving.write() {
-            s.insert(name.to_string(), served);
+        let seq = served.seq;
+        let replaced = self.serving.write().ok().and_then(|mut s| {
+            let replaced = s.insert(name.to_string(), served);
             metrics::gauge!(metric::SERVED).set(s.len() as f64);
+            replaced
+        });
+        if let Some(previous) = replaced.filter(|p| p.seq != seq) {
+            if let (Some(component), Ok(mut older)) =
+                (previous.component(), self.rollouts.older.lock())
+            {
+                older.put((name.to_string(), previous.seq), component);
+            }
         }
     }
 
@@ -188,23 +201,16 @@ impl Registry {
         failures
     }
 
-    /// The component of `loadable`, loading it now if nothing has yet (`None`: a host that
-    /// does not execute, or the version does not load, with an error in the log).
-    pub(crate) async fn materialize(
-        &self,
-        name: &str,
-        loadable: Loadable,
-    ) -> Option<Arc<ActivityComponent>> {
+    /// The component of `loadable`, loading it now if nothing has yet
+    /// ([`Unresolved::Unavailable`] when it does not load, with an error in the log).
+    pub(crate) async fn materialize(&self, name: &str, loadable: Loadable) -> Resolved {
         match loadable {
-            Loadable::Ready(c) => Some(c),
-            Loadable::Never => None,
-            Loadable::Pending(p) => match self.load_pending(p).await {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    tracing::error!(activity = name, error = %e, "the version a call needs does not load");
-                    None
-                }
-            },
+            Loadable::Ready(c) => Ok(c),
+            Loadable::Never => Err(Unresolved::NotDeployed),
+            Loadable::Pending(p) => self.load_pending(p).await.map_err(|e| {
+                tracing::error!(activity = name, error = %e, "the version a call needs does not load");
+                Unresolved::Unavailable(format!("its version does not load: {e}"))
+            }),
         }
     }
 

@@ -19,6 +19,22 @@ pub struct CallKey {
     pub activity_id: String,
 }
 
+/// Why a call has no component.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unresolved {
+    /// No version of the activity type is deployed on this host.
+    #[error("not deployed on this host")]
+    NotDeployed,
+    /// The version the call must run cannot be known or loaded now (the registry's store is
+    /// unreachable, the version's code does not load): the call is to be retried, not run on
+    /// another version.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// The component for one call, or why there is none.
+pub type Resolved = Result<Arc<ActivityComponent>, Unresolved>;
+
 /// A boxed future borrowing the catalog (the trait is used as `dyn`).
 pub type CatalogFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -36,9 +52,9 @@ pub trait ActivityCatalog: Send + Sync + 'static {
         &'a self,
         activity_type: &'a str,
         key: &'a CallKey,
-    ) -> CatalogFuture<'a, Option<Arc<ActivityComponent>>> {
+    ) -> CatalogFuture<'a, Resolved> {
         let _ = key;
-        Box::pin(async move { self.get(activity_type) })
+        Box::pin(async move { self.get(activity_type).ok_or(Unresolved::NotDeployed) })
     }
     /// Told after each call: the version that ran and its failure, if it failed (a rollout
     /// counts a candidate's failures). By default, nothing.

@@ -35,7 +35,7 @@ use wasmtime::{Engine, Store, Trap};
 pub use capabilities::context::{ActivityInfo, CallContext, Cancellation, HeartbeatSink};
 pub use capabilities::keyvalue::{KeyPage, KeyValueBackend, KeyValueError, ScratchKeyValue};
 pub use capabilities::logging::GuestObserver;
-pub use catalog::{ActivityCatalog, ActivityTable, CallKey, CatalogFuture};
+pub use catalog::{ActivityCatalog, ActivityTable, CallKey, CatalogFuture, Resolved, Unresolved};
 pub use engine::EngineConfig;
 pub use failure::{kinds, ActivityFailure};
 pub use grants::Grants;

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use activity_runtime::{
     ActivityCatalog, ActivityFailure, ActivityInfo, CallContext, CallKey, Cancellation,
-    HeartbeatSink, Runtime,
+    HeartbeatSink, Runtime, Unresolved,
 };
 use temporalio_common::protos::coresdk::activity_result::ActivityExecutionResult;
 use temporalio_common::protos::coresdk::activity_task::{
@@ -31,6 +31,9 @@ use crate::payload;
 
 /// Failure type of a task whose activity type is not deployed on this host.
 pub const ACTIVITY_NOT_DEPLOYED: &str = "ActivityNotDeployed";
+/// Failure type of a task whose version cannot be known or loaded now (the registry's store
+/// is unreachable, the version does not load); retried.
+pub const VERSION_UNAVAILABLE: &str = "ActivityVersionUnavailable";
 /// Failure type of a task whose arguments are not JSON.
 pub const INVALID_PAYLOAD: &str = "InvalidPayload";
 /// Activity tasks this host is running.
@@ -90,6 +93,23 @@ impl Dispatcher {
         };
         dispatcher.slots_in_use(0);
         dispatcher
+    }
+
+    /// The failure of a task whose type this host does not serve (retryable: a deploy may
+    /// come, or another host may serve it).
+    fn not_deployed(&self, activity_type: &str) -> ActivityExecutionResult {
+        let deployed = self.catalog.names();
+        tracing::warn!("activity type is not deployed");
+        // No label: any Temporal client may send any type name (the log line has it).
+        metrics::counter!(NOT_DEPLOYED).increment(1);
+        failed(&ActivityFailure::new(
+            ACTIVITY_NOT_DEPLOYED,
+            format!(
+                "activity type {activity_type:?} is not deployed on this host (deployed: {}); deploy it and the task will be retried",
+                if deployed.is_empty() { "none".into() } else { deployed.join(", ") }
+            ),
+            false,
+        ))
     }
 
     /// Keeps the slot gauges true with `in_use` tasks running.
@@ -199,20 +219,23 @@ impl Dispatcher {
             run_id: info.run_id.clone(),
             activity_id: info.activity_id.clone(),
         };
-        let Some(component) = self.catalog.resolve(&start.activity_type, &key).await else {
-            let deployed = self.catalog.names();
-            tracing::warn!("activity type is not deployed");
-            // No label: any Temporal client may send any type name (the log line has it).
-            metrics::counter!(NOT_DEPLOYED).increment(1);
-            return failed(&ActivityFailure::new(
-                ACTIVITY_NOT_DEPLOYED,
-                format!(
-                    "activity type {:?} is not deployed on this host (deployed: {}); deploy it and the task will be retried",
-                    start.activity_type,
-                    if deployed.is_empty() { "none".into() } else { deployed.join(", ") }
-                ),
-                false,
-            ));
+        let component = match self.catalog.resolve(&start.activity_type, &key).await {
+            Ok(component) => component,
+            Err(Unresolved::Unavailable(why)) => {
+                tracing::warn!(
+                    reason = why.as_str(),
+                    "the call's version is not available now"
+                );
+                return failed(&ActivityFailure::new(
+                    VERSION_UNAVAILABLE,
+                    format!(
+                        "activity type {:?}: {why}; the task will be retried",
+                        start.activity_type
+                    ),
+                    false,
+                ));
+            }
+            Err(Unresolved::NotDeployed) => return self.not_deployed(&start.activity_type),
         };
         tracing::Span::current().record("version", component.digest().as_str());
         let args = match payload::args_to_json(&start.input) {

@@ -1,14 +1,18 @@
 //! The benchmark driver end to end, small: the real dev server, activity-host and both SDK
 //! peers each run a few `UserWorkflow`s and standalone activities, every result checked by
 //! the driver, and the table names every worker with a throughput above zero. Then the modes
-//! `make bench-rest`, `make bench-noisy` and `make bench-cluster` run, as small.
+//! `make bench-rest`, `make bench-noisy`, `make bench-cluster` and `make bench-roll` run, as
+//! small.
 
 use std::process::Command;
 
-/// Runs bench-e2e with `args`, which must succeed; answers its stdout.
+/// Runs bench-e2e with `args` as `make bench-*` runs it (from the checkout, with none of
+/// cargo's variables), which must succeed; answers its stdout.
 fn bench(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_bench-e2e"))
         .args(args)
+        .current_dir(test_support::repo())
+        .env_remove("CARGO_MANIFEST_DIR")
         .output()
         .expect("run bench-e2e");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

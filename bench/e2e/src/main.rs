@@ -12,6 +12,7 @@ mod load;
 mod noisy;
 mod report;
 mod rest;
+mod roll;
 mod workers;
 
 use std::path::{Path, PathBuf};
@@ -61,6 +62,17 @@ struct Args {
     /// to 1, 3 and 5 hosts; throughput with 1, 2 and 3 hosts at the first --concurrency).
     #[arg(long)]
     fleet: bool,
+    /// Instead of comparing workers: a rolling restart under load (--roll-hosts hosts on
+    /// PostgreSQL, --rate REST creates per second, each host in turn stopped with SIGTERM and
+    /// replaced): failures, activity timeouts and latency before, during and after.
+    #[arg(long)]
+    roll: bool,
+    /// Hosts of the --roll fleet.
+    #[arg(long, default_value_t = 3)]
+    roll_hosts: usize,
+    /// UserWorkflow creates per second during --roll.
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
     /// Instead of comparing workers: one noisy activity type (six calls spinning to their
     /// time limit) beside standalone ValidateUser calls on one host, with and without the
     /// per-type concurrency cap.
@@ -408,6 +420,37 @@ fn main() -> anyhow::Result<()> {
             );
             write_benchmarks_section("bench-cluster", &section)?;
         }
+        return Ok(());
+    }
+    if args.roll {
+        let result = rt.block_on(async {
+            let server = start_server(&args)?;
+            let sink = test_support::HttpSink::start(200).await;
+            roll::run(
+                &programs,
+                &server.address,
+                &sink.url("/notify"),
+                args.roll_hosts,
+                args.rate,
+            )
+            .await
+        })?;
+        let table = roll::table(&result);
+        println!("{table}");
+        if args.write_docs {
+            let section = format!(
+                "Measured {}, every host, PostgreSQL and the dev server on this one machine.\n\n{table}",
+                machine()
+            );
+            write_benchmarks_section("bench-roll", &section)?;
+        }
+        anyhow::ensure!(
+            result.failed == 0 && result.refused == 0 && result.activity_timeouts == 0,
+            "the roll lost work: {} failed, {} refused, {} activity timeouts",
+            result.failed,
+            result.refused,
+            result.activity_timeouts
+        );
         return Ok(());
     }
     if args.fleet {

@@ -127,3 +127,35 @@ fn the_cluster_mode_measures_the_dev_server_and_the_cluster() {
         assert!(number(cells[5]) > 0.0, "{cells:?}");
     }
 }
+
+#[test]
+fn the_roll_mode_restarts_every_host_and_loses_no_workflow() {
+    // Two hosts at 5 creates per second: the same roll, smaller. bench-e2e fails the run
+    // itself when a workflow does not complete, a start is refused or an activity times out.
+    let stdout = bench(&["--roll", "--roll-hosts", "2", "--rate", "5"]);
+    // started, refused, completed, failed, activity timeouts, failed attempts
+    let counts: Vec<f64> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("| started | refused"))
+        .nth(2)
+        .unwrap_or_else(|| panic!("no counts:\n{stdout}"))
+        .split('|')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(number)
+        .collect();
+    assert!(counts[0] >= 50.0, "{stdout}");
+    assert_eq!(counts[2], counts[0], "{stdout}");
+    assert_eq!(&counts[3..5], &[0.0, 0.0], "{stdout}");
+    for phase in ["before the roll", "during the roll", "after the roll"] {
+        assert!(number(row(&stdout, phase)[2]) > 0.0, "{stdout}");
+    }
+    // The killed host's activity is retried after its heartbeat timeout, not after its
+    // start-to-close timeout (120 s).
+    let retry = stdout
+        .split("on another host ")
+        .nth(1)
+        .map(number)
+        .unwrap_or_else(|| panic!("no kill-to-retry:\n{stdout}"));
+    assert!(retry > 0.0 && retry < 60.0, "{stdout}");
+}

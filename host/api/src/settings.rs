@@ -164,7 +164,7 @@ impl Default for InvokeSettings {
         Self {
             start_to_close_ms: 30_000,
             schedule_to_close_ms: 120_000,
-            heartbeat_timeout_ms: 10_000,
+            heartbeat_timeout_ms: 8_000,
             maximum_attempts: 3,
             wait_ms: 30_000,
         }

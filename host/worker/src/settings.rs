@@ -271,7 +271,7 @@ impl Default for ActivityCallSettings {
     fn default() -> Self {
         Self {
             start_to_close_ms: 30_000,
-            heartbeat_timeout_ms: 10_000,
+            heartbeat_timeout_ms: 8_000,
             initial_interval_ms: 1000,
             backoff_coefficient: 2.0,
             maximum_interval_ms: 30_000,

@@ -39,7 +39,7 @@ func UserWorkflow(ctx wf.Context, in UserInput) (UserOutput, error) {
 	ctx = wf.WithActivityOptions(ctx, wf.ActivityOptions{
 		TaskQueue:           activities.TaskQueue,
 		StartToCloseTimeout: 30 * time.Second,
-		HeartbeatTimeout:    10 * time.Second, // the host heartbeats for every guest it runs
+		HeartbeatTimeout:    8 * time.Second, // the host heartbeats for every guest it runs
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
 	})
 	user := activities.User{UserId: in.UserID, Email: in.Email, Name: in.Name}

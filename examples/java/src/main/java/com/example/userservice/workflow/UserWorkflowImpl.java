@@ -16,7 +16,7 @@ public class UserWorkflowImpl implements UserWorkflow {
             .setTaskQueue(Activities.TASK_QUEUE)
             .setStartToCloseTimeout(Duration.ofSeconds(30))
             // The host heartbeats for every running guest: a host that dies is noticed in 10 s.
-            .setHeartbeatTimeout(Duration.ofSeconds(10))
+            .setHeartbeatTimeout(Duration.ofSeconds(8))
             .setRetryOptions(RetryOptions.newBuilder().setMaximumAttempts(3).build())
             .build());
 

@@ -10,8 +10,9 @@ use std::time::Duration;
 use activity_worker::activities::{SLOTS_AVAILABLE, SLOTS_IN_USE, SLOTS_MAX};
 use activity_worker::backlog::metric::BACKLOG_TASKS;
 use serde_json::{json, Value};
+use support::fleet::{host_process_with, wait_healthy};
 use support::{get_text, start, start_host_at, validator};
-use test_support::{eventually, DevServer};
+use test_support::{eventually, DevServer, Postgres};
 
 /// The value of `name` with every label in `labels`, from a `/metrics` page.
 fn gauge(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -58,15 +59,19 @@ async fn the_backlog_and_the_slots_are_metrics_an_autoscaler_reads() {
         "the API host does not report 3 waiting workflow tasks"
     );
 
-    // A worker on the queue takes them; the API host's figure falls back to 0.
-    let worker = start_host_at(
-        &server.address,
-        |c| {
-            c.workflow.temporal.task_queue = queue.clone();
-            c.worker.max_concurrent_activities = 7;
-        },
+    // A worker on the queue takes them; the API host's figure falls back to 0. The worker is
+    // a process of its own: the slot gauges have no labels, and every host this test binary
+    // runs in-process shares one metrics recorder.
+    let pg = Postgres::start().expect("postgres");
+    let worker = host_process_with(
+        "worker",
         true,
+        &pg,
+        &server.address,
+        &queue,
+        &[("ACTIVITY_HOST_WORKER__MAX_CONCURRENT_ACTIVITIES", "7")],
     );
+    wait_healthy(&http, &worker.base).await;
     let drained = eventually(Duration::from_secs(90), || async {
         let page = get_text(&http, format!("{base}/metrics")).await;
         gauge(&page, BACKLOG_TASKS, &labels).filter(|n| *n == 0.0)

@@ -38,12 +38,7 @@ async fn the_backlog_and_the_slots_are_metrics_an_autoscaler_reads() {
     let api = start_host_at(&server.address, |c| c.worker.backlog_poll_ms = 200, false);
     let queue = api.task_queue.clone();
     let base = api.base.clone();
-    eventually(Duration::from_secs(60), || async {
-        let res = http.get(format!("{base}/readyz")).send().await.ok()?;
-        (res.status() == 200).then_some(())
-    })
-    .await
-    .expect("the API host gets ready");
+    wait_healthy(&http, &base).await;
     for i in 0..3 {
         let body = json!({"user_id": format!("backlog-{i}"), "email": "a@b.io", "name": "Ann", "action": "create"});
         start(&http, &base, body).await;

@@ -147,6 +147,9 @@ pub enum Command {
     /// signatures and one function per activity that schedules it by type name from a
     /// workflow. From a host's deployed activities, or from a component file with --file.
     Codegen(commands::codegen::CodegenArgs),
+    /// What calls cost over the fleet, by activity type or caller: calls, failures, wall
+    /// and CPU time, peak memory, fuel, outgoing requests and bytes.
+    Usage(commands::usage::UsageArgs),
     /// Push a component to an OCI registry as a Wasm artifact; prints the manifest digest.
     Push(commands::oci::PushArgs),
     /// Pull a component from an OCI registry, checking its digests.
@@ -352,7 +355,7 @@ pub struct ApiArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
-    /// Print the API's JSON answer instead of a summary.
+    /// text (a summary), json (the API's answer) or csv (tables such as usage's).
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub output: Output,
 }
@@ -480,6 +483,9 @@ pub enum KeysCommand {
         /// Invokes and workflow starts a minute.
         #[arg(long)]
         per_minute: Option<u32>,
+        /// CPU milliseconds its invokes may use a minute, over the fleet.
+        #[arg(long)]
+        cpu_ms_per_minute: Option<u64>,
     },
     /// Every key (revoked ones too), without tokens.
     List,

@@ -5,6 +5,7 @@ use std::path::Path;
 use activity_api::access::CreatedKey;
 use activity_api::verify::VerifyReport;
 use activity_api::views::{CancelSent, Started, WorkflowPage, WorkflowView};
+use activity_api::UsageReport;
 use activity_registry::access::{ApiKey, SecretView};
 use activity_registry::rollout::RolloutPolicy;
 use activity_registry::{ActivityDetails, ActivitySummary, DeployOutcome, VersionView};
@@ -441,6 +442,20 @@ impl ApiClient {
     pub async fn remove_secret(&self, name: &str) -> Result<Value, ClientError> {
         let url = self.url(&format!("/api/v1/secrets/{name}"));
         self.answer(&url, self.http.delete(&url)).await
+    }
+
+    /// What calls cost since `since_ms` (default: a day), by `group_by`.
+    pub async fn usage(
+        &self,
+        since_ms: Option<u64>,
+        group_by: &str,
+        caller: Option<&str>,
+    ) -> Result<UsageReport, ClientError> {
+        let url = self.url("/api/v1/usage");
+        let mut query: Vec<(&str, String)> = vec![("group_by", group_by.to_string())];
+        query.extend(since_ms.map(|s| ("since", s.to_string())));
+        query.extend(caller.map(|c| ("caller", c.to_string())));
+        self.typed(&url, self.http.get(&url).query(&query)).await
     }
 
     /// The outgoing requests of `name` made at or after `since_ms`.

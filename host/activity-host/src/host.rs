@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use activity_api::{ClientSlot, Readiness};
-use activity_registry::{DeployRequest, FleetStore, Registry, RegistryStore, StorageBackend};
-use activity_runtime::{KeyValueBackend, Runtime, RuntimeConfig, RuntimeError};
+use activity_registry::{
+    DeployRequest, FleetStore, LedgerStore, Registry, RegistryStore, StorageBackend,
+};
+use activity_runtime::{KeyValueBackend, Runtime, RuntimeConfig};
 use activity_sqlite::{SqliteKeyValue, SqliteRegistryStore};
 use activity_worker::HostWorker;
 use tokio::sync::watch;
@@ -15,45 +17,7 @@ use crate::config::Config;
 use crate::notifications::NotificationRecorder;
 use crate::reference;
 
-/// Why the host could not start or stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum HostError {
-    /// The data directory or store could not be opened.
-    #[error("{what} {path}: {message}")]
-    Storage {
-        /// What was opened.
-        what: &'static str,
-        /// Where.
-        path: String,
-        /// Why.
-        message: String,
-    },
-    /// The component runtime could not start.
-    #[error(transparent)]
-    Runtime(#[from] RuntimeError),
-    /// A reference component could not be read or loaded.
-    #[error("reference activity {name}: {message}")]
-    Reference {
-        /// Activity type.
-        name: String,
-        /// Why.
-        message: String,
-    },
-    /// The worker failed.
-    #[error(transparent)]
-    Worker(#[from] activity_worker::WorkerError),
-    /// The registry could not be read.
-    #[error("registry: {0}")]
-    Registry(String),
-    /// The API could not listen or serve.
-    #[error("REST API on {address}: {message}")]
-    Api {
-        /// The listen address.
-        address: String,
-        /// Why.
-        message: String,
-    },
-}
+pub use crate::host_error::HostError;
 
 /// How often a host of a fleet records what it serves.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -68,6 +32,26 @@ fn host_id(api: &str) -> String {
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "host".into());
     format!("{name}-{}-{api}", std::process::id())
+}
+
+/// Runs `tick` every `period` (a late tick waits, never bursts) for the life of the process,
+/// logging its failures with `failed`.
+fn every<F, Fut, E>(period: Duration, failed: &'static str, mut tick: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), E>> + Send,
+    E: std::fmt::Display,
+{
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if let Err(e) = tick().await {
+                tracing::warn!(error = %e, "{failed}");
+            }
+        }
+    });
 }
 
 /// The parts every role shares.
@@ -141,19 +125,22 @@ impl Host {
             Arc<dyn RegistryStore>,
             Arc<dyn FleetStore>,
             Arc<dyn activity_registry::access::AccessStore>,
+            Arc<dyn LedgerStore>,
         );
-        let (registry_store, fleet, access): Stores = match (config.registry.backend, &pool) {
+        let (registry_store, fleet, access, ledger): Stores = match (config.registry.backend, &pool)
+        {
             (StorageBackend::Postgres, Some(pool)) => (
                 Arc::new(activity_postgres::PostgresRegistryStore::new(pool.clone())),
                 Arc::new(activity_postgres::PostgresFleet::new(pool.clone())),
                 Arc::new(activity_postgres::PostgresAccess::new(pool.clone())),
+                Arc::new(activity_postgres::PostgresLedger::new(pool.clone())),
             ),
             _ => {
                 let index = config.registry_index_path();
                 let sqlite = SqliteRegistryStore::open(&index, &config.modules_dir())
                     .map_err(|e| storage("registry", &index, &e))?;
                 let sqlite = Arc::new(sqlite);
-                (sqlite.clone(), sqlite.clone(), sqlite)
+                (sqlite.clone(), sqlite.clone(), sqlite.clone(), sqlite)
             }
         };
         let store: Arc<dyn KeyValueBackend> = match (config.registry.keyvalue(), &pool) {
@@ -193,6 +180,7 @@ impl Host {
             config.registry.max_component_bytes,
         )
         .with_rollout(config.registry.rollout.clone())
+        .with_ledger(ledger, host_id(&config.api.listen), config.registry.usage)
         .with_fleet(fleet)
         .with_access(access.clone(), secrets_key.clone());
         if !executes {
@@ -290,15 +278,9 @@ impl Host {
             let started_at_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(HEARTBEAT);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    if let Err(e) = registry.heartbeat(&host_id, &api, started_at_ms).await {
-                        tracing::debug!(error = %e, "fleet heartbeat failed");
-                    }
-                }
+            every(HEARTBEAT, "fleet heartbeat failed", move || {
+                let (registry, host_id, api) = (registry.clone(), host_id.clone(), api.clone());
+                async move { registry.heartbeat(&host_id, &api, started_at_ms).await }
             });
         }
         if self.config.registry.backend == StorageBackend::Postgres {
@@ -324,17 +306,23 @@ impl Host {
             });
         }
         let registry = self.registry.clone();
-        let every = Duration::from_millis(self.config.registry.reconcile_ms);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if let Err(e) = registry.reconcile().await {
-                    tracing::warn!(error = %e, "registry reconcile failed");
-                }
-            }
-        });
+        every(
+            Duration::from_millis(self.config.registry.usage.flush_ms),
+            "usage not written; kept for the next flush",
+            move || {
+                let registry = registry.clone();
+                async move { registry.flush_ledger().await }
+            },
+        );
+        let registry = self.registry.clone();
+        every(
+            Duration::from_millis(self.config.registry.reconcile_ms),
+            "registry reconcile failed",
+            move || {
+                let registry = registry.clone();
+                async move { registry.reconcile().await.map(drop) }
+            },
+        );
         if let Some(dir) = &self.config.activities.watch_dir {
             std::fs::create_dir_all(dir).map_err(|e| HostError::Storage {
                 what: "watched directory",
@@ -397,6 +385,10 @@ impl Host {
     /// `/healthz`, which then answers 503.
     pub async fn run_worker(&self, shutdown: watch::Receiver<bool>) -> Result<(), HostError> {
         let outcome = self.poll_until(shutdown).await;
+        // The calls finished: what they cost is written before the process ends.
+        if let Err(e) = self.registry.flush_ledger().await {
+            tracing::warn!(error = %e, "usage of the last calls not written");
+        }
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "the worker stopped for good");
             *self

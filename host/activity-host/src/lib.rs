@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod dev_server;
 pub mod host;
+mod host_error;
 pub mod live_reload;
 pub mod manifest;
 pub mod notifications;

@@ -38,6 +38,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/workflows/user/{workflow_id}/cancel"),
     ("get", "/api/v1/users/{user_id}"),
     ("get", "/api/v1/notifications"),
+    ("get", "/api/v1/usage"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

@@ -31,4 +31,5 @@ mod seed;
 mod storage;
 mod telemetry;
 mod typed_clients;
+mod usage;
 mod workflows_doc;

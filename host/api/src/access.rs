@@ -56,6 +56,9 @@ pub struct NewKey {
     /// Invokes and workflow starts a minute; absent: `api.quotas.per_key_per_minute`.
     #[serde(default)]
     pub per_minute: Option<u32>,
+    /// CPU milliseconds its invokes may use per minute, over the fleet; absent: no limit.
+    #[serde(default)]
+    pub cpu_ms_per_minute: Option<u64>,
 }
 
 /// A created key: its record and, this once, its token.
@@ -91,10 +94,10 @@ pub async fn create_key(
         activity_registry::check_name(activity)
             .map_err(|e| ApiError::bad_request("invalid_field", format!("activities: {e}")))?;
     }
-    if body.per_minute == Some(0) {
+    if body.per_minute == Some(0) || body.cpu_ms_per_minute == Some(0) {
         return Err(ApiError::bad_request(
             "invalid_field",
-            "per_minute must be at least 1",
+            "per_minute and cpu_ms_per_minute must be at least 1",
         ));
     }
     let (id, token) = new_token().map_err(|e| ApiError::internal(e.to_string()))?;
@@ -104,6 +107,7 @@ pub async fn create_key(
         role: body.role,
         activities: body.activities,
         per_minute: body.per_minute,
+        cpu_ms_per_minute: body.cpu_ms_per_minute,
         created_at_ms: now_ms(),
         created_by: caller.who.clone(),
         revoked_at_ms: None,

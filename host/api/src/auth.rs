@@ -41,6 +41,7 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/v1/workflows/user/{workflow_id}", Need::Read),
     ("GET", "/api/v1/users/{user_id}", Need::Read),
     ("GET", "/api/v1/notifications", Need::Read),
+    ("GET", "/api/v1/usage", Need::Read),
     ("POST", "/api/v1/workflows/user", Need::Invoke),
     (
         "POST",
@@ -188,6 +189,8 @@ const BUCKETS_KEPT: usize = 10_000;
 #[derive(Default)]
 pub struct RateLimits {
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    /// Keys' CPU use, for their `cpu_ms_per_minute`.
+    pub cpu: crate::usage::CpuUse,
 }
 
 impl RateLimits {
@@ -355,6 +358,17 @@ pub async fn authorize(
         if let Err(wait) = rate_limit(&state, &caller, activity.as_deref()) {
             crate::guard::discard(request.into_body());
             return too_many("rate_limited", "over the rate limit", wait);
+        }
+    }
+    let cpu_quota = caller.key.as_ref().and_then(|k| k.cpu_ms_per_minute);
+    if let Some(limit) = cpu_quota.filter(|_| route == "/api/v1/activities/{name}/invoke") {
+        if let Err(wait) = state.rates.cpu.check(&state, &caller.who, limit).await {
+            crate::guard::discard(request.into_body());
+            return too_many(
+                "cpu_quota_exceeded",
+                &format!("over the key's {limit} CPU ms a minute"),
+                wait,
+            );
         }
     }
     request.extensions_mut().insert(caller);

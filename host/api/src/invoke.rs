@@ -12,6 +12,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
@@ -21,7 +22,7 @@ use temporalio_common::protos::temporal::api::activity::v1::{
     activity_execution_outcome, ActivityExecutionOutcome,
 };
 use temporalio_common::protos::temporal::api::common::v1::{
-    ActivityType, Payload, Payloads, RetryPolicy,
+    ActivityType, Header, Payload, Payloads, RetryPolicy,
 };
 use temporalio_common::protos::temporal::api::enums::v1::{
     ActivityExecutionStatus, ActivityIdConflictPolicy, ActivityIdReusePolicy, TaskQueueKind,
@@ -103,6 +104,7 @@ fn positive(field: &str, value: Option<u64>, default: u64) -> Result<u64, ApiErr
         (status = 503, description = "Temporal unavailable", body = ErrorBody)))]
 pub async fn invoke(
     State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<crate::auth::Caller>,
     ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<InvokeQuery>,
     ApiJson(body): ApiJson<InvokeBody>,
@@ -169,6 +171,14 @@ pub async fn invoke(
                 .iter()
                 .map(activity_worker::payload::from_json)
                 .collect(),
+        }),
+        // Whom its calls are billed to (`GET /api/v1/usage`, the key's CPU quota).
+        header: Some(Header {
+            fields: [(
+                activity_worker::billing::CALLER_HEADER.to_string(),
+                activity_worker::payload::from_json(&Value::String(caller.who.clone())),
+            )]
+            .into(),
         }),
         id_reuse_policy: ActivityIdReusePolicy::AllowDuplicate as i32,
         id_conflict_policy: if client_id {
@@ -257,6 +267,7 @@ fn execution_view(activity_id: String, run_id: String, status: &str) -> Executio
         attempt: None,
         result: None,
         version: None,
+        usage: None,
         error: None,
         last_failure: None,
         location: None,
@@ -279,6 +290,9 @@ fn write_outcome(view: &mut ExecutionView, outcome: &ActivityExecutionOutcome) {
                 .and_then(|p| p.metadata.get(activity_worker::payload::VERSION_METADATA))
                 .and_then(|v| std::str::from_utf8(v).ok())
                 .map(str::to_string);
+            view.usage = first
+                .and_then(|p| p.metadata.get(activity_worker::payload::USAGE_METADATA))
+                .and_then(|v| serde_json::from_slice(v).ok());
         }
         Some(activity_execution_outcome::Value::Failure(f)) => {
             view.status = "FAILED".into();

@@ -16,6 +16,7 @@ pub mod observe;
 pub mod openapi;
 mod settings;
 mod start;
+mod usage;
 mod users;
 pub mod verify;
 pub mod views;
@@ -39,6 +40,7 @@ pub use error::ApiError;
 pub use guard::Readiness;
 pub use openapi::ErrorBody;
 pub use settings::{ApiSettings, InvokeSettings, QuotaSettings};
+pub use usage::UsageReport;
 
 /// Key-value store of users.
 pub const USERS_STORE: &str = "users";
@@ -159,6 +161,7 @@ pub fn router_and_openapi(state: ApiState) -> (Router, utoipa::openapi::OpenApi)
         .routes(routes!(access::set_secret, access::remove_secret))
         .routes(routes!(users::show))
         .routes(routes!(users::notifications))
+        .routes(routes!(usage::usage))
         .routes(routes!(openapi::healthz))
         .routes(routes!(guard::readyz))
         .routes(routes!(observe::metrics))

@@ -143,6 +143,10 @@ pub struct ExecutionView {
     /// Once completed: the digest of the version that ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Once completed: what the attempt that completed cost, as the result's metadata
+    /// (`activity-host-usage`) records it in Temporal's history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<activity_runtime::UsageView>,
     /// Once failed: why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<FailureView>,

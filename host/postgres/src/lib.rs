@@ -16,6 +16,7 @@
 mod access;
 mod fleet;
 mod keyvalue;
+mod ledger;
 mod registry;
 pub mod tls;
 
@@ -26,6 +27,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 pub use access::PostgresAccess;
 pub use fleet::PostgresFleet;
 pub use keyvalue::PostgresKeyValue;
+pub use ledger::PostgresLedger;
 pub use registry::PostgresRegistryStore;
 
 /// The channel registry changes are notified on; the payload is the activity type.
@@ -134,6 +136,32 @@ CREATE TABLE IF NOT EXISTS access_keys (
 CREATE TABLE IF NOT EXISTS access_secrets (
     name   TEXT PRIMARY KEY,
     record TEXT NOT NULL
+);
+-- What calls cost, summed per minute, activity type, version and caller.
+CREATE TABLE IF NOT EXISTS registry_usage (
+    bucket_ms         BIGINT NOT NULL,
+    activity          TEXT   NOT NULL,
+    version           TEXT   NOT NULL,
+    caller            TEXT   NOT NULL,
+    calls             BIGINT NOT NULL,
+    failures          BIGINT NOT NULL,
+    wall_us           BIGINT NOT NULL,
+    cpu_us            BIGINT NOT NULL,
+    peak_memory_bytes BIGINT NOT NULL,
+    fuel              BIGINT NOT NULL,
+    egress_requests   BIGINT NOT NULL,
+    egress_bytes      BIGINT NOT NULL,
+    PRIMARY KEY (bucket_ms, activity, version, caller)
+);
+-- Each host's calls of candidates, per 10 s: the automatic abort counts the fleet's.
+CREATE TABLE IF NOT EXISTS registry_candidate_outcomes (
+    activity  TEXT   NOT NULL,
+    seq       BIGINT NOT NULL,
+    host_id   TEXT   NOT NULL,
+    bucket_ms BIGINT NOT NULL,
+    calls     BIGINT NOT NULL,
+    failures  BIGINT NOT NULL,
+    PRIMARY KEY (activity, seq, host_id, bucket_ms)
 );
 CREATE TABLE IF NOT EXISTS kv (
     store TEXT  NOT NULL,

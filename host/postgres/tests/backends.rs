@@ -198,6 +198,15 @@ async fn rollouts_pins_and_events() {
     blocking(move || test_support::store_contract::rollouts_pins_and_events(store.as_ref())).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn ledger() {
+    let pg = Postgres::start().expect("postgres");
+    let store = Arc::new(activity_postgres::PostgresLedger::new(
+        connect(&pg.url(), 2).await.expect("connect"),
+    ));
+    blocking(move || test_support::store_contract::ledger(store.as_ref())).await;
+}
+
 /// Connects with `url` and answers the error, if any, as text.
 async fn refusal(url: &str) -> Option<String> {
     match connect(url, 1).await {

@@ -91,6 +91,10 @@ pub struct ApiKey {
     /// Invokes and workflow starts it may make per minute; unset: the host's default.
     #[serde(default)]
     pub per_minute: Option<u32>,
+    /// CPU milliseconds its invokes may use per minute, summed over the fleet; unset: no
+    /// limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms_per_minute: Option<u64>,
     /// Milliseconds since the Unix epoch of its creation.
     pub created_at_ms: u64,
     /// The caller who created it.

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use activity_runtime::{ActivityFailure, CallKey, ComponentDigest, Resolved, Unresolved};
+use activity_runtime::{CallKey, Finished, Resolved, Unresolved};
 
 use crate::{metric, now_ms, rollout, Registry, RegistryError, AUTOMATIC_ABORT};
 
@@ -180,13 +180,17 @@ impl Registry {
         }
     }
 
-    /// Counts a call for the rollout metric and, for a candidate, the automatic abort.
-    pub(crate) async fn count_call(
-        &self,
-        name: &str,
-        digest: &ComponentDigest,
-        failure: Option<&ActivityFailure>,
-    ) {
+    /// Counts a call for the ledger, the rollout metric and, for a candidate, the
+    /// automatic abort (on this host's calls and the fleet's).
+    pub(crate) async fn count_call(&self, call: Finished<'_>) {
+        let (name, digest, failure) = (call.activity_type, call.digest, call.failure);
+        self.count_usage(
+            name,
+            digest.as_str(),
+            call.caller,
+            call.usage,
+            failure.is_some(),
+        );
         let is_active = self
             .serving
             .read()
@@ -207,12 +211,15 @@ impl Registry {
         .increment(1);
         let Some(seq) = candidate_seq else { return };
         let failed = failure.is_some_and(rollout::counts_against_candidate);
-        let reason = self
+        let rule = self.rollouts.settings.auto_abort;
+        let (calls, failures) = self
             .rollouts
             .outcomes
             .lock()
-            .ok()
-            .and_then(|mut o| o.record(name, seq, failed, &self.rollouts.settings.auto_abort));
+            .map(|mut o| o.record(name, seq, failed, rule.window_ms))
+            .unwrap_or((0, 0));
+        let (elsewhere_calls, elsewhere_failures) = self.count_outcome(name, seq, failed);
+        let reason = rule.verdict(calls + elsewhere_calls, failures + elsewhere_failures);
         if let Some(reason) = reason {
             match self
                 .abort_candidate(name, AUTOMATIC_ABORT, Some(reason), Some(seq))

@@ -12,20 +12,23 @@ mod calls;
 mod deploys;
 mod error;
 mod fleet;
+pub mod ledger;
 pub mod rollout;
 mod rollouts;
 mod serving;
 pub mod settings;
 pub mod store;
+mod usage;
 mod views;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use activity_runtime::{ActivityCatalog, ActivityFailure, CallKey, CatalogFuture};
-use activity_runtime::{ActivityComponent, ComponentDigest, Runtime};
+use activity_runtime::{ActivityCatalog, CallKey, CatalogFuture, Finished};
+use activity_runtime::{ActivityComponent, Runtime};
 
 pub use error::RegistryError;
+pub use ledger::{LedgerStore, UsageGroup, UsageSettings, UsageTotal};
 pub use settings::{RegistrySettings, RolloutSettings, StorageBackend};
 pub use store::{
     from_column, from_text, to_column, to_text, ArtifactSource, FleetHost, FleetStore,
@@ -121,6 +124,8 @@ pub struct Registry {
     fleet: Option<Arc<dyn FleetStore>>,
     /// Keys and secrets, with the key secrets are sealed with.
     access: Option<Access>,
+    /// What calls cost, kept in the store with the other hosts'.
+    ledger: Option<usage::HostLedger>,
 }
 
 impl Registry {
@@ -140,6 +145,7 @@ impl Registry {
             max_component_bytes,
             fleet: None,
             access: None,
+            ledger: None,
         }
     }
 
@@ -209,13 +215,8 @@ impl ActivityCatalog for Registry {
         Box::pin(self.resolve_call(activity_type, key))
     }
 
-    fn finished<'a>(
-        &'a self,
-        activity_type: &'a str,
-        digest: &'a ComponentDigest,
-        failure: Option<&'a ActivityFailure>,
-    ) -> CatalogFuture<'a, ()> {
-        Box::pin(self.count_call(activity_type, digest, failure))
+    fn finished<'a>(&'a self, call: Finished<'a>) -> CatalogFuture<'a, ()> {
+        Box::pin(self.count_call(call))
     }
 }
 

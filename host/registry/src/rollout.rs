@@ -187,39 +187,55 @@ pub(crate) struct Outcomes {
     calls: HashMap<(String, u64), VecDeque<(Instant, bool)>>,
 }
 
+impl AutoAbort {
+    /// The reason to abort a candidate with `calls` calls in the window, `failures` of which
+    /// count against it; `None` while the rule holds back.
+    pub fn verdict(&self, calls: u64, failures: u64) -> Option<String> {
+        let rate = failures as f64 / calls.max(1) as f64;
+        (self.enabled && calls >= u64::from(self.min_calls) && rate >= self.failure_rate).then(
+            || {
+                format!(
+                    "{failures} of the last {calls} calls failed within {} s across the fleet (limit: {:.0}% of at least {} calls)",
+                    self.window_ms / 1000,
+                    self.failure_rate * 100.0,
+                    self.min_calls
+                )
+            },
+        )
+    }
+}
+
 impl Outcomes {
-    /// Records one call of candidate `seq` of `activity`; returns the reason to abort when
-    /// the rule says so.
+    /// Records one call of candidate `seq` of `activity`; returns the calls and failures of
+    /// its window on this host.
     pub(crate) fn record(
         &mut self,
         activity: &str,
         seq: u64,
         failed: bool,
-        rule: &AutoAbort,
-    ) -> Option<String> {
+        window_ms: u64,
+    ) -> (u64, u64) {
         let now = Instant::now();
-        let window = Duration::from_millis(rule.window_ms);
         let calls = self.calls.entry((activity.to_string(), seq)).or_default();
         calls.push_back((now, failed));
+        self.totals(activity, seq, window_ms)
+    }
+
+    /// The calls and failures of candidate `seq` of `activity` in the window on this host.
+    pub(crate) fn totals(&mut self, activity: &str, seq: u64, window_ms: u64) -> (u64, u64) {
+        let now = Instant::now();
+        let window = Duration::from_millis(window_ms);
+        let Some(calls) = self.calls.get_mut(&(activity.to_string(), seq)) else {
+            return (0, 0);
+        };
         while calls
             .front()
             .is_some_and(|(at, _)| now.duration_since(*at) > window)
         {
             calls.pop_front();
         }
-        let total = calls.len();
         let failures = calls.iter().filter(|(_, f)| *f).count();
-        let rate = failures as f64 / total as f64;
-        (rule.enabled && total >= rule.min_calls as usize && rate >= rule.failure_rate).then(
-            || {
-                format!(
-                    "{failures} of the last {total} calls failed within {} s (limit: {:.0}% of at least {} calls)",
-                    rule.window_ms / 1000,
-                    rule.failure_rate * 100.0,
-                    rule.min_calls
-                )
-            },
-        )
+        (calls.len() as u64, failures as u64)
     }
 
     /// Forgets a candidate's calls.
@@ -257,21 +273,25 @@ mod tests {
         let rule = AutoAbort::default();
         let mut o = Outcomes::default();
         for _ in 0..9 {
-            assert_eq!(o.record("A", 2, true, &rule), None);
+            let (calls, failures) = o.record("A", 2, true, rule.window_ms);
+            assert_eq!(rule.verdict(calls, failures), None);
         }
-        let reason = o.record("A", 2, false, &rule).expect("9 of 10 failed");
+        let (calls, failures) = o.record("A", 2, false, rule.window_ms);
+        let reason = rule.verdict(calls, failures).expect("9 of 10 failed");
         assert!(reason.contains("9 of the last 10"), "{reason}");
+        // Calls elsewhere in the fleet count with this host's.
+        assert!(rule.verdict(3, 3).is_none());
+        assert!(rule.verdict(3 + 7, 3 + 2).is_some());
         let mut o = Outcomes::default();
         for i in 0..30 {
-            assert_eq!(o.record("A", 2, i % 3 == 0 && i > 20, &rule), None);
+            let (calls, failures) = o.record("A", 2, i % 3 == 0 && i > 20, rule.window_ms);
+            assert_eq!(rule.verdict(calls, failures), None);
         }
         let off = AutoAbort {
             enabled: false,
             ..rule
         };
-        let mut o = Outcomes::default();
-        for _ in 0..20 {
-            assert_eq!(o.record("A", 2, true, &off), None);
-        }
+        assert_eq!(off.verdict(20, 20), None);
+        assert_eq!(o.totals("B", 1, 1000), (0, 0));
     }
 }

@@ -349,6 +349,7 @@ impl Registry {
         });
         if due {
             let _ = self.sweep_pins_now().await;
+            self.sweep_ledger().await;
         }
     }
 

@@ -30,6 +30,8 @@ pub struct RegistrySettings {
     pub postgres_statement_timeout_ms: u64,
     /// How deploys reach calls (`registry.rollout`).
     pub rollout: RolloutSettings,
+    /// What calls cost, kept in the store (`registry.usage`).
+    pub usage: crate::ledger::UsageSettings,
     /// The key secrets are sealed with: 64 hex digits (32 bytes); set it through the
     /// environment (`ACTIVITY_HOST_REGISTRY__SECRETS_KEY`), not the file. Every host of a
     /// fleet needs the same one.
@@ -122,6 +124,8 @@ impl RegistrySettings {
                 self.postgres_statement_timeout_ms,
             ),
             ("registry.reconcile_ms", self.reconcile_ms),
+            ("registry.usage.flush_ms", self.usage.flush_ms),
+            ("registry.usage.retention_ms", self.usage.retention_ms),
         ])?;
         self.rollout.validate()?;
         let no_url = self.postgres_url.as_deref().unwrap_or("").is_empty();
@@ -178,6 +182,7 @@ impl Default for RegistrySettings {
             postgres_pool_size: 16,
             postgres_statement_timeout_ms: 10_000,
             rollout: RolloutSettings::default(),
+            usage: crate::ledger::UsageSettings::default(),
             secrets_key: None,
             secrets_key_file: None,
         }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use activity_registry::rollout::{EventKind, RolloutPolicy};
 use activity_registry::{DeployRequest, Registry, RegistryError, RolloutSettings};
 use activity_runtime::{
-    ActivityCatalog, ActivityFailure, CallKey, ComponentDigest, Runtime, RuntimeConfig,
+    ActivityCatalog, ActivityFailure, CallKey, ComponentDigest, Finished, Runtime, RuntimeConfig,
+    Usage,
 };
 use activity_sqlite::SqliteRegistryStore;
 
@@ -54,6 +55,19 @@ async fn version(registry: &Registry, key: &CallKey) -> ComponentDigest {
         .expect("served")
         .digest()
         .clone()
+}
+
+/// Tells `registry` a call of ValidateUser's version `digest` ran.
+async fn finish(registry: &Registry, digest: &ComponentDigest, failure: Option<&ActivityFailure>) {
+    registry
+        .finished(Finished {
+            activity_type: "ValidateUser",
+            digest,
+            failure,
+            usage: &Usage::default(),
+            caller: "test",
+        })
+        .await;
 }
 
 const STRICT: Option<&str> = Some("strict-validate-user");
@@ -241,9 +255,7 @@ async fn a_failing_candidate_is_aborted_by_itself_and_its_runs_go_back() {
     let retryable = ActivityFailure::new("ServiceDown", "try later", false);
     // Retryable application failures do not count.
     for _ in 0..20 {
-        registry
-            .finished("ValidateUser", &candidate, Some(&retryable))
-            .await;
+        finish(&registry, &candidate, Some(&retryable)).await;
     }
     assert!(registry
         .details("ValidateUser")
@@ -255,9 +267,7 @@ async fn a_failing_candidate_is_aborted_by_itself_and_its_runs_go_back() {
     assert_eq!(version(&registry, &key).await, candidate);
     // 20 traps among 40 calls in the window: half, the default limit.
     for _ in 0..19 {
-        registry
-            .finished("ValidateUser", &candidate, Some(&trap))
-            .await;
+        finish(&registry, &candidate, Some(&trap)).await;
     }
     assert!(registry
         .details("ValidateUser")
@@ -265,9 +275,7 @@ async fn a_failing_candidate_is_aborted_by_itself_and_its_runs_go_back() {
         .unwrap()
         .candidate
         .is_some());
-    registry
-        .finished("ValidateUser", &candidate, Some(&trap))
-        .await;
+    finish(&registry, &candidate, Some(&trap)).await;
     let details = registry.details("ValidateUser").await.unwrap();
     assert!(details.candidate.is_none(), "aborted");
     let abort = &details.events[0];
@@ -279,4 +287,71 @@ async fn a_failing_candidate_is_aborted_by_itself_and_its_runs_go_back() {
     );
     // The run that had the candidate (pinned to it) goes back to the stable version.
     assert_eq!(version(&registry, &key).await, v1);
+}
+
+#[tokio::test]
+async fn the_automatic_abort_counts_the_calls_of_every_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = |dir: &std::path::Path| {
+        Arc::new(
+            SqliteRegistryStore::open(&dir.join("registry.sqlite"), &dir.join("modules")).unwrap(),
+        )
+    };
+    // Two hosts of one store: each sees 6 of the candidate's calls fail, under the minimum
+    // of 10 calls alone; together 12 of 12.
+    let hosts: Vec<Registry> = ["h1", "h2"]
+        .into_iter()
+        .map(|id| {
+            let s = store(dir.path());
+            registry(dir.path()).with_ledger(s, id, Default::default())
+        })
+        .collect();
+    stable(&hosts[0]).await;
+    let candidate = hosts[0]
+        .deploy(
+            "ValidateUser",
+            test_components::read(test_components::MISBEHAVING),
+            deploy_request(RolloutPolicy::Ramp, Some(50), UNRULY),
+        )
+        .await
+        .unwrap()
+        .candidate
+        .unwrap()
+        .digest;
+    hosts[1].reconcile().await.unwrap();
+    let trap = ActivityFailure::new(activity_runtime::kinds::GUEST_TRAP, "trapped", false);
+    for host in &hosts {
+        for _ in 0..6 {
+            finish(host, &candidate, Some(&trap)).await;
+        }
+        assert!(host
+            .details("ValidateUser")
+            .await
+            .unwrap()
+            .candidate
+            .is_some());
+    }
+    hosts[0].flush_ledger().await.unwrap();
+    assert!(hosts[0]
+        .details("ValidateUser")
+        .await
+        .unwrap()
+        .candidate
+        .is_some());
+    // The second host's flush reads the first host's calls: 12 of 12 failed.
+    hosts[1].flush_ledger().await.unwrap();
+    let details = hosts[1].details("ValidateUser").await.unwrap();
+    assert!(details.candidate.is_none(), "aborted");
+    let reason = details.events[0].reason.clone().unwrap_or_default();
+    assert!(reason.contains("12 of the last 12"), "{reason}");
+    // What both hosts counted is in the store once, for either host to answer.
+    let rows = hosts[0]
+        .usage(0, activity_registry::UsageGroup::Caller, None)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].key.as_str(), rows[0].calls, rows[0].failures),
+        ("test", 12, 12)
+    );
 }

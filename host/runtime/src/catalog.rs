@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
-use crate::{ActivityComponent, ActivityFailure, ComponentDigest};
+use crate::{ActivityComponent, ActivityFailure, ComponentDigest, Usage};
 
 /// Who a call belongs to: what a rollout chooses a version by.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,6 +17,22 @@ pub struct CallKey {
     pub run_id: Option<String>,
     /// The activity id.
     pub activity_id: String,
+}
+
+/// A call that ran, as the catalog is told of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished<'a> {
+    /// Its activity type.
+    pub activity_type: &'a str,
+    /// The version that ran.
+    pub digest: &'a ComponentDigest,
+    /// Its failure, if it failed.
+    pub failure: Option<&'a ActivityFailure>,
+    /// What it cost.
+    pub usage: &'a Usage,
+    /// Who it is billed to: the API key of a REST invoke, else the workflow type that
+    /// scheduled it, else `temporal` (a standalone activity started by a Temporal client).
+    pub caller: &'a str,
 }
 
 /// Why a call has no component.
@@ -56,15 +72,11 @@ pub trait ActivityCatalog: Send + Sync + 'static {
         let _ = key;
         Box::pin(async move { self.get(activity_type).ok_or(Unresolved::NotDeployed) })
     }
-    /// Told after each call: the version that ran and its failure, if it failed (a rollout
-    /// counts a candidate's failures). By default, nothing.
-    fn finished<'a>(
-        &'a self,
-        activity_type: &'a str,
-        digest: &'a ComponentDigest,
-        failure: Option<&'a ActivityFailure>,
-    ) -> CatalogFuture<'a, ()> {
-        let _ = (activity_type, digest, failure);
+    /// Told after each call: the version that ran, its failure if it failed (a rollout
+    /// counts a candidate's failures), what it cost and whom it is billed to. By default,
+    /// nothing.
+    fn finished<'a>(&'a self, call: Finished<'a>) -> CatalogFuture<'a, ()> {
+        let _ = call;
         Box::pin(async {})
     }
 }

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod settings;
 mod state;
 mod turns;
+pub mod usage;
 
 use std::fmt;
 use std::path::Path;
@@ -35,13 +36,16 @@ use wasmtime::{Engine, Store, Trap};
 pub use capabilities::context::{ActivityInfo, CallContext, Cancellation, HeartbeatSink};
 pub use capabilities::keyvalue::{KeyPage, KeyValueBackend, KeyValueError, ScratchKeyValue};
 pub use capabilities::logging::GuestObserver;
-pub use catalog::{ActivityCatalog, ActivityTable, CallKey, CatalogFuture, Resolved, Unresolved};
+pub use catalog::{
+    ActivityCatalog, ActivityTable, CallKey, CatalogFuture, Finished, Resolved, Unresolved,
+};
 pub use engine::EngineConfig;
 pub use failure::{kinds, ActivityFailure};
 pub use grants::Grants;
 pub use limits::ActivityLimits;
 pub use load::{ActivityComponent, CompiledFrom, LoadError};
 pub use settings::{InvalidSetting, RuntimeSettings};
+pub use usage::{Usage, UsageView};
 pub use wit_json::{Param, Signature, WitType};
 
 use cache::CompiledCache;
@@ -257,22 +261,37 @@ impl Runtime {
         args: &[Value],
         call: CallContext,
     ) -> Result<Invocation, ActivityFailure> {
+        self.invoke_metered(activity, args, call).await.0
+    }
+
+    /// Calls `activity` like [`Runtime::invoke`] and tells what the call cost, failed or not.
+    pub async fn invoke_metered(
+        &self,
+        activity: &ActivityComponent,
+        args: &[Value],
+        call: CallContext,
+    ) -> (Result<Invocation, ActivityFailure>, Usage) {
         let started = Instant::now();
         let limits = activity.spec.limits;
         let wait = limits.time_limit(call.remaining());
+        let mut usage = Usage::default();
         let outcome = match self
             .turns
             .take(&activity.spec.activity_type, limits.concurrency_cap(), wait)
             .await
         {
             Ok(_turn) => {
-                self.call(activity, args, call, self.key_value.clone())
-                    .await
+                let key_value = self.key_value.clone();
+                let (outcome, cpu) =
+                    usage::CpuTimed::new(self.call(activity, args, call, key_value, &mut usage))
+                        .await;
+                usage.cpu = cpu;
+                outcome
             }
             Err(failure) => Err(failure),
         };
         metrics::record(activity, &outcome, started.elapsed());
-        outcome
+        (outcome, usage)
     }
 
     /// Calls `activity` once like [`Runtime::invoke`], but with `key_value` in place of the
@@ -285,7 +304,9 @@ impl Runtime {
         call: CallContext,
         key_value: Arc<dyn KeyValueBackend>,
     ) -> Result<Invocation, ActivityFailure> {
-        self.call(activity, args, call, Some(key_value)).await
+        let mut usage = Usage::default();
+        self.call(activity, args, call, Some(key_value), &mut usage)
+            .await
     }
 
     async fn call(
@@ -294,6 +315,7 @@ impl Runtime {
         args: &[Value],
         call: CallContext,
         key_value: Option<Arc<dyn KeyValueBackend>>,
+        usage: &mut Usage,
     ) -> Result<Invocation, ActivityFailure> {
         let name = activity.spec.activity_type.as_str();
         let params = wit_json::args_to_vals(args, &activity.signature.params).map_err(|e| {
@@ -329,8 +351,9 @@ impl Runtime {
                 Box::pin(tokio::task::yield_now()),
             ))
         });
+        let fuel_given = limits.fuel.unwrap_or(u64::MAX);
         if self.fuel_enabled {
-            let fuel = limits.fuel.unwrap_or(u64::MAX);
+            let fuel = fuel_given;
             store
                 .set_fuel(fuel)
                 .and_then(|_| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)))
@@ -360,8 +383,18 @@ impl Runtime {
         };
         let outcome = tokio::time::timeout(time_limit, run).await;
         let total_time = started.elapsed();
+        let peak_memory_bytes = store.data().limiter.peak_memory_bytes as u64;
+        *usage = Usage {
+            wall: total_time,
+            peak_memory_bytes,
+            fuel: self
+                .fuel_enabled
+                .then(|| fuel_given.saturating_sub(store.get_fuel().unwrap_or(fuel_given))),
+            egress_requests: store.data().http_hooks.meter.requests(),
+            egress_bytes: store.data().http_hooks.meter.bytes(),
+            ..Usage::default()
+        };
         let state = store.data();
-        let peak_memory_bytes = state.limiter.peak_memory_bytes as u64;
         let failure = match outcome {
             Err(_) => Some(ActivityFailure::new(
                 kinds::TIME_LIMIT_EXCEEDED,

@@ -9,3 +9,4 @@ mod loading;
 mod misbehaving;
 mod reference;
 mod schema;
+mod usage;

@@ -1,7 +1,7 @@
 //! The SQLite backends of one host, beside `activity-postgres` for a fleet: the registry
 //! store (an index and a directory of component files), the key-value stores behind
 //! `wasi:keyvalue`, and the hosts table. They implement the traits of `activity-registry`
-//! (`RegistryStore`, `FleetStore`) and `activity-runtime` (`KeyValueBackend`); those crates
+//! (`RegistryStore`, `FleetStore`, `LedgerStore`) and `activity-runtime` (`KeyValueBackend`); those crates
 //! know nothing of SQLite.
 //!
 //! Every backend here blocks; their callers run them off the async threads.
@@ -9,6 +9,7 @@
 mod access;
 mod fleet;
 mod keyvalue;
+mod ledger;
 mod registry;
 
 use std::time::Duration;

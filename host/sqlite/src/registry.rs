@@ -84,6 +84,7 @@ impl SqliteRegistryStore {
             }
         }
         crate::fleet::schema(conn)?;
+        crate::ledger::schema(conn)?;
         crate::access::schema(conn)
     }
 

@@ -12,3 +12,14 @@ fn rollouts_pins_and_events() {
     .expect("open");
     test_support::store_contract::rollouts_pins_and_events(&store);
 }
+
+#[test]
+fn ledger() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = SqliteRegistryStore::open(
+        &dir.path().join("registry.sqlite"),
+        &dir.path().join("modules"),
+    )
+    .expect("open");
+    test_support::store_contract::ledger(&store);
+}

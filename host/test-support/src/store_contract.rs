@@ -1,5 +1,7 @@
-//! What every `RegistryStore` must do with rollouts, run against each backend by its tests.
+//! What every `RegistryStore` must do with rollouts, and every `LedgerStore` with usage, run
+//! against each backend by its tests.
 
+use activity_registry::ledger::{LedgerStore, OutcomeRow, UsageGroup, UsageRow, USAGE_BUCKET_MS};
 use activity_registry::rollout::{Candidate, EventKind, RolloutEvent, RolloutPolicy, RolloutState};
 use activity_registry::{RegistryStore, RolloutChange, VersionRecord};
 use activity_runtime::{ActivitySpec, ComponentDigest};
@@ -131,4 +133,110 @@ pub fn rollouts_pins_and_events(s: &dyn RegistryStore) {
     assert!(!s.rollouts().expect("rollouts").contains_key(name));
     assert!(s.events(name, 10).expect("events").is_empty());
     assert_eq!(s.pin_count(name).expect("count"), 0);
+}
+
+fn usage_row(bucket_ms: u64, activity: &str, caller: &str, cpu_us: u64, peak: u64) -> UsageRow {
+    UsageRow {
+        bucket_ms,
+        activity: activity.into(),
+        version: "sha256:01".into(),
+        caller: caller.into(),
+        calls: 2,
+        failures: 1,
+        wall_us: 3000,
+        cpu_us,
+        peak_memory_bytes: peak,
+        fuel: 0,
+        egress_requests: 1,
+        egress_bytes: 10,
+    }
+}
+
+/// Usage sums add up across flushes (peak memory: the highest), group by activity type or
+/// caller, count only minutes that end after `since`, and are swept; candidate outcomes
+/// of other hosts are summed without the asking host's.
+pub fn ledger(s: &dyn LedgerStore) {
+    let minute = USAGE_BUCKET_MS;
+    s.add_usage(&[
+        usage_row(10 * minute, "A", "k1", 1000, 100),
+        usage_row(10 * minute, "B", "k1", 5000, 50),
+    ])
+    .expect("add");
+    // The same minute again: summed, not replaced.
+    s.add_usage(&[
+        usage_row(10 * minute, "A", "k1", 1000, 300),
+        usage_row(11 * minute, "A", "k2", 1000, 10),
+    ])
+    .expect("add again");
+    let by_activity = s.usage(0, UsageGroup::Activity, None).expect("usage");
+    assert_eq!(
+        by_activity
+            .iter()
+            .map(|r| r.key.as_str())
+            .collect::<Vec<_>>(),
+        ["B", "A"],
+        "largest CPU first"
+    );
+    let a = &by_activity[1];
+    assert_eq!((a.calls, a.failures, a.peak_memory_bytes), (6, 3, 300));
+    assert_eq!((a.cpu_ms, a.wall_ms, a.egress_bytes), (3.0, 9.0, 30));
+    let by_caller = s.usage(0, UsageGroup::Caller, None).expect("usage");
+    assert_eq!(by_caller.len(), 2);
+    assert_eq!(by_caller[0].key, "k1");
+    assert_eq!(by_caller[0].calls, 6);
+    // A minute counts while it ends after `since`.
+    assert_eq!(
+        s.usage(11 * minute - 1, UsageGroup::Activity, None)
+            .expect("usage")
+            .len(),
+        2
+    );
+    let late = s
+        .usage(11 * minute, UsageGroup::Activity, None)
+        .expect("usage");
+    assert_eq!(late.len(), 1);
+    assert_eq!((late[0].key.as_str(), late[0].calls), ("A", 2));
+    assert!(s
+        .usage(12 * minute, UsageGroup::Activity, None)
+        .expect("usage")
+        .is_empty());
+    let one = s.usage(0, UsageGroup::Activity, Some("k2")).expect("usage");
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].calls, 2);
+
+    let outcome = |seq, bucket_ms, calls, failures| OutcomeRow {
+        activity: "A".into(),
+        seq,
+        bucket_ms,
+        calls,
+        failures,
+    };
+    s.add_outcomes("h1", &[outcome(2, 100_000, 5, 4)])
+        .expect("h1");
+    s.add_outcomes("h1", &[outcome(2, 100_000, 1, 1)])
+        .expect("h1 again");
+    s.add_outcomes(
+        "h2",
+        &[outcome(2, 110_000, 3, 0), outcome(3, 110_000, 1, 1)],
+    )
+    .expect("h2");
+    let mut seen = s.outcomes_elsewhere("h2", 0).expect("elsewhere");
+    seen.sort_by_key(|o| o.seq);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!((seen[0].seq, seen[0].calls, seen[0].failures), (2, 6, 5));
+    let mut seen = s.outcomes_elsewhere("h3", 105_000).expect("elsewhere");
+    seen.sort_by_key(|o| o.seq);
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        (seen[0].calls, seen[0].failures),
+        (3, 0),
+        "h1's older bucket is out"
+    );
+
+    let swept = s.sweep_ledger(11 * minute, 105_000).expect("sweep");
+    assert_eq!(swept, 2 + 1, "two usage rows of minute 10 and h1's outcome");
+    assert_eq!(
+        s.usage(0, UsageGroup::Activity, None).expect("usage").len(),
+        1
+    );
 }

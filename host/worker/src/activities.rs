@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use activity_runtime::{
-    ActivityCatalog, ActivityFailure, ActivityInfo, CallContext, CallKey, Cancellation,
+    ActivityCatalog, ActivityFailure, ActivityInfo, CallContext, CallKey, Cancellation, Finished,
     HeartbeatSink, Runtime, Unresolved,
 };
 use temporalio_common::protos::coresdk::activity_result::ActivityExecutionResult;
@@ -26,6 +26,7 @@ use temporalio_sdk_core::Worker as CoreWorker;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
+use crate::billing::CallerLabels;
 use crate::heartbeats::{ThrottledHeartbeats, FORWARD_INTERVAL};
 use crate::payload;
 
@@ -67,6 +68,8 @@ pub struct Dispatcher {
     running: Mutex<HashMap<Vec<u8>, Running>>,
     /// Activity tasks run at once at most.
     slots: usize,
+    /// The callers named in usage metrics.
+    callers: CallerLabels,
 }
 
 impl Dispatcher {
@@ -90,6 +93,7 @@ impl Dispatcher {
             cancel_grace,
             running: Mutex::default(),
             slots,
+            callers: CallerLabels::default(),
         };
         dispatcher.slots_in_use(0);
         dispatcher
@@ -281,7 +285,7 @@ impl Dispatcher {
             cancellation: cancellation.clone(),
         };
         let outcome = tokio::select! {
-            r = self.runtime.invoke(&component, &args, call) => Some(r),
+            r = self.runtime.invoke_metered(&component, &args, call) => Some(r),
             _ = interrupt.notified() => None,
         };
         if let Some(k) = keep_alive {
@@ -291,13 +295,23 @@ impl Dispatcher {
         if let Some(h) = &heartbeats {
             h.close();
         }
-        if let Some(r) = &outcome {
+        if let Some((r, usage)) = &outcome {
+            let caller = crate::billing::caller(&start.header_fields, &start.workflow_type);
+            self.callers
+                .record(&start.activity_type, &caller, usage, r.is_err());
             // Before the task completes: a candidate aborted by this failure is gone before
             // the retry is scheduled.
             self.catalog
-                .finished(&start.activity_type, component.digest(), r.as_ref().err())
+                .finished(Finished {
+                    activity_type: &start.activity_type,
+                    digest: component.digest(),
+                    failure: r.as_ref().err(),
+                    usage,
+                    caller: &caller,
+                })
                 .await;
         }
+        let outcome = outcome.map(|(r, usage)| r.map(|inv| (inv, usage)));
         match (outcome, cancellation.is_cancelled()) {
             (None, _) => {
                 tracing::info!("activity interrupted after cancellation");
@@ -306,12 +320,13 @@ impl Dispatcher {
             (Some(r), true) => {
                 tracing::info!(finished = r.is_ok(), "activity stopped after cancellation");
                 ActivityExecutionResult::cancel_from_details(
-                    r.ok().map(|i| payload::from_json(&i.output)),
+                    r.ok().map(|(i, _)| payload::from_json(&i.output)),
                 )
             }
-            (Some(Ok(inv)), false) => {
+            (Some(Ok((inv, usage))), false) => {
                 tracing::info!(
                     duration_ms = inv.total_time.as_secs_f64() * 1000.0,
+                    cpu_ms = usage.cpu.as_secs_f64() * 1000.0,
                     peak_memory_bytes = inv.peak_memory_bytes,
                     "activity completed"
                 );
@@ -320,6 +335,9 @@ impl Dispatcher {
                     payload::VERSION_METADATA.into(),
                     component.digest().as_str().as_bytes().to_vec(),
                 );
+                if let Ok(bill) = serde_json::to_vec(&usage.view()) {
+                    p.metadata.insert(payload::USAGE_METADATA.into(), bill);
+                }
                 ActivityExecutionResult::ok(p)
             }
             (Some(Err(f)), false) => {

@@ -10,6 +10,7 @@
 
 pub mod activities;
 pub mod backlog;
+pub mod billing;
 pub mod connection;
 pub mod heartbeats;
 pub mod payload;

@@ -13,6 +13,9 @@ pub const JSON_PLAIN: &str = "json/plain";
 pub const BINARY_NULL: &str = "binary/null";
 /// Metadata key carrying the digest of the component version that produced a result.
 pub const VERSION_METADATA: &str = "activity-host-version";
+/// Metadata key carrying what the call that produced a result cost (JSON: wall and CPU
+/// milliseconds, peak memory, fuel, outgoing requests and bytes).
+pub const USAGE_METADATA: &str = "activity-host-usage";
 
 /// A payload the host cannot read as JSON.
 #[derive(Debug, thiserror::Error)]

@@ -16,12 +16,14 @@ pub async fn keys(config: &Config, command: KeysCommand, args: &ApiArgs) -> anyh
             role,
             activities,
             per_minute,
+            cpu_ms_per_minute,
         } => {
             let body = serde_json::json!({
                 "name": name,
                 "role": role,
                 "activities": activities,
                 "per_minute": per_minute,
+                "cpu_ms_per_minute": cpu_ms_per_minute,
             });
             let created = client.create_key(&body).await?;
             print(args, &created, |c| {

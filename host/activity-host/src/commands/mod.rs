@@ -6,6 +6,7 @@ pub mod access;
 pub mod activities;
 pub mod codegen;
 pub mod oci;
+pub mod usage;
 pub mod workflow;
 
 use std::path::PathBuf;
@@ -27,12 +28,15 @@ pub enum Output {
     Text,
     /// The JSON answer.
     Json,
+    /// Comma-separated rows with a header, for commands that print a table (`usage`);
+    /// others print their JSON answer.
+    Csv,
 }
 
 /// Prints `value` as JSON, or the summary.
 pub fn print<T: serde::Serialize>(output: Output, value: &T, summary: impl FnOnce(&T) -> String) {
     match output {
-        Output::Json => println!(
+        Output::Json | Output::Csv => println!(
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_default()
         ),
@@ -151,7 +155,9 @@ pub async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
             shown.oci = config.oci.masked();
             shown.workflow.temporal = config.workflow.temporal.masked();
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
+                Output::Json | Output::Csv => {
+                    println!("{}", serde_json::to_string_pretty(&shown)?)
+                }
                 Output::Text => print!("{}", serde_yaml::to_string(&shown)?),
             }
             Ok(())
@@ -191,6 +197,7 @@ pub async fn dispatch(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Codegen(args) => codegen::codegen(&config, args).await,
+        Command::Usage(args) => usage::usage(&config, args).await,
         Command::Check { file, name, grants } => {
             let mut spec = ActivitySpec::new(name);
             spec.grants.allowed_hosts = grants.allow_hosts;

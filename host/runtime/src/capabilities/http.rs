@@ -25,6 +25,7 @@ use wasmtime_wasi_http::{
 use crate::capabilities::context::ActivityInfo;
 use crate::egress::{names_address, placeholder, special_class, Egress, EgressRecord};
 use crate::grants::{Capability, Grants, HostPattern};
+use crate::usage::EgressMeter;
 use crate::ComponentDigest;
 
 /// The interfaces of this room, for the import check: the types come with base WASI, the
@@ -44,6 +45,8 @@ pub struct AllowlistHooks {
     grants: Arc<Grants>,
     egress: Arc<Egress>,
     base: EgressRecord,
+    /// The call's requests and bytes, for its usage.
+    pub(crate) meter: Arc<EgressMeter>,
 }
 
 impl AllowlistHooks {
@@ -77,6 +80,7 @@ impl AllowlistHooks {
             grants,
             egress,
             base,
+            meter: Arc::default(),
         }
     }
 }
@@ -110,6 +114,7 @@ impl WasiHttpHooks for AllowlistHooks {
         let grants = self.grants.clone();
         let egress = self.egress.clone();
         let mut record = self.base.clone();
+        let meter = self.meter.clone();
         Box::new(async move {
             let uri = request.uri();
             record.at_ms = now_ms();
@@ -127,9 +132,11 @@ impl WasiHttpHooks for AllowlistHooks {
                     record.status = Some(response.status().as_u16());
                     record.outcome = "sent".into();
                     let (parts, body) = response.into_parts();
+                    let read = Arc::new(AtomicU64::new(0));
+                    meter.sent([counter.clone(), read.clone()]);
                     let audited = MeteredBody {
                         inner: body,
-                        count: Arc::default(),
+                        count: read,
                         on_end: Some(Box::new(move |read| {
                             record.request_bytes = counter.load(Ordering::Relaxed);
                             record.response_bytes = read;

@@ -498,7 +498,8 @@ pub enum SecretsCommand {
     /// Set a secret; its value is read from standard input (one trailing newline dropped).
     Set {
         name: String,
-        /// Host the value may be sent to (repeatable, at least one).
+        /// Host the value may be sent to, over TLS only (repeatable, at least one);
+        /// http://HOST also allows plain HTTP.
         #[arg(long = "host", required = true)]
         hosts: Vec<String>,
     },

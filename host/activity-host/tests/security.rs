@@ -173,7 +173,7 @@ async fn a_fleet_secured_as_documented_keeps_keys_secrets_and_egress_in_line() {
     let (status, _) = send(
         http.put(format!("{a}/api/v1/secrets/webhook_token"))
             .bearer_auth(ADMIN)
-            .json(&json!({"value": SECRET, "hosts": [format!("bound.test:{pb}")]})),
+            .json(&json!({"value": SECRET, "hosts": [format!("http://bound.test:{pb}")]})),
         &mut answers,
     )
     .await;

@@ -164,7 +164,8 @@ pub struct NewSecret {
     /// The value. Stored sealed; never answered, logged or handed to a guest.
     pub value: String,
     /// Hosts (as in `allowed_hosts`: `api.example.com`, `*.example.com`, with an optional
-    /// port) the value may be sent to. At least one.
+    /// port) the value may be sent to, over TLS (https) only; `http://api.example.com` also
+    /// lets it go over plain HTTP. At least one.
     pub hosts: Vec<String>,
 }
 
@@ -192,15 +193,14 @@ pub async fn set_secret(
             "value must be 1 byte to 64 KiB",
         ));
     }
-    if body.hosts.is_empty()
-        || body
-            .hosts
-            .iter()
-            .any(|h| h.trim().is_empty() || h.trim() == "*")
-    {
+    let unusable = |h: &String| {
+        let (_, pattern) = activity_runtime::egress::secret_binding(h);
+        pattern.is_empty() || pattern == "*" || pattern.contains("://") || pattern.contains('/')
+    };
+    if body.hosts.is_empty() || body.hosts.iter().any(unusable) {
         return Err(ApiError::bad_request(
             "invalid_field",
-            "hosts must name at least one host the value may be sent to (not `*`)",
+            "hosts must name at least one host the value may be sent to (not `*`): host[:port], over TLS only, or http://host[:port] to allow plain HTTP",
         ));
     }
     let key = state.secrets_key.clone().ok_or_else(|| ApiError {

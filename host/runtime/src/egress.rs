@@ -250,6 +250,18 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// One of a secret's host bindings read: whether it lets the value go over plain HTTP
+/// (written `http://host`; `https://host` and a bare `host` mean TLS only), and the host
+/// pattern.
+pub fn secret_binding(binding: &str) -> (bool, &str) {
+    let binding = binding.trim();
+    if let Some(rest) = binding.strip_prefix("http://") {
+        (true, rest)
+    } else {
+        (false, binding.strip_prefix("https://").unwrap_or(binding))
+    }
+}
+
 /// The guest-visible stand-in for secret `name`: opaque, the same on every host.
 pub fn placeholder(name: &str) -> String {
     let digest = Sha256::digest(format!("activity-host-secret\0{name}").as_bytes());

@@ -207,11 +207,12 @@ async fn a_secret_reaches_only_its_bound_host_and_the_guest_holds_a_placeholder(
     let other = HttpSink::start(200).await;
     let (rt, egress) = runtime_with(&[("bound.test", LOOPBACK), ("other.test", LOOPBACK)], None);
     let (pb, po) = (bound.addr.port(), other.addr.port());
+    // Bound with `http://`: the sinks speak plain HTTP.
     egress.set_secrets(BTreeMap::from([(
         "TOKEN".to_string(),
         Secret {
             value: VALUE.into(),
-            hosts: vec![format!("bound.test:{pb}")],
+            hosts: vec![format!("http://bound.test:{pb}")],
         },
     )]));
     let mut g = grants(&[
@@ -276,4 +277,48 @@ async fn redirects_are_answered_to_the_guest_and_not_followed() {
     );
     assert_eq!(redirecting.requests().len(), 1);
     assert!(target.requests().is_empty(), "the redirect was followed");
+}
+
+#[tokio::test]
+async fn a_secret_goes_over_plain_http_only_when_its_binding_says_http() {
+    const VALUE: &str = "plain-text-would-leak-41";
+    let sink = HttpSink::start(200).await;
+    let port = sink.addr.port();
+    let (rt, egress) = runtime_with(&[("bound.test", LOOPBACK)], None);
+    let mut g = grants(&[format!("bound.test:{port}"), format!("127.0.0.1:{port}")]);
+    g.secrets = vec!["TOKEN".into()];
+    let poster = misbehaving(&rt, "post-config", g).await;
+    let url = format!("http://bound.test:{port}/hook");
+    for binding in [
+        format!("bound.test:{port}"),
+        format!("https://bound.test:{port}"),
+    ] {
+        egress.set_secrets(BTreeMap::from([(
+            "TOKEN".to_string(),
+            Secret {
+                value: VALUE.into(),
+                hosts: vec![binding.clone()],
+            },
+        )]));
+        let refused = call(&rt, &poster, json!([url, "TOKEN"])).await.unwrap_err();
+        assert!(
+            refused.message.contains("HttpRequestDenied"),
+            "{binding}: {refused}"
+        );
+        let record = egress.recent("Misbehaving", 0).pop().unwrap();
+        assert_eq!(record.outcome, "refused");
+        assert!(
+            record.reason.as_deref().unwrap_or("").contains("TLS"),
+            "{record:?}"
+        );
+    }
+    assert!(sink.requests().is_empty(), "{:?}", sink.requests());
+    // A plain request that carries no placeholder is not the secret's business.
+    let fetcher = misbehaving(
+        &rt,
+        "fetch",
+        grants(&[format!("bound.test:{port}"), format!("127.0.0.1:{port}")]),
+    )
+    .await;
+    assert_eq!(call(&rt, &fetcher, json!([url])).await.unwrap(), json!(200));
 }

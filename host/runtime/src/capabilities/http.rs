@@ -23,7 +23,9 @@ use wasmtime_wasi_http::{
 };
 
 use crate::capabilities::context::ActivityInfo;
-use crate::egress::{names_address, placeholder, special_class, Egress, EgressRecord};
+use crate::egress::{
+    names_address, placeholder, secret_binding, special_class, Egress, EgressRecord,
+};
 use crate::grants::{Capability, Grants, HostPattern};
 use crate::usage::EgressMeter;
 use crate::ComponentDigest;
@@ -230,20 +232,28 @@ async fn send(
     record.address = Some(addr.to_string());
     // Secrets: placeholders become values only toward the secrets' bound hosts.
     let secrets = egress.secrets();
-    let applicable: Vec<(String, String, String)> = grants
+    let applicable: Vec<Applicable> = grants
         .secrets
         .iter()
         .filter_map(|name| {
             let secret = secrets.get(name)?;
-            let bound = secret
-                .hosts
-                .iter()
-                .any(|p| HostPattern::parse(p).matches(&host, Some(port)));
-            bound.then(|| (name.clone(), placeholder(name), secret.value.clone()))
+            let (mut bound, mut plain) = (false, false);
+            for (plain_ok, pattern) in secret.hosts.iter().map(|h| secret_binding(h)) {
+                if HostPattern::parse(pattern).matches(&host, Some(port)) {
+                    bound = true;
+                    plain |= plain_ok;
+                }
+            }
+            bound.then(|| Applicable {
+                name: name.clone(),
+                placeholder: placeholder(name),
+                value: secret.value.clone(),
+                over_plain_http: plain,
+            })
         })
         .collect();
     if !applicable.is_empty() {
-        request = substitute(request, &applicable, egress, record).await?;
+        request = substitute(request, &applicable, tls, egress, record).await?;
     }
     let counter = Arc::new(AtomicU64::new(0));
     let request = request.map(|body| {
@@ -279,9 +289,21 @@ async fn send(
 
 /// Reads the body whole (up to `runtime.egress.max_substituted_body_bytes`) and replaces
 /// each applicable placeholder with its value in the headers and the body.
+/// A secret bound to the request's host.
+struct Applicable {
+    name: String,
+    placeholder: String,
+    value: String,
+    /// Its binding lets it go over plain HTTP.
+    over_plain_http: bool,
+}
+
+/// Replaces the placeholders of `applicable` secrets in `request`'s headers and body;
+/// refuses a plain-HTTP request (`tls` false) that carries a secret bound for TLS only.
 async fn substitute(
     request: http::Request<WasiBody>,
-    applicable: &[(String, String, String)],
+    applicable: &[Applicable],
+    tls: bool,
     egress: &Egress,
     record: &mut EgressRecord,
 ) -> Result<http::Request<WasiBody>, Refusal> {
@@ -298,7 +320,13 @@ async fn substitute(
         .to_bytes();
     let mut used = Vec::new();
     let mut body = collected.to_vec();
-    for (name, placeholder, value) in applicable {
+    for Applicable {
+        name,
+        placeholder,
+        value,
+        over_plain_http,
+    } in applicable
+    {
         let mut hit = false;
         for (_, header) in parts.headers.iter_mut() {
             let Ok(text) = header.to_str() else { continue };
@@ -315,6 +343,12 @@ async fn substitute(
         if replaced.len() != body.len() || replaced != body {
             body = replaced;
             hit = true;
+        }
+        if hit && !tls && !over_plain_http {
+            return Err(refused(format!(
+                "the request carries secret {name} over plain HTTP, and the secret goes only over TLS (https); bind it to http://{} to allow plain HTTP",
+                record.host
+            )));
         }
         if hit {
             used.push(name.clone());

@@ -65,6 +65,41 @@ impl PostgresRegistryStore {
     }
 }
 
+/// Writes a rollout change in `tx`: the state, the activation, the pins dropped, the event,
+/// and the notification.
+async fn write_rollout(
+    tx: &deadpool_postgres::Transaction<'_>,
+    activity: &str,
+    change: RolloutChange,
+) -> Result<(), StoreError> {
+    let (state, event) = (to_text(&change.state)?, to_text(&change.event)?);
+    tx.execute(
+        "INSERT INTO registry_rollouts (activity, state) VALUES ($1, $2)
+         ON CONFLICT (activity) DO UPDATE SET state = excluded.state",
+        &[&activity, &state],
+    )
+    .await
+    .map_err(db)?;
+    if let Some(seq) = change.activate {
+        activate(tx, activity, seq as i64).await?;
+    }
+    for seq in change.unpin {
+        tx.execute(
+            "DELETE FROM registry_pins WHERE activity = $1 AND seq = $2",
+            &[&activity, &(seq as i64)],
+        )
+        .await
+        .map_err(db)?;
+    }
+    tx.execute(
+        "INSERT INTO registry_rollout_events (activity, event) VALUES ($1, $2)",
+        &[&activity, &event],
+    )
+    .await
+    .map_err(db)?;
+    notify(tx, activity).await
+}
+
 impl RegistryStore for PostgresRegistryStore {
     fn put_blob(&self, digest: &ComponentDigest, bytes: &[u8]) -> Result<(), StoreError> {
         self.db.block_on(async {
@@ -140,6 +175,7 @@ impl RegistryStore for PostgresRegistryStore {
         activity: &str,
         mut record: VersionRecord,
         activate: bool,
+        rollout: Option<RolloutChange>,
     ) -> Result<VersionRecord, StoreError> {
         let spec =
             serde_json::to_string(&record.spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -181,6 +217,12 @@ impl RegistryStore for PostgresRegistryStore {
                 self::activate(&tx, activity, seq).await?;
             } else {
                 notify(&tx, activity).await?;
+            }
+            if let Some(mut change) = rollout {
+                if let Some(c) = change.state.candidate.as_mut() {
+                    c.seq = seq as u64;
+                }
+                write_rollout(&tx, activity, change).await?;
             }
             tx.commit().await.map_err(db)?;
             record.seq = seq as u64;
@@ -300,38 +342,13 @@ impl RegistryStore for PostgresRegistryStore {
     }
 
     fn set_rollout(&self, activity: &str, change: RolloutChange) -> Result<(), StoreError> {
-        let (state, event) = (to_text(&change.state)?, to_text(&change.event)?);
         self.db.block_on(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(db)?;
             tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&activity])
                 .await
                 .map_err(db)?;
-            tx.execute(
-                "INSERT INTO registry_rollouts (activity, state) VALUES ($1, $2)
-                 ON CONFLICT (activity) DO UPDATE SET state = excluded.state",
-                &[&activity, &state],
-            )
-            .await
-            .map_err(db)?;
-            if let Some(seq) = change.activate {
-                activate(&tx, activity, seq as i64).await?;
-            }
-            for seq in change.unpin {
-                tx.execute(
-                    "DELETE FROM registry_pins WHERE activity = $1 AND seq = $2",
-                    &[&activity, &(seq as i64)],
-                )
-                .await
-                .map_err(db)?;
-            }
-            tx.execute(
-                "INSERT INTO registry_rollout_events (activity, event) VALUES ($1, $2)",
-                &[&activity, &event],
-            )
-            .await
-            .map_err(db)?;
-            notify(&tx, activity).await?;
+            write_rollout(&tx, activity, change).await?;
             tx.commit().await.map_err(db)
         })
     }

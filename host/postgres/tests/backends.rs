@@ -58,10 +58,10 @@ async fn registry_store_keeps_history_and_notifies_every_change() {
         s.put_blob(&ComponentDigest::of(b"one"), b"one").unwrap();
         s.put_blob(&ComponentDigest::of(b"one"), b"one").unwrap();
         let v1 = s
-            .add_version("ValidateUser", record(b"one", "a"), true)
+            .add_version("ValidateUser", record(b"one", "a"), true, None)
             .unwrap();
         let v2 = s
-            .add_version("ValidateUser", record(b"two", "b"), true)
+            .add_version("ValidateUser", record(b"two", "b"), true, None)
             .unwrap();
         let blob = s.blob(&ComponentDigest::of(b"one")).unwrap();
         let missing = s.blob(&ComponentDigest::of(b"nothing")).unwrap();
@@ -121,6 +121,7 @@ async fn concurrent_deploys_of_one_activity_get_distinct_versions() {
                 "CreateUser",
                 record(format!("v{i}").as_bytes(), "host"),
                 true,
+                None,
             )
             .unwrap()
             .seq
@@ -195,7 +196,11 @@ async fn rollouts_pins_and_events() {
     let store = Arc::new(PostgresRegistryStore::new(
         connect(&pg.url(), 2).await.expect("connect"),
     ));
-    blocking(move || test_support::store_contract::rollouts_pins_and_events(store.as_ref())).await;
+    blocking(move || {
+        test_support::store_contract::rollouts_pins_and_events(store.as_ref());
+        test_support::store_contract::a_version_with_its_rollout(store.as_ref());
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -116,11 +116,35 @@ impl Registry {
             source: request.source,
             signature: Some(component.signature().as_ref().clone()),
         };
+        let event = RolloutEvent {
+            kind: EventKind::Deploy,
+            at_ms: record.deployed_at_ms,
+            by: request.deployed_by,
+            reason: None,
+            digest: Some(digest.clone()),
+            ramp_percent: as_candidate.then_some(ramp),
+        };
+        let change = RolloutChange {
+            // The store puts the new version's seq in the candidate.
+            state: RolloutState {
+                policy,
+                candidate: as_candidate.then_some(Candidate {
+                    seq: 0,
+                    ramp_percent: ramp,
+                }),
+            },
+            activate: None,
+            // A candidate replaced by this deploy: its runs go to the new version.
+            unpin: previous.candidate.map(|c| c.seq).into_iter().collect(),
+            event: event.clone(),
+        };
+        // The version, its activation and its rollout in one transaction: a deploy that
+        // answers an error left nothing live.
         let record = {
             let (name, digest) = (name.to_string(), digest.clone());
             self.blocking(move |s| {
                 s.put_blob(&digest, &bytes)?;
-                s.add_version(&name, record, !as_candidate)
+                s.add_version(&name, record, !as_candidate, Some(change))
             })
             .await?
         };
@@ -136,24 +160,11 @@ impl Registry {
                 HeldVersion::compiled(record.seq, component, self.executes),
             );
         }
-        self.change_rollout(
-            name,
-            RolloutChange {
-                state: RolloutState { policy, candidate },
-                activate: None,
-                // A candidate replaced by this deploy: its runs go to the new version.
-                unpin: previous.candidate.map(|c| c.seq).into_iter().collect(),
-                event: RolloutEvent {
-                    kind: EventKind::Deploy,
-                    at_ms: record.deployed_at_ms,
-                    by: request.deployed_by,
-                    reason: None,
-                    digest: Some(digest.clone()),
-                    ramp_percent: candidate.map(|c| c.ramp_percent),
-                },
-            },
-        )
-        .await?;
+        // Stored: from here on the deploy stands, whatever this host fails to catch up on
+        // (the next reconcile does).
+        if let Err(e) = self.rollout_changed(name, &event).await {
+            tracing::warn!(activity = name, error = %e, "deployed; this host reads the rollout again at its next reconcile");
+        }
         tracing::info!(activity = name, version = %digest, seq = record.seq, policy = policy.as_str(), candidate = as_candidate, "deployed");
         // What is active now: the new version, or (a candidate) the one read before the write.
         let version = match versions.iter().find(|v| Some(v.seq) == active) {

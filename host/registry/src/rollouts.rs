@@ -167,10 +167,21 @@ impl Registry {
         name: &str,
         change: RolloutChange,
     ) -> Result<(), RegistryError> {
-        let kind = change.event.kind;
-        let (by, reason) = (change.event.by.clone(), change.event.reason.clone());
+        let event = change.event.clone();
         let n = name.to_string();
         self.blocking(move |s| s.set_rollout(&n, change)).await?;
+        self.rollout_changed(name, &event).await
+    }
+
+    /// After a rollout change was stored: its metric and log line, the abort window
+    /// forgotten, and this host's rollouts brought in line.
+    pub(crate) async fn rollout_changed(
+        &self,
+        name: &str,
+        event: &RolloutEvent,
+    ) -> Result<(), RegistryError> {
+        let kind = event.kind;
+        let (by, reason) = (event.by.clone(), event.reason.clone());
         metrics::counter!(metric::ROLLOUT_EVENTS, "activity_type" => name.to_string(), "kind" => format!("{kind:?}").to_lowercase(), "by" => if by == AUTOMATIC_ABORT { AUTOMATIC_ABORT } else { "caller" })
             .increment(1);
         tracing::info!(

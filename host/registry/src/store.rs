@@ -110,13 +110,17 @@ pub trait RegistryStore: Send + Sync + 'static {
         digest: &ComponentDigest,
         sealed: &[u8],
     ) -> Result<(), StoreError>;
-    /// Appends a version to `activity`'s history, and makes it active when `activate`, in
-    /// one transaction. Returns the record with its sequence number.
+    /// Appends a version to `activity`'s history, makes it active when `activate`, and
+    /// records `rollout` (the deploy's rollout state and event, as
+    /// [`set_rollout`](Self::set_rollout) does), in one transaction: a deploy is live with
+    /// its rollout or not at all. A candidate in `rollout`'s state names the version being
+    /// added, whatever its `seq`. Returns the record with its sequence number.
     fn add_version(
         &self,
         activity: &str,
         record: VersionRecord,
         activate: bool,
+        rollout: Option<RolloutChange>,
     ) -> Result<VersionRecord, StoreError>;
     /// Makes version `seq` of `activity` active.
     fn set_active(&self, activity: &str, seq: u64) -> Result<(), StoreError>;

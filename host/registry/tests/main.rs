@@ -1,5 +1,6 @@
 //! The registry's integration tests, one binary: deploys, versions and rollouts over a real
 //! runtime and store.
 
+mod faults;
 mod registry;
 mod rollout;

@@ -104,8 +104,27 @@ impl SqliteRegistryStore {
         record: &VersionRecord,
         spec: &str,
         activate: bool,
+        rollout: Option<RolloutChange>,
+    ) -> Result<u64, StoreError> {
+        let tx = conn.transaction().map_err(sql)?;
+        let seq = Self::insert_version(&tx, activity, record, spec, activate).map_err(sql)?;
+        if let Some(mut change) = rollout {
+            if let Some(c) = change.state.candidate.as_mut() {
+                c.seq = seq;
+            }
+            write_rollout(&tx, activity, change)?;
+        }
+        tx.commit().map_err(sql)?;
+        Ok(seq)
+    }
+
+    fn insert_version(
+        tx: &rusqlite::Transaction<'_>,
+        activity: &str,
+        record: &VersionRecord,
+        spec: &str,
+        activate: bool,
     ) -> rusqlite::Result<u64> {
-        let tx = conn.transaction()?;
         let seq: u64 = tx.query_row(
             "SELECT COALESCE(MAX(seq), 0) + 1 FROM versions WHERE activity = ?1",
             params![activity],
@@ -130,7 +149,6 @@ impl SqliteRegistryStore {
         if activate {
             tx.execute(ACTIVATE, params![activity, seq])?;
         }
-        tx.commit()?;
         Ok(seq)
     }
 
@@ -187,6 +205,37 @@ const ACTIVATE: &str = "INSERT INTO active (activity, seq) VALUES (?1, ?2)
 const SELECT: &str =
     "SELECT seq, digest, size, deployed_at_ms, deployed_by, spec, source, signature FROM versions";
 
+/// Writes a rollout change in `tx`: the state, the activation, the pins dropped, the event.
+fn write_rollout(
+    tx: &rusqlite::Transaction<'_>,
+    activity: &str,
+    change: RolloutChange,
+) -> Result<(), StoreError> {
+    let (state, event) = (to_text(&change.state)?, to_text(&change.event)?);
+    let write = || -> rusqlite::Result<()> {
+        tx.execute(
+            "INSERT INTO rollouts (activity, state) VALUES (?1, ?2)
+             ON CONFLICT (activity) DO UPDATE SET state = excluded.state",
+            params![activity, state],
+        )?;
+        if let Some(seq) = change.activate {
+            tx.execute(ACTIVATE, params![activity, seq])?;
+        }
+        for seq in &change.unpin {
+            tx.execute(
+                "DELETE FROM pins WHERE activity = ?1 AND seq = ?2",
+                params![activity, seq],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO rollout_events (activity, event) VALUES (?1, ?2)",
+            params![activity, event],
+        )?;
+        Ok(())
+    };
+    write().map_err(sql)
+}
+
 impl RegistryStore for SqliteRegistryStore {
     fn put_blob(&self, digest: &ComponentDigest, bytes: &[u8]) -> Result<(), StoreError> {
         use std::io::Write;
@@ -241,10 +290,11 @@ impl RegistryStore for SqliteRegistryStore {
         activity: &str,
         mut record: VersionRecord,
         activate: bool,
+        rollout: Option<RolloutChange>,
     ) -> Result<VersionRecord, StoreError> {
         let spec = to_text(&record.spec)?;
         let mut conn = self.conn()?;
-        let seq = Self::append(&mut conn, activity, &record, &spec, activate).map_err(sql)?;
+        let seq = Self::append(&mut conn, activity, &record, &spec, activate, rollout)?;
         record.seq = seq;
         Ok(record)
     }
@@ -334,31 +384,10 @@ impl RegistryStore for SqliteRegistryStore {
     }
 
     fn set_rollout(&self, activity: &str, change: RolloutChange) -> Result<(), StoreError> {
-        let (state, event) = (to_text(&change.state)?, to_text(&change.event)?);
         let mut conn = self.conn()?;
-        let write = || -> rusqlite::Result<()> {
-            let tx = conn.transaction()?;
-            tx.execute(
-                "INSERT INTO rollouts (activity, state) VALUES (?1, ?2)
-                 ON CONFLICT (activity) DO UPDATE SET state = excluded.state",
-                params![activity, state],
-            )?;
-            if let Some(seq) = change.activate {
-                tx.execute(ACTIVATE, params![activity, seq])?;
-            }
-            for seq in change.unpin {
-                tx.execute(
-                    "DELETE FROM pins WHERE activity = ?1 AND seq = ?2",
-                    params![activity, seq],
-                )?;
-            }
-            tx.execute(
-                "INSERT INTO rollout_events (activity, event) VALUES (?1, ?2)",
-                params![activity, event],
-            )?;
-            tx.commit()
-        };
-        write().map_err(sql)
+        let tx = conn.transaction().map_err(sql)?;
+        write_rollout(&tx, activity, change)?;
+        tx.commit().map_err(sql)
     }
 
     fn events(&self, activity: &str, limit: usize) -> Result<Vec<RolloutEvent>, StoreError> {
@@ -467,6 +496,7 @@ mod tests {
                     signature: None,
                 },
                 true,
+                None,
             )
             .unwrap();
         assert_eq!(added.seq, 2);

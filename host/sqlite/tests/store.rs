@@ -11,6 +11,7 @@ fn rollouts_pins_and_events() {
     )
     .expect("open");
     test_support::store_contract::rollouts_pins_and_events(&store);
+    test_support::store_contract::a_version_with_its_rollout(&store);
 }
 
 #[test]

@@ -34,8 +34,8 @@ fn event(kind: EventKind) -> RolloutEvent {
 /// come back newest first, expired pins are swept, and removing a type forgets it all.
 pub fn rollouts_pins_and_events(s: &dyn RegistryStore) {
     let name = "Rolled";
-    let v1 = s.add_version(name, record(b"r1"), true).expect("v1");
-    let v2 = s.add_version(name, record(b"r2"), false).expect("v2");
+    let v1 = s.add_version(name, record(b"r1"), true, None).expect("v1");
+    let v2 = s.add_version(name, record(b"r2"), false, None).expect("v2");
     assert_eq!(s.versions(name).expect("versions").1, Some(v1.seq));
     assert!(!s.rollouts().expect("rollouts").contains_key(name));
 
@@ -239,4 +239,47 @@ pub fn ledger(s: &dyn LedgerStore) {
         s.usage(0, UsageGroup::Activity, None).expect("usage").len(),
         1
     );
+}
+
+/// A version added with its rollout: the candidate named by the new version's seq, the
+/// event and the pins dropped, with the version, in one call.
+pub fn a_version_with_its_rollout(s: &dyn RegistryStore) {
+    let name = "Deployed";
+    let v1 = s.add_version(name, record(b"d1"), true, None).expect("v1");
+    s.pin(name, "run:a/1", Some(v1.seq), 1).expect("pin");
+    let change = RolloutChange {
+        state: RolloutState {
+            policy: RolloutPolicy::Ramp,
+            candidate: Some(Candidate {
+                seq: 0,
+                ramp_percent: 20,
+            }),
+        },
+        activate: None,
+        unpin: vec![v1.seq],
+        event: event(EventKind::Deploy),
+    };
+    let v2 = s
+        .add_version(name, record(b"d2"), false, Some(change))
+        .expect("v2");
+    let (_, active) = s.versions(name).expect("versions");
+    assert_eq!(active, Some(v1.seq), "a candidate is not active");
+    let state = s.rollout(name).expect("rollout");
+    assert_eq!(
+        state.candidate,
+        Some(Candidate {
+            seq: v2.seq,
+            ramp_percent: 20
+        })
+    );
+    assert_eq!(
+        s.events(name, 5).expect("events")[0].kind,
+        EventKind::Deploy
+    );
+    assert_eq!(
+        s.pin_count(name).expect("pins"),
+        0,
+        "the pins named were dropped"
+    );
+    assert!(s.remove(name).expect("remove"));
 }

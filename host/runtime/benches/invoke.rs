@@ -76,6 +76,17 @@ fn invoke(c: &mut Criterion) {
             serde_json::to_vec(&out.output).unwrap()
         })
     });
+    // What measuring a call's CPU time adds: the thread's CPU clock read around each poll
+    // of the call (a call of `add` is polled once or twice).
+    group.bench_function("meter/none", |b| {
+        b.to_async(&tokio)
+            .iter(|| async { std::hint::black_box(async { 1u64 }.await) })
+    });
+    group.bench_function("meter/cpu-timed", |b| {
+        b.to_async(&tokio).iter(|| async {
+            std::hint::black_box(activity_runtime::usage::CpuTimed::new(async { 1u64 }).await)
+        })
+    });
     let user = r#"[{"user_id":"user-123","email":"test@example.com","name":"Test User"}]"#;
     group.bench_function("wasm/validate-user", |b| {
         b.to_async(&tokio).iter(|| async {

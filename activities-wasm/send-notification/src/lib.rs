@@ -1,6 +1,8 @@
 //! SendNotification: posts a notification as JSON to the webhook URL in its config
-//! (`webhook_url`) through `wasi:http/outgoing-handler`. Without a webhook it hands the
-//! notification to the host's log under the `notification` context, where the host records it.
+//! (`webhook_url`) through `wasi:http/outgoing-handler`. Without a webhook it records the
+//! notification in the host's `notifications` key-value store (under its workflow and
+//! activity id, so a retry writes the same record again) before it answers; a store that
+//! cannot be written fails the call retryably, so no notification is reported sent and lost.
 
 wit_bindgen::generate!({ path: "../../wit", world: "send-notification", generate_all });
 
@@ -16,6 +18,8 @@ const WEBHOOK_URL_KEY: &str = "webhook_url";
 /// Config key of the webhook's bearer token: deploy with the secret `webhook_token` granted
 /// and the guest holds only its placeholder; the host sends the value to the secret's hosts.
 const WEBHOOK_TOKEN_KEY: &str = "webhook_token";
+/// Key-value store of the notifications recorded without a webhook.
+const NOTIFICATIONS_STORE: &str = "notifications";
 /// Largest chunk `blocking-write-and-flush` accepts.
 const WRITE_CHUNK: usize = 4096;
 
@@ -24,7 +28,7 @@ struct SendNotification;
 impl Guest for SendNotification {
     fn send_notification(notification: Notification) -> Result<Delivery, UserError> {
         let info = context::info();
-        let body = serde_json::json!({
+        let mut record = serde_json::json!({
             "user_id": notification.user_id,
             "email": notification.email,
             "action": match notification.action {
@@ -35,8 +39,8 @@ impl Guest for SendNotification {
             "message": notification.message,
             "workflow_id": info.workflow_id,
             "activity_id": info.activity_id,
-        })
-        .to_string();
+        });
+        let body = record.to_string();
         let url = wasi::config::store::get(WEBHOOK_URL_KEY).map_err(|e| {
             failure(
                 "ConfigUnavailable",
@@ -46,6 +50,25 @@ impl Guest for SendNotification {
         })?;
         match url.filter(|u| !u.is_empty()) {
             None => {
+                let at_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                record["recorded_at_ms"] = at_ms.into();
+                let key = format!(
+                    "{}/{}",
+                    info.workflow_id.unwrap_or_default(),
+                    info.activity_id
+                );
+                let not_recorded = |e: wasi::keyvalue::store::Error| {
+                    failure(
+                        "NotificationNotRecorded",
+                        format!("the host's notifications store: {e:?}"),
+                        false,
+                    )
+                };
+                wasi::keyvalue::store::open(NOTIFICATIONS_STORE)
+                    .and_then(|bucket| bucket.set(&key, record.to_string().as_bytes()))
+                    .map_err(not_recorded)?;
                 log(Level::Info, "notification", &body);
                 Ok(Delivery {
                     target: "host-log".into(),

@@ -14,7 +14,6 @@ use activity_worker::HostWorker;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::notifications::NotificationRecorder;
 use crate::reference;
 
 pub use crate::host_error::HostError;
@@ -157,7 +156,7 @@ impl Host {
             cache_dir: Some(config.compiled_cache_dir()),
         })?
         .with_key_value(store.clone())
-        .with_observer(Arc::new(NotificationRecorder::new(store.clone())))
+        .with_memory_budget(config.runtime.memory_budget())
         .with_egress(Arc::new(activity_runtime::egress::Egress::new({
             // The webhook the operator configured is inside the host's policy.
             let mut egress = config.runtime.egress.clone();

@@ -10,7 +10,6 @@ pub mod host;
 mod host_error;
 pub mod live_reload;
 pub mod manifest;
-pub mod notifications;
 pub mod reference;
 pub mod roles;
 pub mod scaffold;

@@ -15,7 +15,8 @@ pub const REFERENCE_ACTIVITIES: &[(&str, &str)] = &[
 ];
 
 /// The spec of a reference activity: the user activities may open the users store;
-/// SendNotification may call the webhook's host, when there is one.
+/// SendNotification may call the webhook's host, when there is one, and records
+/// notifications in the `notifications` store when there is none.
 pub fn spec(activity_type: &str, webhook_url: Option<&str>) -> ActivitySpec {
     let mut spec = ActivitySpec::new(activity_type);
     match activity_type {
@@ -24,8 +25,9 @@ pub fn spec(activity_type: &str, webhook_url: Option<&str>) -> ActivitySpec {
         }
         "SendNotification" => {
             // Outgoing HTTP is granted only towards the webhook; without one, every request
-            // is refused and notifications go to the host's log.
+            // is refused and notifications are recorded in the host's store.
             spec.grants.allowed_hosts = webhook_hosts(webhook_url);
+            spec.grants.key_value_stores = vec![activity_api::NOTIFICATIONS_STORE.into()];
             if let Some(url) = webhook_url {
                 spec.grants.config.insert("webhook_url".into(), url.into());
             }

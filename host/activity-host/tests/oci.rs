@@ -330,8 +330,9 @@ async fn authenticated_registries_take_docker_config_flags_and_configured_passwo
         );
     })
     .await;
-    // Grants ride in the query string as with bytes: SendNotification needs outgoing HTTP.
-    let notify = "Notify?allow_host=hooks.example.com";
+    // Grants ride in the query string as with bytes: SendNotification needs outgoing HTTP
+    // and its notifications store.
+    let notify = "Notify?allow_host=hooks.example.com&kv_store=notifications";
     let (status, error) = deploy_ref(&http, &api.base, notify, &format!("oci://{tag}")).await;
     assert_eq!(status, 502, "{error}");
     assert_eq!(

@@ -82,7 +82,7 @@ pub async fn show(
 
 /// Notifications the host recorded (when no webhook is configured), oldest first.
 #[utoipa::path(get, operation_id = "list_notifications", path = "/api/v1/notifications", tag = "users",
-    responses((status = 200, description = "Notifications the host recorded (no webhook configured): each what SendNotification logged, usually its `notification` argument", body = Vec<Value>)))]
+    responses((status = 200, description = "Notifications the host recorded (no webhook configured), oldest first: each what SendNotification recorded before it answered (the notification, its workflow and activity ids, `recorded_at_ms`)", body = Vec<Value>)))]
 pub async fn notifications(
     State(state): State<Arc<ApiState>>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
@@ -98,9 +98,13 @@ pub async fn notifications(
             }
             match page.cursor {
                 Some(c) => cursor = Some(c),
-                None => return Ok(out),
+                None => break,
             }
         }
+        // Keyed by workflow and activity id (a retry rewrites its record): ordered by the
+        // time each was recorded; records from before that field first, in key order.
+        out.sort_by_key(|n: &Value| n["recorded_at_ms"].as_u64().unwrap_or(0));
+        Ok(out)
     })
     .await?;
     Ok(Json(items))

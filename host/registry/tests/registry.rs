@@ -193,6 +193,7 @@ async fn a_restarted_host_serves_the_same_versions_without_compiling() {
                 DeployRequest {
                     grants: activity_runtime::Grants {
                         allowed_hosts: vec!["hooks.invalid".into()],
+                        key_value_stores: vec!["notifications".into()],
                         ..Default::default()
                     },
                     ..request()

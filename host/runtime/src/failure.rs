@@ -33,6 +33,9 @@ pub mod kinds {
     /// The activity type's `max_concurrent` calls were running until this call's time ran
     /// out (retryable).
     pub const CONCURRENCY_LIMIT_REACHED: &str = "ConcurrencyLimitReached";
+    /// The calls in flight held the host's memory budget (`runtime.memory_budget_bytes`)
+    /// until this call's time ran out (retryable).
+    pub const MEMORY_BUDGET_EXHAUSTED: &str = "MemoryBudgetExhausted";
 
     /// Every failure type the host raises.
     pub const ALL: &[&str] = &[
@@ -48,6 +51,7 @@ pub mod kinds {
         INSTANCE_POOL_EXHAUSTED,
         INSTANTIATION_FAILED,
         CONCURRENCY_LIMIT_REACHED,
+        MEMORY_BUDGET_EXHAUSTED,
     ];
 }
 

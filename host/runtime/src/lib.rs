@@ -6,6 +6,7 @@
 //! an [`ActivityComponent`]; [`Runtime::invoke`] calls it with JSON arguments in a fresh
 //! store, under the activity's limits, and answers JSON or an [`ActivityFailure`].
 
+pub mod budget;
 pub mod cache;
 pub mod capabilities;
 pub mod catalog;
@@ -166,6 +167,7 @@ pub struct Runtime {
     fuel_enabled: bool,
     egress: Arc<egress::Egress>,
     turns: turns::Turns,
+    budget: Option<budget::MemoryBudget>,
     _ticker: EpochTicker,
 }
 
@@ -200,6 +202,7 @@ impl Runtime {
             fuel_enabled: config.engine.fuel,
             egress: Arc::new(egress::Egress::default()),
             turns: turns::Turns::default(),
+            budget: None,
             _ticker: ticker,
         })
     }
@@ -208,6 +211,18 @@ impl Runtime {
     pub fn with_key_value(mut self, backend: Arc<dyn KeyValueBackend>) -> Self {
         self.key_value = Some(backend);
         self
+    }
+
+    /// Keeps the memory limits of the calls in flight under `bytes` together (`None`: no
+    /// budget); see [`budget`].
+    pub fn with_memory_budget(mut self, bytes: Option<u64>) -> Self {
+        self.budget = bytes.map(budget::MemoryBudget::new);
+        self
+    }
+
+    /// Bytes of the memory budget the calls in flight reserved now (0 without a budget).
+    pub fn memory_reserved(&self) -> u64 {
+        self.budget.as_ref().map_or(0, |b| b.reserved_bytes())
     }
 
     /// Reports guest log lines to `observer`.
@@ -275,12 +290,23 @@ impl Runtime {
         let limits = activity.spec.limits;
         let wait = limits.time_limit(call.remaining());
         let mut usage = Usage::default();
-        let outcome = match self
-            .turns
-            .take(&activity.spec.activity_type, limits.concurrency_cap(), wait)
-            .await
-        {
-            Ok(_turn) => {
+        let name = activity.spec.activity_type.as_str();
+        let turn = match self.turns.take(name, limits.concurrency_cap(), wait).await {
+            Ok(turn) => match &self.budget {
+                Some(budget) => budget
+                    .reserve(
+                        name,
+                        limits.max_memory_bytes,
+                        wait.saturating_sub(started.elapsed()),
+                    )
+                    .await
+                    .map(|reserved| (turn, Some(reserved))),
+                None => Ok((turn, None)),
+            },
+            Err(failure) => Err(failure),
+        };
+        let outcome = match turn {
+            Ok(_held) => {
                 let key_value = self.key_value.clone();
                 let (outcome, cpu) =
                     usage::CpuTimed::new(self.call(activity, args, call, key_value, &mut usage))

@@ -47,6 +47,11 @@ pub struct RuntimeSettings {
     /// directory). Entries are keyed by component digest under a directory per engine
     /// compatibility hash and written whole then renamed, so hosts may share one directory.
     pub compiled_cache_dir: Option<std::path::PathBuf>,
+    /// The most memory the calls in flight may be limited to together, in bytes: a call
+    /// reserves its `max_memory_bytes` before it runs, and waits (then fails retryably) while
+    /// the budget is taken. `None`: three quarters of the container's memory limit (its
+    /// cgroup's), or no budget outside a container; 0: no budget.
+    pub memory_budget_bytes: Option<u64>,
 }
 
 impl RuntimeSettings {
@@ -67,5 +72,15 @@ impl RuntimeSettings {
             ));
         }
         InvalidSetting::at_least_one(&[("runtime.limits.max_execution_ms", l.max_execution_ms)])
+    }
+
+    /// The memory budget in effect: the setting, else the container's default; `None`: no
+    /// budget.
+    pub fn memory_budget(&self) -> Option<u64> {
+        match self.memory_budget_bytes {
+            Some(0) => None,
+            Some(bytes) => Some(bytes),
+            None => crate::budget::default_budget(),
+        }
     }
 }

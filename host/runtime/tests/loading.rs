@@ -68,8 +68,11 @@ async fn capabilities_not_granted_are_refused() {
         "{text}"
     );
 
+    // Its notifications store granted, outgoing HTTP not.
+    let mut notifier = ActivitySpec::new("SendNotification");
+    notifier.grants.key_value_stores = vec!["notifications".into()];
     let err = refuse(
-        ActivitySpec::new("SendNotification"),
+        notifier,
         &test_components::read(test_components::SEND_NOTIFICATION),
     )
     .await;

@@ -2,7 +2,10 @@
 
 use crate::support;
 
-use activity_runtime::{kinds, ActivitySpec};
+use std::sync::Arc;
+
+use activity_runtime::{kinds, ActivitySpec, KeyPage, KeyValueBackend, KeyValueError, Runtime};
+use activity_sqlite::SqliteKeyValue;
 use serde_json::json;
 use support::{call, load, reference_spec, runtime};
 use test_support::HttpSink;
@@ -242,16 +245,21 @@ async fn send_notification_maps_webhook_errors_to_retry_decisions() {
     }
 }
 
-/// SendNotification imports outgoing HTTP, so it needs a grant even when no webhook is set.
+/// SendNotification imports outgoing HTTP, so it needs a grant even when no webhook is set;
+/// without one it records notifications in the `notifications` store.
 fn notifier_without_webhook() -> ActivitySpec {
     let mut spec = ActivitySpec::new("SendNotification");
     spec.grants.allowed_hosts = vec!["hooks.invalid".into()];
+    spec.grants.key_value_stores = vec!["notifications".into()];
     spec
 }
 
 #[tokio::test]
-async fn send_notification_without_webhook_goes_to_the_host_log() {
-    let rt = runtime();
+async fn send_notification_without_webhook_is_recorded_by_the_host() {
+    let kv = Arc::new(SqliteKeyValue::in_memory().unwrap());
+    let rt = Runtime::new(&support::small_pool())
+        .unwrap()
+        .with_key_value(kv.clone());
     let a = load(
         &rt,
         notifier_without_webhook(),
@@ -261,6 +269,52 @@ async fn send_notification_without_webhook_goes_to_the_host_log() {
     let n = json!({"user_id": "u", "email": "a@b.io", "action": "update", "message": "hi"});
     let out = call(&rt, &a, json!([n])).await.unwrap();
     assert_eq!(out, json!({"target": "host-log", "status": null}));
+    // Recorded before the call answered, under its workflow and activity id (a retry
+    // writes the same key again).
+    let keys = kv.list_keys("notifications", None).unwrap().keys;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let stored: serde_json::Value =
+        serde_json::from_slice(&kv.get("notifications", &keys[0]).unwrap().unwrap()).unwrap();
+    assert_eq!(stored["action"], "update", "{stored}");
+    assert!(stored["recorded_at_ms"].as_u64().unwrap() > 0, "{stored}");
+}
+
+/// A key-value backend whose every operation fails.
+struct Down;
+
+impl KeyValueBackend for Down {
+    fn get(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, KeyValueError> {
+        Err(KeyValueError::Backend("down".into()))
+    }
+    fn set(&self, _: &str, _: &str, _: &[u8]) -> Result<(), KeyValueError> {
+        Err(KeyValueError::Backend("down".into()))
+    }
+    fn delete(&self, _: &str, _: &str) -> Result<(), KeyValueError> {
+        Err(KeyValueError::Backend("down".into()))
+    }
+    fn exists(&self, _: &str, _: &str) -> Result<bool, KeyValueError> {
+        Err(KeyValueError::Backend("down".into()))
+    }
+    fn list_keys(&self, _: &str, _: Option<u64>) -> Result<KeyPage, KeyValueError> {
+        Err(KeyValueError::Backend("down".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_notification_that_cannot_be_recorded_fails_retryably() {
+    let rt = Runtime::new(&support::small_pool())
+        .unwrap()
+        .with_key_value(Arc::new(Down));
+    let a = load(
+        &rt,
+        notifier_without_webhook(),
+        test_components::SEND_NOTIFICATION,
+    )
+    .await;
+    let n = json!({"user_id": "u", "email": "a@b.io", "action": "create", "message": "hi"});
+    let failed = call(&rt, &a, json!([n])).await.unwrap_err();
+    assert!(!failed.non_retryable, "{failed:?}");
+    assert_eq!(failed.kind, "NotificationNotRecorded", "{failed:?}");
 }
 
 #[tokio::test]

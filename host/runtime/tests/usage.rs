@@ -150,3 +150,61 @@ async fn fuel_is_counted_when_the_engine_counts_it() {
     let (small, large) = (small.fuel.unwrap(), large.fuel.unwrap());
     assert!(small > 0 && large > small, "{small} {large}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waits_for_the_memory_budget_and_gives_up_retryably() {
+    const MIB: u64 = 1 << 20;
+    let rt = Arc::new(
+        Runtime::new(&small_pool())
+            .unwrap()
+            .with_memory_budget(Some(200 * MIB)),
+    );
+    let limits = |ms| ActivityLimits {
+        max_memory_bytes: 128 * MIB,
+        max_execution_ms: ms,
+        ..Default::default()
+    };
+    // One call limited to 128 MiB sleeps a second: 72 MiB of the budget are left.
+    let sleeper = load(
+        &rt,
+        misbehaving_spec("resume", Grants::default(), limits(30_000)),
+        test_components::MISBEHAVING,
+    )
+    .await;
+    let first = tokio::spawn({
+        let rt = rt.clone();
+        async move {
+            rt.invoke(
+                &sleeper,
+                &[json!(10), json!(100)],
+                CallContext::for_type("Misbehaving"),
+            )
+            .await
+        }
+    });
+    test_support::eventually(Duration::from_secs(30), || async {
+        (rt.memory_reserved() == 128 * MIB).then_some(())
+    })
+    .await
+    .expect("the first call reserves its limit");
+    // Another of 128 MiB waits its time limit for the budget, then fails retryably.
+    let (outcome, usage) =
+        metered(&rt, "resume", Grants::default(), limits(300), json!([1, 1])).await;
+    let refused = outcome.unwrap_err();
+    assert_eq!(refused.kind, kinds::MEMORY_BUDGET_EXHAUSTED, "{refused:?}");
+    assert!(!refused.non_retryable);
+    assert!(refused.message.contains("200 MiB"), "{refused}");
+    assert_eq!(usage.peak_memory_bytes, 0, "it never ran");
+    first.await.unwrap().unwrap();
+    assert_eq!(rt.memory_reserved(), 0);
+    // With the budget free again, it runs.
+    let (outcome, _) = metered(
+        &rt,
+        "resume",
+        Grants::default(),
+        limits(30_000),
+        json!([1, 1]),
+    )
+    .await;
+    outcome.unwrap();
+}

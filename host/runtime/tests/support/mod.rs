@@ -32,6 +32,9 @@ pub fn reference_spec(activity_type: &str) -> ActivitySpec {
     if matches!(activity_type, "CreateUser" | "UpdateUser" | "DeleteUser") {
         spec.grants.key_value_stores = vec!["users".into()];
     }
+    if activity_type == "SendNotification" {
+        spec.grants.key_value_stores = vec!["notifications".into()];
+    }
     spec
 }
 

@@ -179,6 +179,7 @@ impl Host {
             config.registry.max_component_bytes,
         )
         .with_rollout(config.registry.rollout.clone())
+        .with_grant_policy(config.runtime.policy.clone())
         .with_ledger(ledger, host_id(&config.api.listen), config.registry.usage)
         .with_fleet(fleet)
         .with_access(access.clone(), secrets_key.clone());

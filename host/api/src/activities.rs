@@ -37,6 +37,9 @@ pub(crate) fn registry_error(e: RegistryError) -> ApiError {
         RegistryError::OutsidePolicy(_) => {
             (StatusCode::UNPROCESSABLE_ENTITY, "outside_egress_policy")
         }
+        RegistryError::OutsideGrantPolicy(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "outside_grant_policy")
+        }
         RegistryError::NoSuchSecret(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no_such_secret"),
         RegistryError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
         RegistryError::Stored { .. } => {

@@ -54,10 +54,7 @@ impl Registry {
             grants: request.grants,
             limits: request.limits,
         };
-        self.runtime
-            .egress()
-            .check_grants(&spec.grants)
-            .map_err(RegistryError::OutsidePolicy)?;
+        self.check_policy(&spec)?;
         if !spec.grants.secrets.is_empty() {
             let held = self.runtime.egress().secret_names();
             if let Some(missing) = spec.grants.secrets.iter().find(|n| !held.contains(*n)) {

@@ -27,6 +27,9 @@ pub enum RegistryError {
     /// The grants ask for more than the host's egress policy allows.
     #[error("{0}")]
     OutsidePolicy(String),
+    /// The grants or limits ask for more than the host's `runtime.policy` allows.
+    #[error("{0}")]
+    OutsideGrantPolicy(String),
     /// A granted secret is not set.
     #[error("secret {0:?} is not set: set it with PUT /api/v1/secrets/{0} first")]
     NoSuchSecret(String),

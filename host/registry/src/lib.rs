@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use activity_runtime::{ActivityCatalog, CallKey, CatalogFuture, Finished};
-use activity_runtime::{ActivityComponent, Runtime};
+use activity_runtime::{ActivityComponent, ActivitySpec, Runtime};
 
 pub use error::RegistryError;
 pub use ledger::{LedgerStore, UsageGroup, UsageSettings, UsageTotal};
@@ -126,6 +126,8 @@ pub struct Registry {
     access: Option<Access>,
     /// What calls cost, kept in the store with the other hosts'.
     ledger: Option<usage::HostLedger>,
+    /// What a deploy may grant beyond outgoing hosts (`runtime.policy`).
+    policy: activity_runtime::GrantPolicy,
 }
 
 impl Registry {
@@ -146,6 +148,7 @@ impl Registry {
             fleet: None,
             access: None,
             ledger: None,
+            policy: activity_runtime::GrantPolicy::default(),
         }
     }
 
@@ -157,6 +160,23 @@ impl Registry {
     ) -> Self {
         self.access = Some((store, key));
         self
+    }
+
+    /// Bounds what a deploy may grant (and what a stored version may keep serving with).
+    pub fn with_grant_policy(mut self, policy: activity_runtime::GrantPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Why `spec` is outside the host's policies (egress hosts, `runtime.policy`), if it is.
+    pub(crate) fn check_policy(&self, spec: &ActivitySpec) -> Result<(), RegistryError> {
+        self.runtime
+            .egress()
+            .check_grants(&spec.grants)
+            .map_err(RegistryError::OutsidePolicy)?;
+        self.policy
+            .check(&spec.grants, &spec.limits)
+            .map_err(RegistryError::OutsideGrantPolicy)
     }
 
     /// Rollout defaults, the automatic abort and the pins' lifetime.

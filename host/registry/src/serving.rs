@@ -148,9 +148,10 @@ impl Registry {
         let mut failures = Vec::new();
         for record in active {
             let name = record.spec.activity_type.clone();
-            let held = match &record.signature {
-                Some(signature) => Ok(HeldVersion::described(&record, signature)),
-                None => self.load_version(&record).await,
+            let held = match (self.check_policy(&record.spec), &record.signature) {
+                (Err(e), _) => Err(e),
+                (Ok(()), Some(signature)) => Ok(HeldVersion::described(&record, signature)),
+                (Ok(()), None) => self.load_version(&record).await,
             };
             match held {
                 Ok(held) => self.serve(&name, held),
@@ -248,6 +249,8 @@ impl Registry {
         &self,
         record: &VersionRecord,
     ) -> Result<HeldVersion, RegistryError> {
+        // A policy tightened since the deploy: the version is not served any more.
+        self.check_policy(&record.spec)?;
         if let (false, Some(signature)) = (self.executes, &record.signature) {
             return Ok(HeldVersion::described(record, signature));
         }

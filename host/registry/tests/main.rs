@@ -2,5 +2,6 @@
 //! runtime and store.
 
 mod faults;
+mod policy;
 mod registry;
 mod rollout;

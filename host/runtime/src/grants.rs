@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::ActivityLimits;
+
 /// What an activity is allowed beyond computing: deny by default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -172,6 +174,78 @@ pub fn check_import(import: &str, grants: &Grants) -> Result<Capability, ImportR
     }
 }
 
+/// What any deploy on this host may grant beyond outgoing hosts (`runtime.policy`; hosts
+/// are bounded by `runtime.egress.allowed_hosts`): key-value stores and secrets, as names,
+/// `prefix*` or `*`, and the longest time limit. Checked at deploy, and again when a host
+/// loads a stored version, so a policy tightened at a restart stops serving what it no
+/// longer allows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrantPolicy {
+    /// Key-value stores a deploy may grant.
+    pub key_value_stores: Vec<String>,
+    /// Secrets a deploy may grant.
+    pub secrets: Vec<String>,
+    /// The longest `max_execution_ms` a deploy may set; `None`: any.
+    pub max_execution_ms: Option<u64>,
+}
+
+impl Default for GrantPolicy {
+    fn default() -> Self {
+        Self {
+            key_value_stores: vec!["*".into()],
+            secrets: vec!["*".into()],
+            max_execution_ms: None,
+        }
+    }
+}
+
+/// True when policy pattern `allowed` covers granted name `granted` (itself `*` for every
+/// store): `*` covers everything, `prefix*` the names (and the `prefix...*` grants) under
+/// it, a name itself.
+fn covers(allowed: &str, granted: &str) -> bool {
+    match allowed.strip_suffix('*') {
+        Some(prefix) => granted
+            .strip_suffix('*')
+            .unwrap_or(granted)
+            .starts_with(prefix),
+        None => allowed == granted,
+    }
+}
+
+impl GrantPolicy {
+    /// Why `grants` and `limits` are outside this policy, if they are.
+    pub fn check(&self, grants: &Grants, limits: &ActivityLimits) -> Result<(), String> {
+        let outside = |what: &str, list: &[String], allowed: &[String], key: &str| {
+            list.iter()
+                .find(|g| !allowed.iter().any(|a| covers(a, g)))
+                .map(|g| {
+                    format!(
+                        "{what} {g:?} is outside this host's policy (runtime.policy.{key}: {})",
+                        allowed.join(", ")
+                    )
+                })
+        };
+        if let Some(why) = outside(
+            "key-value store",
+            &grants.key_value_stores,
+            &self.key_value_stores,
+            "key_value_stores",
+        )
+        .or_else(|| outside("secret", &grants.secrets, &self.secrets, "secrets"))
+        {
+            return Err(why);
+        }
+        match self.max_execution_ms {
+            Some(most) if limits.max_execution_ms > most => Err(format!(
+                "max_execution_ms {} is over this host's policy (runtime.policy.max_execution_ms: {most})",
+                limits.max_execution_ms
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,5 +325,44 @@ mod tests {
                 "*"
             );
         }
+    }
+
+    #[test]
+    fn the_policy_bounds_stores_secrets_and_time() {
+        let policy = GrantPolicy {
+            key_value_stores: vec!["orders-*".into(), "audit".into()],
+            secrets: vec!["orders_token".into()],
+            max_execution_ms: Some(10_000),
+        };
+        let limits = ActivityLimits::default();
+        let grants = |stores: &[&str], secrets: &[&str]| Grants {
+            key_value_stores: stores.iter().map(|s| s.to_string()).collect(),
+            secrets: secrets.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let short = ActivityLimits {
+            max_execution_ms: 5_000,
+            ..limits
+        };
+        assert!(policy
+            .check(&grants(&["orders-eu", "audit"], &["orders_token"]), &short)
+            .is_ok());
+        for (g, what) in [
+            (grants(&["users"], &[]), "\"users\""),
+            (grants(&["*"], &[]), "\"*\""),
+            (grants(&["orders-*"], &["webhook_token"]), "webhook_token"),
+        ] {
+            let why = policy.check(&g, &short).unwrap_err();
+            assert!(why.contains(what), "{why}");
+        }
+        assert!(grants(&["orders-*"], &[]).key_value_stores.len() == 1);
+        assert!(policy.check(&grants(&["orders-*"], &[]), &short).is_ok());
+        assert!(policy
+            .check(&grants(&[], &[]), &limits)
+            .unwrap_err()
+            .contains("max_execution_ms"));
+        assert!(GrantPolicy::default()
+            .check(&grants(&["*"], &["any"]), &limits)
+            .is_ok());
     }
 }

@@ -42,7 +42,7 @@ pub use catalog::{
 };
 pub use engine::EngineConfig;
 pub use failure::{kinds, ActivityFailure};
-pub use grants::Grants;
+pub use grants::{GrantPolicy, Grants};
 pub use limits::ActivityLimits;
 pub use load::{ActivityComponent, CompiledFrom, LoadError};
 pub use settings::{InvalidSetting, RuntimeSettings};

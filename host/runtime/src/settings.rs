@@ -52,6 +52,9 @@ pub struct RuntimeSettings {
     /// the budget is taken. `None`: three quarters of the container's memory limit (its
     /// cgroup's), or no budget outside a container; 0: no budget.
     pub memory_budget_bytes: Option<u64>,
+    /// What any deploy may grant beyond outgoing hosts: key-value stores, secrets, the
+    /// longest time limit (`runtime.policy`).
+    pub policy: crate::grants::GrantPolicy,
 }
 
 impl RuntimeSettings {

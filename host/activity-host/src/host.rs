@@ -280,7 +280,13 @@ impl Host {
                 .map_or(0, |d| d.as_millis() as u64);
             every(HEARTBEAT, "fleet heartbeat failed", move || {
                 let (registry, host_id, api) = (registry.clone(), host_id.clone(), api.clone());
-                async move { registry.heartbeat(&host_id, &api, started_at_ms).await }
+                async move {
+                    // Once a second: a store outage is told by the other loops at warn.
+                    if let Err(e) = registry.heartbeat(&host_id, &api, started_at_ms).await {
+                        tracing::debug!(error = %e, "fleet heartbeat failed");
+                    }
+                    Ok::<_, std::convert::Infallible>(())
+                }
             });
         }
         if self.config.registry.backend == StorageBackend::Postgres {

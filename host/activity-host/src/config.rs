@@ -352,6 +352,10 @@ mod tests {
             "registry.secrets_key" => Some(json!("ab".repeat(32))),
             "registry.secrets_key_file" => Some(json!("/run/secrets/activity-host-key")),
             "runtime.egress.allowed_hosts" => Some(json!(["*.example.com"])),
+            "runtime.memory_budget_bytes" => Some(json!(1_610_612_736u64)),
+            "runtime.policy.key_value_stores" => Some(json!(["orders-*"])),
+            "runtime.policy.secrets" => Some(json!(["orders_token"])),
+            "runtime.policy.max_execution_ms" => Some(json!(30000)),
             "workflow.temporal.tls.server_ca_file" => Some(json!("/etc/temporal/ca.pem")),
             // Valid only in pairs: the test sets the other file beside each.
             "workflow.temporal.tls.client_cert_file" => Some(json!("/etc/temporal/host.pem")),

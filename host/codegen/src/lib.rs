@@ -53,6 +53,7 @@ pub const HOST_FAILURES: &[&str] = &[
     "InstancePoolExhausted",
     "InstantiationFailed",
     "ConcurrencyLimitReached",
+    "MemoryBudgetExhausted",
 ];
 
 impl Lang {

@@ -35,6 +35,7 @@ var (
 	ErrInstancePoolExhausted   = &HostError{Type: "InstancePoolExhausted"}
 	ErrInstantiationFailed     = &HostError{Type: "InstantiationFailed"}
 	ErrConcurrencyLimitReached = &HostError{Type: "ConcurrencyLimitReached"}
+	ErrMemoryBudgetExhausted   = &HostError{Type: "MemoryBudgetExhausted"}
 	ErrNotFound                = &HostError{Type: "NotFound"}
 	ErrConflict                = &HostError{Type: "Conflict"}
 	ErrInvalid                 = &HostError{Type: "Invalid"}

@@ -40,6 +40,7 @@ pub fn reference_spec(activity_type: &str, webhook: &str) -> ActivitySpec {
                 .next()
                 .unwrap_or_default();
             spec.grants.allowed_hosts = vec![authority.to_string()];
+            spec.grants.key_value_stores = vec!["notifications".into()];
             spec.grants
                 .config
                 .insert("webhook_url".into(), webhook.into());

@@ -237,6 +237,8 @@ public final class Activities {
                 return new InstantiationFailedFailure(failure, e);
             case "ConcurrencyLimitReached":
                 return new ConcurrencyLimitReachedFailure(failure, e);
+            case "MemoryBudgetExhausted":
+                return new MemoryBudgetExhaustedFailure(failure, e);
             case "NotFound":
                 return new NotFoundFailure(failure, e);
             case "Conflict":
@@ -330,6 +332,13 @@ public final class Activities {
         private static final long serialVersionUID = 1L;
 
         ConcurrencyLimitReachedFailure(ApplicationFailure failure, ActivityFailure cause) { super(failure, cause); }
+    }
+
+    /** A failure of type "MemoryBudgetExhausted". */
+    public static final class MemoryBudgetExhaustedFailure extends HostFailure {
+        private static final long serialVersionUID = 1L;
+
+        MemoryBudgetExhaustedFailure(ApplicationFailure failure, ActivityFailure cause) { super(failure, cause); }
     }
 
     /** A failure of type "NotFound". */

@@ -534,18 +534,16 @@ impl Host {
         };
         let failure = Arc::new(std::sync::Mutex::new(None));
         let failed = failure.clone();
-        let service = router.into_make_service_with_connect_info::<activity_api::listener::Peer>();
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = shutdown.wait_for(|stop| *stop) => {}
-                    Ok(e) = failed_rx => {
-                        *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    }
+        let header_read_timeout = Duration::from_millis(self.config.api.header_read_timeout_ms);
+        activity_api::listener::serve(listener, router, header_read_timeout, async move {
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => {}
+                Ok(e) = failed_rx => {
+                    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                 }
-            })
-            .await
-            .map_err(|e| api_error(e.to_string()))?;
+            }
+        })
+        .await;
         let failure = failure.lock().unwrap_or_else(|p| p.into_inner()).take();
         failure.map_or(Ok(()), |e| Err(e.into()))
     }

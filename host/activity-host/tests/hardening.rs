@@ -330,3 +330,62 @@ async fn activity_types_a_caller_makes_up_do_not_become_metric_labels() {
         "a made-up type became a label: {counted}"
     );
 }
+
+/// Reads `stream` until the peer closes it; `None` when it stays open past `within`.
+async fn read_to_close(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
+    tokio::time::timeout(within, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .ok()?;
+    Some(got)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_and_idle_connections_are_closed_and_free_their_places() {
+    let (host, _) = support::api_only(|c| {
+        c.api.max_connections = 2;
+        c.api.header_read_timeout_ms = 500;
+    })
+    .await;
+    let address = host.base.trim_start_matches("http://").to_string();
+    // Two connections that never send a request take both places.
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        silent.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    // A new client is still answered: the silent ones are closed after the timeout.
+    let answered = tokio::time::timeout(
+        Duration::from_secs(30),
+        support::http().get(format!("{}/healthz", host.base)).send(),
+    )
+    .await
+    .expect("a request waited behind silent connections")
+    .unwrap();
+    assert_eq!(answered.status(), 200);
+    for stream in &mut silent {
+        assert!(
+            read_to_close(stream, Duration::from_secs(30))
+                .await
+                .is_some(),
+            "a silent connection stayed open"
+        );
+    }
+    // A keep-alive connection idle after its answer is closed too.
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let got = read_to_close(&mut idle, Duration::from_secs(30))
+        .await
+        .expect("an idle keep-alive connection stayed open");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}

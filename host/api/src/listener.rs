@@ -1,6 +1,8 @@
 //! The API's listener: at most `api.max_connections` connections open at once. The next one
 //! waits in the kernel's accept queue until another closes, costing the host nothing: no
-//! task, no buffer, no file descriptor of its own.
+//! task, no buffer, no file descriptor of its own. [`serve`] closes a connection that sends
+//! no request head within `api.header_read_timeout_ms` (new, or idle between requests), so
+//! silent connections cannot hold the places under the cap.
 
 use std::io;
 use std::net::SocketAddr;
@@ -53,6 +55,54 @@ impl axum::serve::Listener for CappedListener {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
     }
+}
+
+/// Serves `router` over HTTP/1.1 on `listener` until `shutdown` resolves, then lets the
+/// requests in flight finish. Written here rather than `axum::serve`, which cannot set hyper's header read
+/// timeout: a connection that sends no complete request head within `header_read_timeout`
+/// (a new one, or a keep-alive one between requests) is closed.
+pub async fn serve(
+    mut listener: CappedListener,
+    router: axum::Router,
+    header_read_timeout: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    // HTTP/1.1 only, through hyper's own builder: hyper-util's auto builder first waits for
+    // a client's bytes to tell HTTP/2's preface apart, with no timeout, so a silent client
+    // would never meet the header read timeout (clients wanting HTTP/2 go through a proxy).
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (io, address) = tokio::select! {
+            accepted = axum::serve::Listener::accept(&mut listener) => accepted,
+            _ = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(Peer(address)));
+                router.clone().oneshot(request)
+            },
+        );
+        let connection = builder.serve_connection(TokioIo::new(io), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// The address a connection came from (`ConnectInfo<Peer>` in a request's extensions).

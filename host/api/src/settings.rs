@@ -29,6 +29,9 @@ pub struct ApiSettings {
     /// Most connections open at once; the next waits in the kernel's accept queue until one
     /// closes.
     pub max_connections: usize,
+    /// A connection that sends no complete request head within this many milliseconds (a
+    /// new one, or a keep-alive one between requests) is closed.
+    pub header_read_timeout_ms: u64,
     /// On SIGTERM, how long `/readyz` answers 503 while everything is still served, before
     /// the listener closes and the worker stops polling, in milliseconds: time for a load
     /// balancer to take the host out.
@@ -54,6 +57,7 @@ impl Default for ApiSettings {
             request_timeout_ms: 60_000,
             max_json_body_bytes: 1 << 20,
             max_connections: 1024,
+            header_read_timeout_ms: 30_000,
             shutdown_delay_ms: 0,
             invoke: InvokeSettings::default(),
             activity_mode: ActivityMode::Remote,
@@ -95,6 +99,7 @@ impl ApiSettings {
             ("api.request_timeout_ms", self.request_timeout_ms),
             ("api.max_json_body_bytes", self.max_json_body_bytes as u64),
             ("api.max_connections", self.max_connections as u64),
+            ("api.header_read_timeout_ms", self.header_read_timeout_ms),
             ("api.invoke.start_to_close_ms", i.start_to_close_ms),
             ("api.invoke.schedule_to_close_ms", i.schedule_to_close_ms),
             ("api.invoke.wait_ms", i.wait_ms),

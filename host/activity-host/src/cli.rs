@@ -486,6 +486,13 @@ pub enum KeysCommand {
         /// CPU milliseconds its invokes may use a minute, over the fleet.
         #[arg(long)]
         cpu_ms_per_minute: Option<u64>,
+        /// Key-value store its deploys may grant (repeatable; NAME, PREFIX* or *); default:
+        /// every store for a key of all activity types, none for a key limited to some.
+        #[arg(long = "kv-store")]
+        kv_stores: Option<Vec<String>>,
+        /// Secret its deploys may grant (repeatable), likewise.
+        #[arg(long = "secret")]
+        secrets: Option<Vec<String>>,
     },
     /// Every key (revoked ones too), without tokens.
     List,

@@ -59,6 +59,13 @@ pub struct NewKey {
     /// CPU milliseconds its invokes may use per minute, over the fleet; absent: no limit.
     #[serde(default)]
     pub cpu_ms_per_minute: Option<u64>,
+    /// Key-value stores its deploys may grant (names, `prefix*`, `*`); absent: every store
+    /// for a key of all activity types, none for a key limited to some.
+    #[serde(default)]
+    pub key_value_stores: Option<Vec<String>>,
+    /// Secrets its deploys may grant, likewise.
+    #[serde(default)]
+    pub secrets: Option<Vec<String>>,
 }
 
 /// A created key: its record and, this once, its token.
@@ -108,6 +115,8 @@ pub async fn create_key(
         activities: body.activities,
         per_minute: body.per_minute,
         cpu_ms_per_minute: body.cpu_ms_per_minute,
+        key_value_stores: body.key_value_stores,
+        secrets: body.secrets,
         created_at_ms: now_ms(),
         created_by: caller.who.clone(),
         revoked_at_ms: None,

@@ -243,6 +243,17 @@ pub async fn deploy(
     })?;
     activity_registry::check_name(&name).map_err(registry_error)?;
     let request = deploy_request(query.as_deref(), &state, &caller.who)?;
+    if let Some(key) = &caller.key {
+        // A key grants only what its scope names.
+        let whose = format!("the grants of {}", caller.who);
+        key.grant_scope()
+            .check(&request.grants, &request.limits, &whose)
+            .map_err(|why| ApiError {
+                status: StatusCode::FORBIDDEN,
+                code: "outside_key_scope",
+                message: why,
+            })?;
+    }
     let outcome = if by_reference {
         if body.starts_with(b"\0asm") {
             return Err(ApiError {

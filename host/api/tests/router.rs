@@ -519,3 +519,52 @@ async fn invokes_over_a_rate_limit_are_answered_429_with_retry_after() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"]["code"], "rate_limited");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployer_key_grants_only_what_its_scope_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, _) = registry(dir.path(), true);
+    let app = router_with(registry, None, ApiSettings::default());
+    let deploy = |token: &str, query: &str| {
+        Request::put(format!("/api/v1/activities/CreateUser?{query}"))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/wasm")
+            .body(Body::from(test_components::read(
+                test_components::CREATE_USER,
+            )))
+            .unwrap()
+    };
+    // Limited to CreateUser, naming no store: it may grant none, the users store included.
+    let (_, scoped) = create_key(
+        &app,
+        json!({"name": "ci", "role": "deployer", "activities": ["CreateUser"]}),
+    )
+    .await;
+    let (status, body) = send(&app, deploy(&scoped, "kv_store=users")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "outside_key_scope", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"users\""),
+        "{body}"
+    );
+    let (status, body) = send(&app, deploy(&scoped, "kv_store=*")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // A key naming stores grants those only.
+    let (_, orders) = create_key(
+        &app,
+        json!({"name": "orders-ci", "role": "deployer", "activities": ["CreateUser"],
+               "key_value_stores": ["orders-*"]}),
+    )
+    .await;
+    let (status, body) = send(&app, deploy(&orders, "kv_store=users")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = send(&app, deploy(&orders, "kv_store=orders-eu")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A deployer of every activity type grants any store, as the admin token does.
+    let (_, platform) = create_key(&app, json!({"name": "platform", "role": "deployer"})).await;
+    let (status, body) = send(&app, deploy(&platform, "kv_store=users")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}

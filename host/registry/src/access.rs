@@ -95,6 +95,13 @@ pub struct ApiKey {
     /// limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ms_per_minute: Option<u64>,
+    /// Key-value stores its deploys may grant (names, `prefix*`, `*`). Unset: every store
+    /// for a key of all activity types, none for a key limited to some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_value_stores: Option<Vec<String>>,
+    /// Secrets its deploys may grant, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<Vec<String>>,
     /// Milliseconds since the Unix epoch of its creation.
     pub created_at_ms: u64,
     /// The caller who created it.
@@ -108,6 +115,23 @@ impl ApiKey {
     /// True when this key may act on activity type `name`.
     pub fn covers(&self, name: &str) -> bool {
         self.activities.is_empty() || self.activities.iter().any(|a| a == name)
+    }
+
+    /// What this key's deploys may grant: the stores and secrets it names; unset, all for a
+    /// key of every activity type and none for a key limited to some.
+    pub fn grant_scope(&self) -> activity_runtime::GrantPolicy {
+        let default = || {
+            if self.activities.is_empty() {
+                vec!["*".to_string()]
+            } else {
+                Vec::new()
+            }
+        };
+        activity_runtime::GrantPolicy {
+            key_value_stores: self.key_value_stores.clone().unwrap_or_else(default),
+            secrets: self.secrets.clone().unwrap_or_else(default),
+            max_execution_ms: None,
+        }
     }
 }
 

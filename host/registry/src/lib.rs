@@ -175,7 +175,11 @@ impl Registry {
             .check_grants(&spec.grants)
             .map_err(RegistryError::OutsidePolicy)?;
         self.policy
-            .check(&spec.grants, &spec.limits)
+            .check(
+                &spec.grants,
+                &spec.limits,
+                "this host's policy, runtime.policy",
+            )
             .map_err(RegistryError::OutsideGrantPolicy)
     }
 

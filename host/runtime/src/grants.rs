@@ -214,15 +214,25 @@ fn covers(allowed: &str, granted: &str) -> bool {
 }
 
 impl GrantPolicy {
-    /// Why `grants` and `limits` are outside this policy, if they are.
-    pub fn check(&self, grants: &Grants, limits: &ActivityLimits) -> Result<(), String> {
+    /// Why `grants` and `limits` are outside this policy, if they are; `whose` names the
+    /// policy in the answer (`this host's policy, runtime.policy`, a key's grants).
+    pub fn check(
+        &self,
+        grants: &Grants,
+        limits: &ActivityLimits,
+        whose: &str,
+    ) -> Result<(), String> {
         let outside = |what: &str, list: &[String], allowed: &[String], key: &str| {
             list.iter()
                 .find(|g| !allowed.iter().any(|a| covers(a, g)))
                 .map(|g| {
                     format!(
-                        "{what} {g:?} is outside this host's policy (runtime.policy.{key}: {})",
-                        allowed.join(", ")
+                        "{what} {g:?} is outside {whose} ({key}: {})",
+                        if allowed.is_empty() {
+                            "none".to_string()
+                        } else {
+                            allowed.join(", ")
+                        }
                     )
                 })
         };
@@ -238,7 +248,7 @@ impl GrantPolicy {
         }
         match self.max_execution_ms {
             Some(most) if limits.max_execution_ms > most => Err(format!(
-                "max_execution_ms {} is over this host's policy (runtime.policy.max_execution_ms: {most})",
+                "max_execution_ms {} is over {whose} (max_execution_ms: {most})",
                 limits.max_execution_ms
             )),
             _ => Ok(()),
@@ -329,6 +339,7 @@ mod tests {
 
     #[test]
     fn the_policy_bounds_stores_secrets_and_time() {
+        const HOST: &str = "this host's policy, runtime.policy";
         let policy = GrantPolicy {
             key_value_stores: vec!["orders-*".into(), "audit".into()],
             secrets: vec!["orders_token".into()],
@@ -345,24 +356,30 @@ mod tests {
             ..limits
         };
         assert!(policy
-            .check(&grants(&["orders-eu", "audit"], &["orders_token"]), &short)
+            .check(
+                &grants(&["orders-eu", "audit"], &["orders_token"]),
+                &short,
+                HOST
+            )
             .is_ok());
         for (g, what) in [
             (grants(&["users"], &[]), "\"users\""),
             (grants(&["*"], &[]), "\"*\""),
             (grants(&["orders-*"], &["webhook_token"]), "webhook_token"),
         ] {
-            let why = policy.check(&g, &short).unwrap_err();
+            let why = policy.check(&g, &short, HOST).unwrap_err();
             assert!(why.contains(what), "{why}");
         }
         assert!(grants(&["orders-*"], &[]).key_value_stores.len() == 1);
-        assert!(policy.check(&grants(&["orders-*"], &[]), &short).is_ok());
         assert!(policy
-            .check(&grants(&[], &[]), &limits)
+            .check(&grants(&["orders-*"], &[]), &short, HOST)
+            .is_ok());
+        assert!(policy
+            .check(&grants(&[], &[]), &limits, HOST)
             .unwrap_err()
             .contains("max_execution_ms"));
         assert!(GrantPolicy::default()
-            .check(&grants(&["*"], &["any"]), &limits)
+            .check(&grants(&["*"], &["any"]), &limits, HOST)
             .is_ok());
     }
 }

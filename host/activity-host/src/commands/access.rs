@@ -17,6 +17,8 @@ pub async fn keys(config: &Config, command: KeysCommand, args: &ApiArgs) -> anyh
             activities,
             per_minute,
             cpu_ms_per_minute,
+            kv_stores,
+            secrets,
         } => {
             let body = serde_json::json!({
                 "name": name,
@@ -24,6 +26,8 @@ pub async fn keys(config: &Config, command: KeysCommand, args: &ApiArgs) -> anyh
                 "activities": activities,
                 "per_minute": per_minute,
                 "cpu_ms_per_minute": cpu_ms_per_minute,
+                "key_value_stores": kv_stores,
+                "secrets": secrets,
             });
             let created = client.create_key(&body).await?;
             print(args, &created, |c| {

@@ -98,6 +98,10 @@ impl Registry {
                     .collect()
             })
             .unwrap_or_default();
+        if usage.is_empty() && outcomes.is_empty() && candidates.is_empty() {
+            // Nothing to write and no candidate to judge: no store round trip.
+            return Ok(());
+        }
         let (store, host_id) = (ledger.store.clone(), ledger.host_id.clone());
         let window_ms = self.rollouts.settings.auto_abort.window_ms;
         let since = now_ms().saturating_sub(window_ms);

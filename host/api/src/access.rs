@@ -16,7 +16,7 @@ use crate::auth::Caller;
 use crate::json::{ApiJson, ApiPath};
 use crate::{ApiError, ApiState, ErrorBody};
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

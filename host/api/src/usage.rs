@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use activity_registry::ledger::USAGE_BUCKET_MS;
 use activity_registry::{UsageGroup, UsageTotal};
@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use crate::access::now_ms;
 use crate::json::ApiQuery;
 use crate::{ApiError, ApiState, ErrorBody};
 
@@ -43,12 +44,6 @@ pub struct UsageReport {
     pub group_by: UsageGroup,
     /// One row per activity type or caller, largest CPU time first.
     pub rows: Vec<UsageTotal>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `GET /api/v1/usage`.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::{FleetHost, FleetStore, Registry, RegistryError, StoreError, FLEET_LIVENESS};
+use crate::{off_thread, FleetHost, FleetStore, Registry, RegistryError, FLEET_LIVENESS};
 
 impl Registry {
     /// The registry of a fleet: heartbeats go to `fleet`, and details show every live host.
@@ -33,10 +33,10 @@ impl Registry {
             })
             .unwrap_or_default();
         let (host_id, api) = (host_id.to_string(), api.to_string());
-        tokio::task::spawn_blocking(move || fleet.beat(&host_id, &api, started_at_ms, &serving))
-            .await
-            .map_err(|e| StoreError::Database(format!("heartbeat interrupted: {e}")))??;
-        Ok(())
+        off_thread(fleet, move |f| {
+            f.beat(&host_id, &api, started_at_ms, &serving)
+        })
+        .await
     }
 
     /// The live hosts of the fleet, `None` without a fleet.
@@ -44,9 +44,8 @@ impl Registry {
         let Some(fleet) = self.fleet.clone() else {
             return Ok(None);
         };
-        let hosts = tokio::task::spawn_blocking(move || fleet.live(FLEET_LIVENESS))
+        off_thread(fleet, |f| f.live(FLEET_LIVENESS))
             .await
-            .map_err(|e| StoreError::Database(format!("fleet read interrupted: {e}")))??;
-        Ok(Some(hosts))
+            .map(Some)
     }
 }

@@ -266,7 +266,7 @@ impl Unwritten {
     pub(crate) fn restore(&mut self, usage: Vec<UsageRow>, outcomes: Vec<OutcomeRow>) {
         for row in usage {
             if self.usage.len() >= UNWRITTEN_ROWS_KEPT {
-                tracing::warn!("usage not written for too long: the oldest sums are dropped");
+                tracing::warn!("usage not written for too long: the sums over the cap are dropped");
                 break;
             }
             let key = (

@@ -211,12 +211,19 @@ impl Registry {
         &self,
         op: impl FnOnce(&dyn RegistryStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, RegistryError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || op(store.as_ref()))
-            .await
-            .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
-            .map_err(RegistryError::from)
+        off_thread(self.store.clone(), op).await
     }
+}
+
+/// Runs `op` on `store` off the async threads: every store trait here blocks.
+pub(crate) async fn off_thread<S: ?Sized + Send + Sync + 'static, T: Send + 'static>(
+    store: Arc<S>,
+    op: impl FnOnce(&S) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, RegistryError> {
+    tokio::task::spawn_blocking(move || op(store.as_ref()))
+        .await
+        .map_err(|e| StoreError::Database(format!("store task failed: {e}")))?
+        .map_err(RegistryError::from)
 }
 
 impl ActivityCatalog for Registry {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::ledger::{LedgerStore, Unwritten, UsageGroup, UsageSettings, UsageTotal};
-use crate::{now_ms, Registry, RegistryError, StoreError, AUTOMATIC_ABORT};
+use crate::{now_ms, off_thread, Registry, RegistryError, StoreError, AUTOMATIC_ABORT};
 
 /// Outcomes older than this are swept (longer than any sensible abort window).
 const OUTCOMES_KEPT_MS: u64 = 24 * 3600 * 1000;
@@ -39,11 +39,6 @@ impl Registry {
             elsewhere: Mutex::default(),
         });
         self
-    }
-
-    /// The usage settings (defaults without a ledger).
-    pub fn usage_settings(&self) -> UsageSettings {
-        self.ledger.as_ref().map(|l| l.settings).unwrap_or_default()
     }
 
     /// Counts one call's cost for the ledger (a no-op without one).
@@ -197,28 +192,26 @@ impl Registry {
         let Some(ledger) = &self.ledger else {
             return Ok(Vec::new());
         };
-        let store = ledger.store.clone();
-        let rows =
-            tokio::task::spawn_blocking(move || store.usage(since_ms, group_by, caller.as_deref()))
-                .await
-                .map_err(|e| StoreError::Database(format!("usage read interrupted: {e}")))??;
-        Ok(rows)
+        off_thread(ledger.store.clone(), move |s| {
+            s.usage(since_ms, group_by, caller.as_deref())
+        })
+        .await
     }
 
     /// Drops usage older than `registry.usage.retention_ms` and old candidate outcomes.
     pub(crate) async fn sweep_ledger(&self) {
         let Some(ledger) = &self.ledger else { return };
-        let store = ledger.store.clone();
         let now = now_ms();
         let usage_before = now.saturating_sub(ledger.settings.retention_ms);
         let outcomes_before = now.saturating_sub(OUTCOMES_KEPT_MS);
-        match tokio::task::spawn_blocking(move || store.sweep_ledger(usage_before, outcomes_before))
-            .await
+        match off_thread(ledger.store.clone(), move |s| {
+            s.sweep_ledger(usage_before, outcomes_before)
+        })
+        .await
         {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(rows = n, "old usage dropped"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot sweep old usage"),
-            Err(e) => tracing::warn!(error = %e, "usage sweep interrupted"),
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "old usage dropped"),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep old usage"),
         }
     }
 }

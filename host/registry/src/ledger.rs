@@ -117,7 +117,6 @@ pub struct UsageTotal {
 
 impl UsageTotal {
     /// A total from the store's integer sums.
-    #[allow(clippy::too_many_arguments)]
     pub fn from_sums(key: String, sums: [u64; 8]) -> Self {
         let [calls, failures, wall_us, cpu_us, peak_memory_bytes, fuel, egress_requests, egress_bytes] =
             sums;

@@ -38,7 +38,7 @@ impl MemoryBudget {
 
     /// Bytes reserved by calls in flight now.
     pub(crate) fn reserved_bytes(&self) -> u64 {
-        u64::from(self.total_mib).saturating_sub(self.permits.available_permits() as u64) * MIB
+        reserved_bytes(&self.permits, self.total_mib)
     }
 
     /// Reserves `limit` bytes (rounded up to whole MiB, at most the whole budget) for one
@@ -70,27 +70,29 @@ impl MemoryBudget {
         };
         ::metrics::gauge!(RESERVED).set(self.reserved_bytes() as f64);
         Ok(Reservation {
-            _permit: permit,
-            budget: self.permits.clone(),
+            permit: Some(permit),
+            permits: self.permits.clone(),
             total_mib: self.total_mib,
         })
     }
 }
 
+/// Bytes of a budget of `total_mib` that `permits` has handed out.
+fn reserved_bytes(permits: &Semaphore, total_mib: u32) -> u64 {
+    u64::from(total_mib).saturating_sub(permits.available_permits() as u64) * MIB
+}
+
 /// One call's share of the budget, given back when dropped.
 pub(crate) struct Reservation {
-    _permit: OwnedSemaphorePermit,
-    budget: Arc<Semaphore>,
+    permit: Option<OwnedSemaphorePermit>,
+    permits: Arc<Semaphore>,
     total_mib: u32,
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        // The permit goes back after this runs: count it as returned.
-        let held = u64::from(self.total_mib)
-            .saturating_sub(self.budget.available_permits() as u64)
-            .saturating_sub(self._permit.num_permits() as u64);
-        ::metrics::gauge!(RESERVED).set((held * MIB) as f64);
+        drop(self.permit.take());
+        ::metrics::gauge!(RESERVED).set(reserved_bytes(&self.permits, self.total_mib) as f64);
     }
 }
 
